@@ -1,0 +1,3 @@
+from flowwatch.cli import main
+
+main()

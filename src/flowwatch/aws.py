@@ -1,0 +1,97 @@
+"""The only place that creates boto3 clients: one session, lazily created clients, botocore's
+standard retries (throttling), and ``wait_until`` for polling and eventual consistency.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Botocore "standard" retry mode: exponential backoff with jitter on throttling and transient
+# errors (Throttling, ThrottlingException, RequestLimitExceeded, SlowDown, 5xx, ...).
+MAX_ATTEMPTS = 10
+
+
+def retry_config(endpoint_url: str | None = None) -> Any:
+    from botocore.config import Config
+
+    return Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                  connect_timeout=5 if endpoint_url else 10, read_timeout=60,
+                  user_agent_extra="flowwatch")
+
+
+class Aws:
+    """A boto3 session plus lazily created clients, all pointed at one endpoint when given."""
+
+    SERVICES = ("ec2", "iam", "logs", "s3", "sns", "cloudwatch", "glue", "athena", "sts", "ssm", "sqs",
+                "resourcegroupstaggingapi")
+
+    def __init__(self, session: Any, endpoint_url: str | None = None) -> None:
+        self.session = session
+        self.endpoint_url = endpoint_url
+        self._clients: dict[str, Any] = {}
+        self._account: str | None = None
+
+    @classmethod
+    def create(cls, *, profile: str | None, region: str, endpoint_url: str | None) -> "Aws":
+        import boto3
+
+        return cls(boto3.Session(profile_name=profile, region_name=region), endpoint_url)
+
+    @property
+    def region(self) -> str:
+        return self.session.region_name
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.session.client(
+                service, endpoint_url=self.endpoint_url, config=retry_config(self.endpoint_url))
+        return self._clients[service]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in Aws.SERVICES:
+            return self.client(name)
+        raise AttributeError(name)
+
+    @property
+    def account(self) -> str:
+        if self._account is None:
+            self._account = self.sts.get_caller_identity()["Account"]
+        return self._account
+
+    @property
+    def partition(self) -> str:
+        return self.session.get_partition_for_region(self.region)
+
+
+def error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
+def wait_until(check: Callable[[], T | None], *, timeout: float, interval: float = 2.0,
+               sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+               retry_codes: tuple[str, ...] = (), what: str = "condition") -> T:
+    """Call ``check`` until it returns something truthy; ClientErrors with ``retry_codes`` count as "not yet".
+
+    Raises ``flowwatch.errors.TimeoutError_`` after ``timeout`` seconds. Tests pass a fake sleep/clock.
+    """
+    from flowwatch.errors import TimeoutError_
+
+    deadline = clock() + timeout
+    delay = interval
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # only the named codes are retried
+            if error_code(exc) not in retry_codes:
+                raise
+        if clock() >= deadline:
+            raise TimeoutError_(f"timed out after {timeout:.0f} s waiting for {what}")
+        sleep(delay)
+        delay = min(delay * 1.5, 30.0)

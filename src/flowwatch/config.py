@@ -1,0 +1,382 @@
+"""YAML config -> a frozen, validated ``Config`` (pydantic), before any AWS call.
+
+Every key is optional but ``stack``; the defaults reproduce the lab (DESIGN.md "Config").
+Errors become one ``ConfigError`` line naming the key, what was given and what is allowed (exit 2).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from flowwatch.errors import ConfigError
+
+# CloudWatch Logs PutRetentionPolicy: the only values AWS accepts.
+RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                  3288, 3653)
+NAME_KINDS = ("vpc", "subnet", "igw", "nacl", "log_group", "role", "bucket", "flow_log_cwl", "flow_log_s3",
+              "topic", "database", "table", "workgroup", "instance", "security_group")
+STACK_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
+REGION_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
+EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+RULE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+METRIC_RE = re.compile(r"^[^:\s][^\s]{0,254}$")
+NAMESPACE_RE = re.compile(r"^[0-9A-Za-z.\-_/#:]{1,255}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _network(value: str, field: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 CIDR block (e.g. 10.0.0.0/24)") from None
+    if str(net) != value:
+        raise ValueError(f"{value} has host bits set; did you mean {net}?")
+    if not 16 <= net.prefixlen <= 28:
+        raise ValueError(f"{value}: AWS allows /16 to /28 for a {field}, got /{net.prefixlen}")
+    return net
+
+
+class Network(_Model):
+    vpc_id: str | None = None
+    vpc_cidr: str = "10.0.0.0/24"
+    subnet_cidr: str = "10.0.0.0/26"
+    availability_zone: str | None = None  # default: "<region>a"
+
+    @field_validator("vpc_id")
+    @classmethod
+    def _vpc_id(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"vpc-[0-9a-f]{8,17}", v):
+            raise ValueError(f"{v!r} is not a VPC id (vpc- and 8 or 17 hex digits)")
+        return v
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_cidr(cls, v: str) -> str:
+        _network(v, "VPC")
+        return v
+
+    @field_validator("subnet_cidr")
+    @classmethod
+    def _subnet_cidr(cls, v: str) -> str:
+        _network(v, "subnet")
+        return v
+
+    @model_validator(mode="after")
+    def _subnet_inside(self) -> "Network":
+        if self.vpc_id is None:
+            vpc, sub = ipaddress.IPv4Network(self.vpc_cidr), ipaddress.IPv4Network(self.subnet_cidr)
+            if not sub.subnet_of(vpc):
+                raise ValueError(f"subnet_cidr {sub} is not inside vpc_cidr {vpc}")
+        return self
+
+
+class FlowLogs(_Model):
+    format: str | list[str] = "v2"
+    traffic_type: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
+    aggregation_seconds: Literal[60, 600] = 60
+    retention_days: int | None = 30
+    s3_file_format: Literal["plain-text", "parquet"] = "plain-text"
+    hive_partitions: bool = False
+    per_hour_partitions: bool = False
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention(cls, v: int | None) -> int | None:
+        if v is not None and v not in RETENTION_DAYS:
+            allowed = ", ".join(map(str, RETENTION_DAYS))
+            raise ValueError(f"{v} is not a CloudWatch Logs retention; allowed: {allowed}, or null (never expire)")
+        return v
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str | list[str]) -> str | list[str]:
+        from flowwatch.records import RecordFormat
+
+        RecordFormat.parse(v)  # FormatError (a ValueError) names the field
+        return v
+
+
+class Nacl(_Model):
+    deny_icmp_egress: bool | None = None  # default: on, or off when adopting an existing VPC
+
+
+class AlertRule(_Model):
+    name: str
+    match: dict[str, str | int] | None = None
+    pattern: str | None = None
+    metric: str
+    namespace: str = "Lab-VPC-Flow-Log-Ping"
+    threshold: float = 1
+    period: int = 60
+    evaluation_periods: int = 1
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not RULE_NAME_RE.fullmatch(v):
+            raise ValueError(f"{v!r}: use 1-40 lowercase letters, digits and '-'")
+        return v
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        if not METRIC_RE.fullmatch(v):
+            raise ValueError(f"{v!r}: a CloudWatch metric name is 1-255 characters, no spaces, not starting with ':'")
+        return v
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, v: str) -> str:
+        if not NAMESPACE_RE.fullmatch(v) or v.startswith((":", "AWS/")):
+            raise ValueError(f"{v!r}: a custom namespace is 1-255 of A-Z a-z 0-9 . - _ / # :, not starting "
+                             "with ':' or 'AWS/'")
+        return v
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError(f"{v}: must be >= 0 (the alarm fires when the Sum reaches it)")
+        return float(v)
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: int) -> int:
+        if v < 60 or v % 60:
+            raise ValueError(f"{v}: must be a multiple of 60 seconds (metric filters publish 1-minute metrics)")
+        return v
+
+    @field_validator("evaluation_periods")
+    @classmethod
+    def _periods(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"{v}: must be >= 1")
+        return v
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> "AlertRule":
+        if (self.match is None) == (self.pattern is None):
+            raise ValueError("give exactly one of match: {field: value} or pattern: '[...]'")
+        if self.pattern is not None:
+            from flowwatch.patterns import compile_pattern
+
+            compile_pattern(self.pattern)  # PatternError (a ValueError) says where
+        limit = 604800 if self.period >= 3600 else 86400
+        if self.period * self.evaluation_periods > limit:
+            raise ValueError(f"period x evaluation_periods = {self.period * self.evaluation_periods} s; "
+                             f"CloudWatch allows at most {limit} s")
+        return self
+
+
+LAB_RULE = AlertRule(name="ping-deny", match={"protocol": 1, "action": "REJECT"}, metric="Ping-Deny",
+                     namespace="Lab-VPC-Flow-Log-Ping", threshold=1, period=60, evaluation_periods=1)
+
+
+class Alerts(_Model):
+    email: str | None = None
+    rules: list[AlertRule] = Field(default_factory=lambda: [LAB_RULE])
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not EMAIL_RE.fullmatch(v):
+            raise ValueError(f"{v!r} is not an e-mail address (name@example.com)")
+        return v
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, v: list[AlertRule]) -> list[AlertRule]:
+        if not v:
+            raise ValueError("at least one rule is needed")
+        names = [r.name for r in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rule names must be unique: {', '.join(dupes)}")
+        return v
+
+
+class Config(_Model):
+    stack: str
+    region: str = "us-east-1"
+    network: Network = Field(default_factory=Network)
+    flow_logs: FlowLogs = Field(default_factory=FlowLogs)
+    nacl: Nacl = Field(default_factory=Nacl)
+    alerts: Alerts = Field(default_factory=Alerts)
+    names: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("stack")
+    @classmethod
+    def _stack(cls, v: str) -> str:
+        if not STACK_RE.fullmatch(v):
+            raise ValueError(f"{v!r}: use 1-24 lowercase letters, digits and '-', starting and ending with a letter "
+                             "or digit (it becomes part of S3, IAM and Glue names)")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not REGION_RE.fullmatch(v):
+            raise ValueError(f"{v!r} is not an AWS region name (e.g. us-east-1)")
+        return v
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, v: dict[str, str]) -> dict[str, str]:
+        for kind, name in v.items():
+            if kind not in NAME_KINDS:
+                raise ValueError(f"unknown kind {kind!r}{_did_you_mean(kind, NAME_KINDS)}; "
+                                 f"allowed: {', '.join(NAME_KINDS)}")
+            if not name or len(name) > 255:
+                raise ValueError(f"{kind}: a name of 1-255 characters is needed")
+        if "bucket" in v:
+            b = v["bucket"]
+            if not BUCKET_RE.fullmatch(b) or ".." in b or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", b) \
+                    or b.startswith("xn--") or b.endswith("-s3alias"):
+                raise ValueError(f"bucket {b!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, "
+                                 "'.', '-', starting and ending with a letter or digit)")
+        for kind in ("database", "table"):
+            if kind in v and not re.fullmatch(r"[a-z0-9_]{1,255}", v[kind]):
+                raise ValueError(f"{kind} {v[kind]!r}: Glue names are lowercase letters, digits and '_'")
+        return v
+
+    @model_validator(mode="after")
+    def _zone(self) -> "Config":
+        az = self.network.availability_zone
+        if az is not None and not re.fullmatch(re.escape(self.region) + r"(?:-[a-z]+-\d)?[a-z]", az):
+            raise ValueError(f"network.availability_zone {az!r} is not in region {self.region} "
+                             f"(e.g. {self.region}a)")
+        return self
+
+    # ---- derived values (no AWS call) ----
+    @property
+    def availability_zone(self) -> str:
+        return self.network.availability_zone or f"{self.region}a"
+
+    @property
+    def adopted(self) -> bool:
+        return self.network.vpc_id is not None
+
+    @property
+    def deny_icmp_egress(self) -> bool:
+        flag = self.nacl.deny_icmp_egress
+        return (not self.adopted) if flag is None else flag
+
+    @property
+    def record_format(self):  # -> flowwatch.records.RecordFormat
+        from flowwatch.records import RecordFormat
+
+        return RecordFormat.parse(self.flow_logs.format)
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _model_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        for candidate in (ann, *getattr(ann, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                model = candidate
+                break
+            inner = getattr(candidate, "__args__", ())
+            found = [c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)]
+            if found:
+                model = found[0]
+                break
+        else:
+            return None
+    return model
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    path = ".".join(str(p) for p in loc if not str(p).startswith(("function-", "constrained-")))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = _model_for(loc[:-1])
+        allowed = list(parent.model_fields) if parent else []
+        return (f"{path}: unknown key{_did_you_mean(str(loc[-1]), allowed)}; "
+                f"allowed here: {', '.join(allowed)}")
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "literal_error":
+        return f"{path}: {err['input']!r} is not allowed; expected {err['ctx']['expected']}"
+    if kind == "value_error":
+        msg = str(err.get("ctx", {}).get("error", err["msg"]))
+        return f"{path}: {msg}" if path else msg
+    if kind.endswith("_type") or kind in ("model_type", "dict_type", "list_type"):
+        want = {"string_type": "a string", "int_type": "an integer", "float_type": "a number",
+                "bool_type": "true or false", "list_type": "a list", "dict_type": "a mapping",
+                "model_type": "a mapping", "none_type": "null"}.get(kind, kind)
+        return f"{path}: expected {want}, got {type(err['input']).__name__} {err['input']!r}"
+    return f"{path}: {err['msg']}"
+
+
+def parse_config(data: Any, source: str = "config") -> Config:
+    """Validate a mapping (already loaded from YAML) into a Config, or raise one ConfigError line."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level (stack: NAME, ...), got "
+                          f"{type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        # pydantic reports every member of a union; keep the most specific line.
+        errors.sort(key=lambda e: (e["type"] not in ("value_error", "extra_forbidden", "missing",
+                                                      "literal_error"), -len(e["loc"])))
+        raise ConfigError(f"{source}: {_describe(errors[0])}",
+                          hint=f"{len(errors) - 1} more problem(s) after this one" if len(errors) > 1 else None)
+
+
+def load_config(path: str | os.PathLike[str] | None, *, stack: str | None = None,
+                region: str | None = None, required: bool = True) -> Config:
+    """Read the YAML file (if any), apply --stack/--region overrides, and validate."""
+    import yaml
+
+    data: dict[str, Any] = {}
+    source = str(path) if path else "config"
+    if path is not None and Path(path).is_file():
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{source}:{where}: YAML syntax error: {problem}") from None
+        if loaded is not None:
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"{source}: expected a mapping at the top level (stack: NAME, ...), "
+                                  f"got {type(loaded).__name__}")
+            data = loaded
+    elif required and stack is None:
+        raise ConfigError(f"{source}: config file not found",
+                          hint="create it (see config.example.yaml), pass --config PATH, or give --stack NAME")
+    if stack is not None:
+        data = {**data, "stack": stack}
+    if region is not None:
+        data = {**data, "region": region}
+    return parse_config(data, source)

@@ -1,0 +1,137 @@
+"""Output: the only thing in flowwatch that prints (rich).
+
+Progress, plans and errors go to stderr; data (query rows, status JSON) goes to stdout so it pipes.
+Methods check verbosity themselves; command code never does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red"),
+           "ok": ("✓", "green"), "fail": ("✗", "red"), "skip": ("·", "dim")}
+
+
+class Output:
+    def __init__(self, verbosity: int = 0, debug: bool = False, *, stderr: Any = None, stdout: Any = None,
+                 color: bool | None = None) -> None:
+        from rich.console import Console
+
+        self.verbosity = verbosity
+        self.debug = debug
+        self.err = Console(file=stderr or sys.stderr, stderr=stderr is None, highlight=False,
+                           no_color=color is False, force_terminal=color or None, soft_wrap=True)
+        self.out = Console(file=stdout or sys.stdout, highlight=False, no_color=color is False,
+                           force_terminal=color or None, soft_wrap=True)
+        self._stdout = stdout or sys.stdout
+
+    # ---- progress (stderr) ----
+    def info(self, message: str) -> None:
+        self.err.print(message)
+
+    def detail(self, message: str) -> None:
+        if self.verbosity >= 1:
+            self.err.print(f"[dim]{message}[/dim]")
+
+    def debug_line(self, message: str) -> None:
+        if self.verbosity >= 2 or self.debug:
+            self.err.print(f"[dim]debug: {message}[/dim]")
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"[yellow]warning:[/yellow] {message}")
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self.err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+        if hint:
+            self.err.print(f"[dim]hint: {hint}[/dim]")
+
+    def heading(self, message: str) -> None:
+        self.err.print(f"[bold]{message}[/bold]")
+
+    @contextlib.contextmanager
+    def working(self, message: str) -> Iterator[None]:
+        """A spinner while something runs (only on a terminal)."""
+        if self.err.is_terminal:
+            with self.err.status(message):
+                yield
+        else:
+            yield
+
+    def step(self, name: str, changes: Sequence[Any], found: str | None, *, dry_run: bool = False,
+             failed: str | None = None) -> None:
+        if failed is not None:
+            sym, color = SYMBOLS["fail"]
+            self.err.print(f"  [{color}]{sym}[/{color}] {name:<14} [red]failed[/red]      {failed}")
+            return
+        if not changes:
+            sym, color = SYMBOLS["ok"]
+            what = found or "nothing to do"
+            self.err.print(f"  [{color}]{sym}[/{color}] {name:<14} no change   [dim]{what}[/dim]")
+            return
+        for change in changes:
+            sym, color = SYMBOLS[change.action]
+            verb = {"create": "create", "update": "update", "delete": "delete"}[change.action]
+            if dry_run:
+                verb = f"would {verb}"
+            self.err.print(f"  [{color}]{sym}[/{color}] {name:<14} {verb:<11} {change.target}"
+                           f" [dim]({change.reason})[/dim]")
+
+    def summary(self, changed: int, unchanged: int, errors: int = 0, *, dry_run: bool = False) -> None:
+        label = "Would change" if dry_run else "Changed"
+        self.err.print(f"{label}: {changed}  No change: {unchanged}  Errors: {errors}")
+
+    # ---- data (stdout) ----
+    def data(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table",
+             title: str | None = None) -> None:
+        if fmt == "json":
+            self.json([dict(zip(columns, row)) for row in rows])
+        elif fmt == "csv":
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows(["" if v is None else v for v in row] for row in rows)
+            self._stdout.write(buf.getvalue())
+            self._stdout.flush()
+        else:
+            from rich.table import Table
+
+            table = Table(title=title, show_lines=False, header_style="bold")
+            for col in columns:
+                table.add_column(str(col), overflow="fold")
+            for row in rows:
+                table.add_row(*[self._cell(col, v) for col, v in zip(columns, row)])
+            self.out.print(table)
+
+    @staticmethod
+    def _cell(column: Any, value: Any) -> str:
+        if value is None:
+            return "[dim]-[/dim]"
+        text = str(value).replace("[", r"\[")
+        if column == "action" and text == "REJECT":
+            return "[bold red]REJECT[/bold red]"
+        return text
+
+    def json(self, value: Any) -> None:
+        self._stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+        self._stdout.flush()
+
+    def text(self, line: str) -> None:
+        """A plain data line on stdout (no markup)."""
+        self._stdout.write(line + "\n")
+        self._stdout.flush()
+
+    def rich(self, renderable: Any) -> None:
+        """A rich renderable on stdout (tables, panels)."""
+        self.out.print(renderable)
+
+    def crash(self, exc: BaseException) -> None:
+        if self.debug:
+            self.err.print_exception(show_locals=False)
+        else:
+            self.error(f"{type(exc).__name__}: {exc}", hint="run again with --debug for the traceback")

@@ -1,0 +1,277 @@
+"""up / down / status: discover -> plan -> show -> apply, step by step (DESIGN.md "The stack").
+
+``up`` runs the steps in order, applying only the difference; ``--dry-run`` stops before ``apply``.
+``down`` discovers everything first (so each step knows its parents), then runs ``plan_destroy``
+backwards. Nothing here prints directly: ``ctx.out`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowwatch.errors import AwsError, FlowwatchError, UsageError
+from flowwatch.model import Change, Context
+from flowwatch.settings import Settings
+
+
+@dataclass
+class Report:
+    changed: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    changes: list[Change] = field(default_factory=list)
+
+    def add(self, changes: Sequence[Change]) -> None:
+        if changes:
+            self.changed += len(changes)
+            self.changes.extend(changes)
+        else:
+            self.unchanged += 1
+
+
+@contextlib.contextmanager
+def aws_errors(step: str) -> Iterator[None]:
+    """Turn botocore failures into one actionable FlowwatchError line naming the step."""
+    try:
+        yield
+    except FlowwatchError:
+        raise
+    except Exception as exc:
+        from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredentialsError,
+                                         NoRegionError, WaiterError)
+
+        if isinstance(exc, ClientError):
+            raise AwsError.from_client_error(exc, step=step) from exc
+        if isinstance(exc, NoCredentialsError):
+            raise FlowwatchError(f"{step}: no AWS credentials found",
+                                 hint="set AWS_PROFILE or --profile, run `aws configure`, or use --local") from exc
+        if isinstance(exc, NoRegionError):
+            raise FlowwatchError(f"{step}: no region", hint="set region: in the config or --region") from exc
+        if isinstance(exc, EndpointConnectionError):
+            raise FlowwatchError(f"{step}: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}",
+                                 hint="check --endpoint-url / the network (flowwatch local status)") from exc
+        if isinstance(exc, WaiterError):
+            raise AwsError(f"{step}: gave up waiting: {exc}") from exc
+        raise
+
+
+def _steps(only: Sequence[str] | None = None) -> list[Any]:
+    from flowwatch.steps import STEPS
+
+    return [s for s in STEPS if only is None or s.name in only]
+
+
+def discover_all(ctx: Context, steps: Sequence[Any]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for step in steps:
+        with aws_errors(step.name):
+            have = step.discover(ctx)
+        step.publish(ctx.stack, have)
+        seen[step.name] = have
+    return seen
+
+
+def up(ctx: Context, only: Sequence[str] | None = None) -> Report:
+    """Converge the stack. With ``only``, earlier steps are still discovered (read) for their outputs."""
+    report = Report()
+    steps = _steps()
+    last = max(i for i, s in enumerate(steps) if only is None or s.name in only)
+    for step in steps[:last + 1]:
+        with aws_errors(step.name):
+            have = step.discover(ctx)
+            if only is not None and step.name not in only:
+                step.publish(ctx.stack, have)
+                continue
+            changes = step.plan(step.desired(ctx), have)
+        if not changes:
+            ctx.out.step(step.name, [], step.found(have))
+        elif ctx.dry_run:
+            ctx.out.step(step.name, changes, None, dry_run=True)
+        else:
+            for change in changes:
+                try:
+                    with aws_errors(step.name), ctx.out.working(f"{step.name}: {change.action} {change.target}"):
+                        have = step.apply(ctx, change, have)
+                except FlowwatchError as exc:
+                    report.errors += 1
+                    ctx.out.step(step.name, [], None, failed=exc.message)
+                    ctx.out.summary(report.changed, report.unchanged, report.errors)
+                    raise
+                ctx.out.step(step.name, [change], None)
+                report.changed += 1
+                report.changes.append(change)
+        if not changes:
+            report.unchanged += 1
+        elif ctx.dry_run:
+            report.add(changes)
+        step.publish(ctx.stack, have)
+    ctx.out.summary(report.changed, report.unchanged, report.errors, dry_run=ctx.dry_run)
+    return report
+
+
+def plan_down(ctx: Context) -> tuple[list[Any], dict[str, Any], list[Change]]:
+    steps = _steps()
+    seen = discover_all(ctx, steps)
+    planned: list[Change] = []
+    for step in reversed(steps):
+        planned += step.plan_destroy(seen[step.name], ctx)
+    return steps, seen, planned
+
+
+def down(ctx: Context, confirm: Any = None) -> Report:
+    """Remove everything the stack owns, backwards. ``confirm(changes) -> bool`` may stop it first."""
+    report = Report()
+    steps, seen, planned = plan_down(ctx)
+    if not planned:
+        ctx.out.info(f"Nothing to remove: no resource of stack {ctx.stack.name!r} found in {ctx.region}.")
+        ctx.out.summary(0, len(steps), dry_run=ctx.dry_run)
+        return report
+    if ctx.dry_run:
+        for step in reversed(steps):
+            ctx.out.step(step.name, [c for c in planned if c.step == step.name], None, dry_run=True)
+        report.add(planned)
+        ctx.out.summary(report.changed, 0, dry_run=True)
+        return report
+    if confirm is not None and not confirm(planned):
+        raise FlowwatchError("down: cancelled, nothing was removed")
+    for step in reversed(steps):
+        changes = step.plan_destroy(seen[step.name], ctx)
+        have = seen[step.name]
+        if not changes:
+            report.unchanged += 1
+            continue
+        for change in changes:
+            try:
+                with aws_errors(step.name), ctx.out.working(f"{step.name}: delete {change.target}"):
+                    have = step.apply(ctx, change, have)
+            except FlowwatchError as exc:
+                report.errors += 1
+                ctx.out.step(step.name, [], None, failed=exc.message)
+                ctx.out.summary(report.changed, report.unchanged, report.errors)
+                raise
+            ctx.out.step(step.name, [change], None)
+            report.changed += 1
+            report.changes.append(change)
+        seen[step.name] = have
+    ctx.out.summary(report.changed, report.unchanged, report.errors)
+    return report
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    step: str
+    state: str            # found | missing | drifted | partial | not managed
+    found: str | None
+    detail: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def status(ctx: Context) -> list[StepStatus]:
+    rows: list[StepStatus] = []
+    for step in _steps():
+        with aws_errors(step.name):
+            have = step.discover(ctx)
+            try:
+                changes = step.plan(step.desired(ctx), have)
+                problem = None
+            except FlowwatchError as exc:      # drift or ownership: report, don't stop
+                changes, problem = [], exc.message
+        step.publish(ctx.stack, have)
+        extra = step.status(ctx, have) if hasattr(step, "status") else {}
+        if problem:
+            state, detail = "drifted", problem
+        elif not changes:
+            state, detail = ("found" if have is not None else "not managed"), None
+        elif all(c.action == "create" for c in changes) and (have is None or not step.found(have)):
+            state, detail = "missing", "; ".join(f"{c.target}" for c in changes)
+        else:
+            state, detail = "drifted", "; ".join(f"{c.action} {c.target}: {c.reason}" for c in changes)
+        rows.append(StepStatus(step.name, state, step.found(have), detail, extra))
+    rows.extend(_alert_metrics(ctx))
+    return rows
+
+
+def _alert_metrics(ctx: Context) -> list[StepStatus]:
+    """The last datapoints of each alert metric (Sum per period over the last hour)."""
+    from datetime import datetime, timedelta, timezone
+
+    rows = []
+    end = datetime.now(timezone.utc)
+    for rule in ctx.config.alerts.rules:
+        with aws_errors("metric"):
+            points = ctx.aws.cloudwatch.get_metric_statistics(
+                Namespace=rule.namespace, MetricName=rule.metric, StartTime=end - timedelta(hours=1), EndTime=end,
+                Period=rule.period, Statistics=["Sum"]).get("Datapoints", [])
+        points.sort(key=lambda p: p["Timestamp"])
+        last = [{"time": p["Timestamp"].isoformat(), "sum": p["Sum"]} for p in points[-5:]]
+        text = ", ".join(f"{p['Timestamp']:%H:%M} {p['Sum']:g}" for p in points[-5:]) or "no datapoints in the last hour"
+        rows.append(StepStatus(f"metric {rule.metric}", "found" if points else "no data", text,
+                               extra={"datapoints": last}))
+    return rows
+
+
+# ---------- commands (called by cli.py) ----------
+def up_command(settings: Settings, *, dry_run: bool) -> None:
+    from flowwatch.context import build_context
+
+    ctx = build_context(settings, dry_run=dry_run)
+    verb = "Planning" if dry_run else "Converging"
+    ctx.out.heading(f"{verb} stack {ctx.stack.name!r} in {ctx.region}"
+                    f"{' (local AWS)' if ctx.local else ''}{' - dry run, nothing will change' if dry_run else ''}")
+    up(ctx)
+
+
+def down_command(settings: Settings, *, yes: bool, keep_data: bool, dry_run: bool) -> None:
+    import sys
+
+    from flowwatch.context import build_context
+
+    ctx = build_context(settings, dry_run=dry_run, keep_data=keep_data, yes=yes)
+
+    def confirm(changes: Sequence[Change]) -> bool:
+        if yes:
+            return True
+        if not sys.stdin or not sys.stdin.isatty():
+            raise UsageError("down: refusing to delete without confirmation; pass --yes")
+        import click
+
+        ctx.out.heading(f"flowwatch down will remove {len(changes)} resource(s) of stack {ctx.stack.name!r}:")
+        for change in changes:
+            ctx.out.info(f"  - {change.step:<14} {change.target}")
+        return click.confirm("Proceed?", default=False, err=True)
+
+    ctx.out.heading(f"Removing stack {ctx.stack.name!r} from {ctx.region}{' (dry run)' if dry_run else ''}")
+    down(ctx, confirm=confirm)
+
+
+def status_command(settings: Settings) -> None:
+    from flowwatch.context import build_context
+
+    ctx = build_context(settings)
+    rows = status(ctx)
+    if settings.output == "json":
+        ctx.out.json({"stack": ctx.stack.name, "region": ctx.region,
+                      "steps": [{"step": r.step, "state": r.state, "found": r.found, "detail": r.detail, **r.extra}
+                                for r in rows]})
+        return
+    table = [(r.step, r.state, r.found or "-", r.detail or _extra_text(r.extra)) for r in rows]
+    ctx.out.data(["step", "state", "found", "detail"], table, settings.output,
+                 title=f"flowwatch stack {ctx.stack.name} ({ctx.region})")
+
+
+def _extra_text(extra: dict[str, Any]) -> str:
+    parts = []
+    for key, value in extra.items():
+        if key == "datapoints":
+            continue
+        if isinstance(value, dict) and "DeliverLogsStatus" in value:
+            err = f" ({value['error']})" if value.get("error") else ""
+            parts.append(f"{key} delivery {value['DeliverLogsStatus']}{err}")
+        elif isinstance(value, dict) and "state" in value:
+            parts.append(f"{key}: {value['state']}")
+        elif key == "subscriptions":
+            parts += [f"{s['endpoint']}: {s['state']}" for s in value]
+    return "; ".join(parts)

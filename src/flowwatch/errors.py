@@ -1,0 +1,80 @@
+"""Errors flowwatch expects, each with the exit code the CLI returns for it.
+
+Raised early, caught once in ``cli.main``: the user sees one line (plus a dim hint), no traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FlowwatchError(Exception):
+    """Base class: a message a user can act on, an exit code and an optional hint."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class ConfigError(FlowwatchError):
+    """Bad config or bad usage, found before any AWS call (exit 2)."""
+
+    exit_code = 2
+
+
+class UsageError(ConfigError):
+    """Bad command-line input (exit 2)."""
+
+
+class AwsError(FlowwatchError):
+    """An AWS call failed (exit 1)."""
+
+    HINTS = {
+        "AccessDenied": "the caller lacks a permission; docs/IAM.md lists the policy flowwatch needs",
+        "AccessDeniedException": "the caller lacks a permission; docs/IAM.md lists the policy flowwatch needs",
+        "UnauthorizedOperation": "the caller lacks a permission; docs/IAM.md lists the policy flowwatch needs",
+        "UnrecognizedClientException": "the credentials are not valid for this endpoint",
+        "InvalidClientTokenId": "the credentials are not valid for this endpoint",
+        "ExpiredToken": "refresh your credentials (aws sso login, or new session keys)",
+        "ExpiredTokenException": "refresh your credentials (aws sso login, or new session keys)",
+        "VpcLimitExceeded": "the region's VPC quota is used up; delete an unused VPC or ask for more",
+        "DependencyViolation": "something outside the stack still uses this resource; remove it and run down again",
+        "BucketAlreadyExists": "bucket names are global: set names.bucket to a name of your own",
+    }
+
+    def __init__(self, message: str, hint: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.code = code
+
+    @classmethod
+    def from_client_error(cls, err: Any, *, step: str, operation: str | None = None) -> "AwsError":
+        error = getattr(err, "response", {}).get("Error", {})
+        code = error.get("Code", "Unknown")
+        message = error.get("Message", str(err))
+        op = operation or getattr(err, "operation_name", "call")
+        return cls(f"{step}: {op} failed: {code}: {message}", hint=cls.HINTS.get(code), code=code)
+
+
+class AmbiguousStateError(FlowwatchError):
+    """More than one resource carries the tags that should name exactly one (exit 1)."""
+
+    def __init__(self, step: str, ids: list[str]) -> None:
+        super().__init__(
+            f"{step}: found {len(ids)} resources tagged for this stack: {', '.join(ids)}",
+            hint="remove the extra ones (or run `flowwatch down`) so that exactly one is left",
+        )
+
+
+class DriftError(FlowwatchError):
+    """A resource exists but differs in a way that cannot be changed in place (exit 1)."""
+
+
+class OwnershipError(FlowwatchError):
+    """A resource with the stack's name exists but is not the stack's own (exit 1)."""
+
+
+class TimeoutError_(FlowwatchError):
+    """Waiting for AWS took longer than allowed (exit 1)."""

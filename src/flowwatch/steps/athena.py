@@ -1,0 +1,288 @@
+"""athena: the Glue database and table over the S3 flow logs, an Athena workgroup, and named queries.
+
+- database ``flowwatch_<stack>`` (tagged), table ``flow_logs``: columns from the record format, one
+  partition column ``dt`` resolved by partition projection (no MSCK REPAIR, no ALTER TABLE ADD PARTITION);
+- workgroup ``flowwatch-<stack>-athena`` (tagged): results to ``s3://<bucket>/athena-results/``, SSE-S3,
+  settings enforced, CloudWatch metrics on, 10 GiB scan cutoff per query;
+- one named query per ``flowwatch query`` preset. Deleting the workgroup with RecursiveDeleteOption removes
+  them on AWS (DeleteNamedQuery is therefore never needed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowwatch.aws import error_code
+from flowwatch.errors import OwnershipError
+from flowwatch.model import PENDING, Change, Context, Stack
+from flowwatch.naming import STACK_TAG, tag_dict, tags
+from flowwatch.steps.base import tag_map
+
+SCAN_CUTOFF_BYTES = 10 * 1024 ** 3
+RESULTS_PREFIX = "athena-results/"
+
+TEXT_STORAGE = {
+    "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+    "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+                  "Parameters": {"field.delim": " ", "serialization.format": " ", "serialization.null.format": "-"}},
+}
+PARQUET_STORAGE = {
+    "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                  "Parameters": {"serialization.format": "1"}},
+}
+
+
+@dataclass(frozen=True)
+class AthenaSpec:
+    database: str
+    table: str
+    table_input: dict[str, Any]
+    workgroup: str
+    workgroup_config: dict[str, Any]
+    queries: dict[str, tuple[str, str]]   # name -> (description, sql)
+
+
+@dataclass(frozen=True)
+class AthenaSeen:
+    database: str | None = None
+    database_ours: bool = True
+    table: dict[str, Any] | None = None
+    workgroup: str | None = None
+    workgroup_ours: bool = True
+    workgroup_config: dict[str, Any] = field(default_factory=dict)
+    queries: dict[str, tuple[str, str, str]] = field(default_factory=dict)   # name -> (id, description, sql)
+
+
+def table_input(ctx: Context, name: str) -> dict[str, Any]:
+    from flowwatch.records import PARTITION_KEY
+
+    fmt = ctx.config.record_format
+    layout = ctx.s3_layout()
+    parquet = ctx.config.flow_logs.s3_file_format == "parquet"
+    storage = dict(PARQUET_STORAGE if parquet else TEXT_STORAGE)
+    params = {"EXTERNAL": "TRUE", "classification": "parquet" if parquet else "csv",
+              **layout.projection_parameters()}
+    if parquet:
+        params.pop("skip.header.line.count", None)
+    return {"Name": name, "TableType": "EXTERNAL_TABLE", "Parameters": params,
+            "PartitionKeys": [{"Name": PARTITION_KEY, "Type": "string"}],
+            "StorageDescriptor": {"Columns": fmt.glue_columns(), "Location": layout.table_location(), **storage}}
+
+
+def preset_queries(ctx: Context, database: str, table: str) -> dict[str, tuple[str, str]]:
+    from flowwatch.query.presets import named_queries
+
+    return named_queries(ctx.config.record_format, database, table)
+
+
+class AthenaStep:
+    name = "athena"
+
+    def desired(self, ctx: Context) -> AthenaSpec:
+        database, table, workgroup = ctx.names.of("database"), ctx.names.of("table"), ctx.names.of("workgroup")
+        config = {
+            "ResultConfiguration": {"OutputLocation": f"s3://{ctx.bucket}/{RESULTS_PREFIX}",
+                                    "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}},
+            "EnforceWorkGroupConfiguration": True, "PublishCloudWatchMetricsEnabled": True,
+            "BytesScannedCutoffPerQuery": SCAN_CUTOFF_BYTES,
+        }
+        return AthenaSpec(database, table, table_input(ctx, table), workgroup, config,
+                          preset_queries(ctx, database, table))
+
+    def discover(self, ctx: Context) -> AthenaSeen | None:
+        glue, athena = ctx.aws.glue, ctx.aws.athena
+        names = ctx.names
+        seen = AthenaSeen()
+        database = names.of("database")
+        try:
+            glue.get_database(Name=database)
+            arn = f"arn:{ctx.aws.partition}:glue:{ctx.region}:{ctx.account}:database/{database}"
+            ours = glue.get_tags(ResourceArn=arn).get("Tags", {}).get(STACK_TAG) == ctx.stack.name
+            seen = AthenaSeen(database=database, database_ours=ours)
+            try:
+                table = glue.get_table(DatabaseName=database, Name=names.of("table"))["Table"]
+                seen = AthenaSeen(database, ours, table)
+            except Exception as exc:
+                if error_code(exc) != "EntityNotFoundException":
+                    raise
+        except Exception as exc:
+            if error_code(exc) != "EntityNotFoundException":
+                raise
+        workgroup = names.of("workgroup")
+        try:
+            wg = athena.get_work_group(WorkGroup=workgroup).get("WorkGroup")
+        except Exception as exc:
+            if error_code(exc) != "InvalidRequestException":
+                raise
+            wg = None
+        if wg:
+            arn = f"arn:{ctx.aws.partition}:athena:{ctx.region}:{ctx.account}:workgroup/{workgroup}"
+            wg_tags = tag_map(athena.list_tags_for_resource(ResourceARN=arn).get("Tags", []))
+            queries = self._queries(athena, workgroup)
+            seen = AthenaSeen(seen.database, seen.database_ours, seen.table, workgroup,
+                              wg_tags.get(STACK_TAG) == ctx.stack.name, wg.get("Configuration", {}), queries)
+        return seen
+
+    @staticmethod
+    def _queries(athena: Any, workgroup: str) -> dict[str, tuple[str, str, str]]:
+        ids: list[str] = []
+        for page in athena.get_paginator("list_named_queries").paginate(WorkGroup=workgroup):
+            ids += page["NamedQueryIds"]
+        out: dict[str, tuple[str, str, str]] = {}
+        for query_id in ids:  # GetNamedQuery: a handful of presets, and supported everywhere
+            q = athena.get_named_query(NamedQueryId=query_id)["NamedQuery"]
+            out[q["Name"]] = (q["NamedQueryId"], q.get("Description", ""), q["QueryString"])
+        return out
+
+    def plan(self, want: AthenaSpec, have: AthenaSeen | None) -> list[Change]:
+        have = have or AthenaSeen()
+        changes: list[Change] = []
+        if have.database is None:
+            changes.append(Change(self.name, "create", f"Glue database {want.database}", "not found",
+                                  {"kind": "database"}))
+        elif not have.database_ours:
+            raise OwnershipError(f"athena: Glue database {want.database} exists and is not the stack's",
+                                 hint="set names.database to another name, or use another --stack")
+        if have.table is None:
+            changes.append(Change(self.name, "create", f"Glue table {want.database}.{want.table} (partition projection)",
+                                  "not found", {"kind": "table"}))
+        else:
+            diff = _table_diff(have.table, want.table_input)
+            if diff:
+                changes.append(Change(self.name, "update", f"Glue table {want.database}.{want.table}", diff,
+                                      {"kind": "table"}))
+        if have.workgroup is None:
+            changes.append(Change(self.name, "create", f"Athena workgroup {want.workgroup}", "not found",
+                                  {"kind": "workgroup"}))
+        elif not have.workgroup_ours:
+            raise OwnershipError(f"athena: workgroup {want.workgroup} exists and is not the stack's",
+                                 hint="set names.workgroup to another name, or use another --stack")
+        elif not _same_workgroup(have.workgroup_config, want.workgroup_config):
+            changes.append(Change(self.name, "update", f"Athena workgroup {want.workgroup}",
+                                  "settings differ", {"kind": "workgroup"}))
+        for name, (description, sql) in want.queries.items():
+            seen = have.queries.get(name)
+            if seen is None:
+                changes.append(Change(self.name, "create", f"named query {name}", "not found",
+                                      {"kind": "query", "name": name}))
+            elif (seen[1], seen[2]) != (description, sql):
+                changes.append(Change(self.name, "update", f"named query {name}", "SQL differs",
+                                      {"kind": "query", "name": name, "id": seen[0]}))
+        return changes
+
+    def apply(self, ctx: Context, change: Change, have: AthenaSeen | None) -> AthenaSeen:
+        have = have or AthenaSeen()
+        glue, athena = ctx.aws.glue, ctx.aws.athena
+        kind = change.params["kind"]
+        if change.action == "delete":
+            return self._delete(ctx, change, have)
+        want = self.desired(ctx)
+        if kind == "database":
+            glue.create_database(DatabaseInput={
+                "Name": want.database, "Description": f"flowwatch stack {ctx.stack.name}: VPC flow logs"},
+                Tags=tag_dict(ctx.stack.name, self.name, want.database))
+            return AthenaSeen(want.database, True, have.table, have.workgroup, have.workgroup_ours,
+                              have.workgroup_config, have.queries)
+        if kind == "table":
+            if change.action == "create":
+                glue.create_table(DatabaseName=want.database, TableInput=want.table_input)
+            else:
+                glue.update_table(DatabaseName=want.database, TableInput=want.table_input)
+            return AthenaSeen(have.database, have.database_ours, want.table_input, have.workgroup,
+                              have.workgroup_ours, have.workgroup_config, have.queries)
+        if kind == "workgroup":
+            if change.action == "create":
+                athena.create_work_group(Name=want.workgroup, Configuration=want.workgroup_config,
+                                         Description=f"flowwatch stack {ctx.stack.name}",
+                                         Tags=tags(ctx.stack.name, self.name, want.workgroup))
+            else:
+                athena.update_work_group(WorkGroup=want.workgroup, ConfigurationUpdates={
+                    "ResultConfigurationUpdates": {
+                        "OutputLocation": want.workgroup_config["ResultConfiguration"]["OutputLocation"],
+                        "EncryptionConfiguration": want.workgroup_config["ResultConfiguration"]["EncryptionConfiguration"]},
+                    "EnforceWorkGroupConfiguration": True, "PublishCloudWatchMetricsEnabled": True,
+                    "BytesScannedCutoffPerQuery": SCAN_CUTOFF_BYTES})
+            return AthenaSeen(have.database, have.database_ours, have.table, want.workgroup, True,
+                              want.workgroup_config, have.queries)
+        name = change.params["name"]
+        description, sql = want.queries[name]
+        queries = dict(have.queries)
+        if change.action == "update":
+            athena.update_named_query(NamedQueryId=change.params["id"], Name=name, Description=description,
+                                      QueryString=sql)
+            queries[name] = (change.params["id"], description, sql)
+        else:
+            qid = athena.create_named_query(Name=name, Description=description, Database=want.database,
+                                            QueryString=sql, WorkGroup=want.workgroup)["NamedQueryId"]
+            queries[name] = (qid, description, sql)
+        return AthenaSeen(have.database, have.database_ours, have.table, have.workgroup, have.workgroup_ours,
+                          have.workgroup_config, queries)
+
+    def _delete(self, ctx: Context, change: Change, have: AthenaSeen) -> AthenaSeen:
+        kind = change.params["kind"]
+        if kind == "workgroup":
+            ctx.aws.athena.delete_work_group(WorkGroup=have.workgroup, RecursiveDeleteOption=True)
+            return AthenaSeen(have.database, have.database_ours, have.table)
+        if kind == "table":
+            ctx.aws.glue.delete_table(DatabaseName=have.database, Name=change.params["name"])
+            return AthenaSeen(have.database, have.database_ours, None, have.workgroup, have.workgroup_ours,
+                              have.workgroup_config, have.queries)
+        ctx.aws.glue.delete_database(Name=have.database)
+        return AthenaSeen(None, True, None, have.workgroup, have.workgroup_ours, have.workgroup_config, have.queries)
+
+    def plan_destroy(self, have: AthenaSeen | None, ctx: Context) -> list[Change]:
+        if have is None:
+            return []
+        changes = []
+        if have.workgroup and have.workgroup_ours:
+            changes.append(Change(self.name, "delete", f"Athena workgroup {have.workgroup} and its "
+                                  f"{len(have.queries)} named queries", "down", {"kind": "workgroup"}))
+        if have.database and have.database_ours:
+            if have.table:
+                changes.append(Change(self.name, "delete", f"Glue table {have.database}.{have.table['Name']}",
+                                      "down", {"kind": "table", "name": have.table["Name"]}))
+            changes.append(Change(self.name, "delete", f"Glue database {have.database}", "down",
+                                  {"kind": "database"}))
+        return changes
+
+    def publish(self, stack: Stack, have: AthenaSeen | None) -> None:
+        stack.workgroup = have.workgroup if have and have.workgroup else PENDING
+
+    def found(self, have: AthenaSeen | None) -> str | None:
+        if have is None or have.database is None:
+            return None
+        table = f".{have.table['Name']}" if have.table else ""
+        return f"{have.database}{table}, workgroup {have.workgroup}, {len(have.queries)} named queries"
+
+
+def _table_diff(seen: dict[str, Any], want: dict[str, Any]) -> str | None:
+    sd, wsd = seen.get("StorageDescriptor", {}), want["StorageDescriptor"]
+    if [(c["Name"], c["Type"]) for c in sd.get("Columns", [])] != [(c["Name"], c["Type"]) for c in wsd["Columns"]]:
+        return "columns differ (record format changed)"
+    if sd.get("Location") != wsd["Location"]:
+        return f"location {sd.get('Location')} -> {wsd['Location']}"
+    if sd.get("SerdeInfo", {}).get("SerializationLibrary") != wsd["SerdeInfo"]["SerializationLibrary"]:
+        return "file format differs"
+    params = seen.get("Parameters", {})
+    for key, value in want["Parameters"].items():
+        if params.get(key) != value:
+            return f"{key} {params.get(key)} -> {value}"
+    if [k["Name"] for k in seen.get("PartitionKeys", [])] != [k["Name"] for k in want["PartitionKeys"]]:
+        return "partition keys differ"
+    return None
+
+
+def _same_workgroup(seen: dict[str, Any], want: dict[str, Any]) -> bool:
+    rc, wrc = seen.get("ResultConfiguration", {}), want["ResultConfiguration"]
+    if rc.get("OutputLocation") != wrc["OutputLocation"]:
+        return False
+    enc = rc.get("EncryptionConfiguration")
+    if enc is not None and enc != wrc["EncryptionConfiguration"]:
+        return False
+    return bool(seen.get("EnforceWorkGroupConfiguration", True))
+
+

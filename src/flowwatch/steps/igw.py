@@ -1,0 +1,145 @@
+"""igw: an internet gateway attached to the VPC, and the route 0.0.0.0/0 to it in the main route table.
+
+The gateway is found by its flowwatch tags; the route by destination in the VPC's main route table
+(a route to another gateway there is not ours and is never replaced). Read-only in an adopted VPC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flowwatch.errors import OwnershipError
+from flowwatch.model import PENDING, Change, Context, Stack
+from flowwatch.naming import tag_filters, tag_spec
+from flowwatch.steps.base import missing, one, pending
+
+DEFAULT_ROUTE = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class IgwSeen:
+    id: str | None                 # None: no gateway of ours (adopted VPC may have its own)
+    attached_to: str | None
+    route_table_id: str | None
+    route_target: str | None       # GatewayId of the 0.0.0.0/0 route in the main table, if any
+    adopted: bool = False
+
+
+class IgwStep:
+    name = "igw"
+
+    def desired(self, ctx: Context) -> bool:
+        return not ctx.config.adopted
+
+    def discover(self, ctx: Context) -> IgwSeen | None:
+        if pending(ctx.stack.vpc_id):
+            return None
+        ec2 = ctx.aws.ec2
+        vpc_id = ctx.stack.vpc_id
+        if ctx.config.adopted:
+            igws = ec2.describe_internet_gateways(
+                Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])["InternetGateways"]
+            igw_id = igws[0]["InternetGatewayId"] if igws else None
+            table_id, target = self._main_route(ctx, vpc_id)
+            return IgwSeen(igw_id, vpc_id if igw_id else None, table_id, target, adopted=True)
+        igws = ec2.describe_internet_gateways(Filters=tag_filters(ctx.stack.name, self.name))["InternetGateways"]
+        igw = one(self.name, igws, "InternetGatewayId")
+        table_id, target = self._main_route(ctx, vpc_id)
+        if igw is None:
+            return IgwSeen(None, None, table_id, target)
+        attached = next((a["VpcId"] for a in igw.get("Attachments", ())
+                         if a.get("State") in ("attached", "available", "attaching")), None)
+        return IgwSeen(igw["InternetGatewayId"], attached, table_id, target)
+
+    @staticmethod
+    def _main_route(ctx: Context, vpc_id: str) -> tuple[str | None, str | None]:
+        tables = ctx.aws.ec2.describe_route_tables(Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
+        if not tables:
+            return None, None
+        table = tables[0]
+        target = next((r.get("GatewayId") for r in table.get("Routes", ())
+                       if r.get("DestinationCidrBlock") == DEFAULT_ROUTE), None)
+        return table["RouteTableId"], target
+
+    def plan(self, want: bool, have: IgwSeen | None) -> list[Change]:
+        if not want:
+            return []
+        if have is None or have.id is None:
+            changes = [Change(self.name, "create", "internet gateway, attached", reason="not found")]
+            if have is not None and have.route_target:
+                raise OwnershipError(f"igw: the main route table {have.route_table_id} already routes "
+                                     f"{DEFAULT_ROUTE} to {have.route_target}, which is not the stack's",
+                                     hint="remove that route, or adopt the VPC with network.vpc_id")
+            return changes + [Change(self.name, "create", f"route {DEFAULT_ROUTE} -> internet gateway",
+                                     reason="not found", params={"kind": "route"})]
+        changes = []
+        if have.attached_to is None:
+            changes.append(Change(self.name, "update", f"attach {have.id}", reason="detached",
+                                  params={"kind": "attach", "igw_id": have.id}))
+        if have.route_target is None:
+            changes.append(Change(self.name, "create", f"route {DEFAULT_ROUTE} -> {have.id}", reason="not found",
+                                  params={"kind": "route", "igw_id": have.id, "table": have.route_table_id}))
+        elif have.route_target != have.id:
+            raise OwnershipError(f"igw: the main route table {have.route_table_id} routes {DEFAULT_ROUTE} to "
+                                 f"{have.route_target}, not to the stack's {have.id}",
+                                 hint="remove that route and run up again")
+        return changes
+
+    def apply(self, ctx: Context, change: Change, have: IgwSeen | None) -> IgwSeen | None:
+        ec2 = ctx.aws.ec2
+        vpc_id = ctx.stack.vpc_id
+        kind = change.params.get("kind", "igw")
+        if change.action == "delete":
+            if kind == "route":
+                ec2.delete_route(RouteTableId=change.params["table"], DestinationCidrBlock=DEFAULT_ROUTE)
+                return have and IgwSeen(have.id, have.attached_to, have.route_table_id, None)
+            if kind == "detach":
+                ec2.detach_internet_gateway(InternetGatewayId=change.params["igw_id"], VpcId=change.params["vpc_id"])
+                return have and IgwSeen(have.id, None, have.route_table_id, have.route_target)
+            ec2.delete_internet_gateway(InternetGatewayId=change.params["igw_id"])
+            return None
+        if kind == "igw":
+            name = ctx.names.of("igw")
+            igw_id = ec2.create_internet_gateway(TagSpecifications=tag_spec(
+                "internet-gateway", ctx.stack.name, self.name, name))["InternetGateway"]["InternetGatewayId"]
+            ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id)
+            table_id, target = self._main_route(ctx, vpc_id)
+            return IgwSeen(igw_id, vpc_id, table_id, target)
+        if kind == "attach":
+            ec2.attach_internet_gateway(InternetGatewayId=change.params["igw_id"], VpcId=vpc_id)
+            return IgwSeen(have.id, vpc_id, have.route_table_id, have.route_target)
+        # route: the gateway may have been created by the change just before this one
+        igw_id = change.params.get("igw_id") or have.id
+        table_id = change.params.get("table") or have.route_table_id
+        try:
+            ec2.create_route(RouteTableId=table_id, DestinationCidrBlock=DEFAULT_ROUTE, GatewayId=igw_id)
+        except Exception as exc:
+            if not missing(exc, "RouteAlreadyExists"):
+                raise
+        return IgwSeen(igw_id, vpc_id, table_id, igw_id)
+
+    def plan_destroy(self, have: IgwSeen | None, ctx: Context) -> list[Change]:
+        if have is None or have.adopted or have.id is None:
+            return []
+        changes = []
+        if have.route_target == have.id:
+            changes.append(Change(self.name, "delete", f"route {DEFAULT_ROUTE} -> {have.id}", reason="down",
+                                  params={"kind": "route", "table": have.route_table_id}))
+        if have.attached_to:
+            changes.append(Change(self.name, "delete", f"detach {have.id} from {have.attached_to}", reason="down",
+                                  params={"kind": "detach", "igw_id": have.id, "vpc_id": have.attached_to}))
+        changes.append(Change(self.name, "delete", f"internet gateway {have.id}", reason="down",
+                              params={"kind": "igw", "igw_id": have.id}))
+        return changes
+
+    def publish(self, stack: Stack, have: IgwSeen | None) -> None:
+        stack.igw_id = have.id if have and have.id else PENDING
+        stack.route_table_id = have.route_table_id if have else PENDING
+
+    def found(self, have: IgwSeen | None) -> str | None:
+        if have is None:
+            return None
+        if have.adopted:
+            return f"{have.id or 'no gateway'} (adopted VPC, read-only)"
+        return f"{have.id} attached to {have.attached_to}, route {DEFAULT_ROUTE} in {have.route_table_id}"

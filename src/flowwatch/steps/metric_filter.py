@@ -1,0 +1,117 @@
+"""metric_filter: one CloudWatch Logs metric filter per alert rule on the stack's log group.
+
+Named ``flowwatch-<stack>-<rule>``; found by that exact name on our own log group. The default rule is the
+lab's (rejected ICMP -> metric Ping-Deny, value 1, default 0). A rule given as ``match`` gets a
+space-delimited pattern GENERATED from the record format, so a custom format never silently breaks it.
+Filters of ours whose rule was removed from the config are deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flowwatch.aws import error_code
+from flowwatch.model import PENDING, Change, Context, Stack
+from flowwatch.steps.base import pending
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    name: str
+    pattern: str
+    metric: str
+    namespace: str
+
+    def transformation(self) -> dict[str, Any]:
+        return {"metricName": self.metric, "metricNamespace": self.namespace, "metricValue": "1",
+                "defaultValue": 0.0}
+
+
+@dataclass(frozen=True)
+class FilterSeen:
+    name: str
+    pattern: str
+    transformation: dict[str, Any]
+
+
+def rule_pattern(ctx: Context, rule: Any) -> str:
+    if rule.pattern is not None:
+        return rule.pattern
+    return ctx.config.record_format.filter_pattern(rule.match)
+
+
+class MetricFilterStep:
+    name = "metric_filter"
+
+    def desired(self, ctx: Context) -> dict[str, FilterSpec]:
+        return {ctx.names.metric_filter(r.name): FilterSpec(ctx.names.metric_filter(r.name), rule_pattern(ctx, r),
+                                                            r.metric, r.namespace)
+                for r in ctx.config.alerts.rules}
+
+    def discover(self, ctx: Context) -> dict[str, FilterSeen] | None:
+        if pending(ctx.stack.log_group_arn):
+            return None
+        prefix = ctx.names.metric_filter("")
+        seen: dict[str, FilterSeen] = {}
+        try:
+            pages = ctx.aws.logs.get_paginator("describe_metric_filters").paginate(
+                logGroupName=ctx.log_group, filterNamePrefix=prefix)
+            for page in pages:
+                for f in page["metricFilters"]:
+                    if f.get("logGroupName", ctx.log_group) == ctx.log_group:
+                        t = (f.get("metricTransformations") or [{}])[0]
+                        seen[f["filterName"]] = FilterSeen(f["filterName"], f.get("filterPattern", ""), t)
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise
+        return seen
+
+    def plan(self, want: dict[str, FilterSpec], have: dict[str, FilterSeen] | None) -> list[Change]:
+        have = have or {}
+        changes = []
+        for name, spec in want.items():
+            seen = have.get(name)
+            if seen is None:
+                changes.append(Change(self.name, "create", f"metric filter {name} -> {spec.namespace}/{spec.metric}",
+                                      "not found", {"name": name}))
+            elif seen.pattern != spec.pattern:
+                changes.append(Change(self.name, "update", f"metric filter {name}", "pattern differs", {"name": name}))
+            elif not _same_transformation(seen.transformation, spec.transformation()):
+                changes.append(Change(self.name, "update", f"metric filter {name}", "metric differs", {"name": name}))
+        for name in sorted(set(have) - set(want)):
+            changes.append(Change(self.name, "delete", f"metric filter {name}", "rule no longer configured",
+                                  {"name": name}))
+        return changes
+
+    def apply(self, ctx: Context, change: Change, have: dict[str, FilterSeen] | None) -> dict[str, FilterSeen]:
+        have = dict(have or {})
+        name = change.params["name"]
+        if change.action == "delete":
+            ctx.aws.logs.delete_metric_filter(logGroupName=ctx.log_group, filterName=name)
+            have.pop(name, None)
+            return have
+        spec = self.desired(ctx)[name]
+        ctx.aws.logs.put_metric_filter(logGroupName=ctx.log_group, filterName=name, filterPattern=spec.pattern,
+                                       metricTransformations=[spec.transformation()])
+        have[name] = FilterSeen(name, spec.pattern, spec.transformation())
+        return have
+
+    def plan_destroy(self, have: dict[str, FilterSeen] | None, ctx: Context) -> list[Change]:
+        return [Change(self.name, "delete", f"metric filter {name}", "down", {"name": name}) for name in sorted(have or {})]
+
+    def publish(self, stack: Stack, have: dict[str, FilterSeen] | None) -> None:
+        stack.metric_filters = sorted(have) if have is not None else PENDING
+
+    def found(self, have: dict[str, FilterSeen] | None) -> str | None:
+        return ", ".join(sorted(have)) if have else None
+
+
+def _same_transformation(seen: dict[str, Any], want: dict[str, Any]) -> bool:
+    def norm(t: dict[str, Any]) -> tuple:
+        default = t.get("defaultValue")
+        return (t.get("metricName"), t.get("metricNamespace"), str(t.get("metricValue")),
+                None if default is None else float(default), tuple(sorted((t.get("dimensions") or {}).items())),
+                t.get("unit") or "None")
+    return norm(seen) == norm(want)

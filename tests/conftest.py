@@ -1,0 +1,83 @@
+"""Shared fixtures: fake credentials, moto in-process, a recorder of every AWS call, a Context."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import pytest
+
+READS = ("Describe", "List", "Get", "Head", "Lookup", "Search", "BatchGet", "TestMetricFilter")
+
+
+@pytest.fixture(autouse=True)
+def _fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Never reach AWS: fake credentials, a fixed region, no profile or endpoint from the developer's shell."""
+    for var in list(os.environ):
+        if var.startswith(("AWS_", "FLOWWATCH_")):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(state / "cache"))
+
+
+@pytest.fixture
+def session():
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def calls(session) -> list[tuple[str, str]]:
+    """Every AWS operation made through `session`, as (service, operation)."""
+    seen: list[tuple[str, str]] = []
+    session.events.register(
+        "before-call.*.*", lambda event_name, model, **_: seen.append((event_name.split(".")[1], model.name)))
+    return seen
+
+
+def mutating(calls: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [c for c in calls if not c[1].startswith(READS)]
+
+
+def make_config(**overrides: Any):
+    from flowwatch.config import parse_config
+
+    data: dict[str, Any] = {"stack": "test"}
+    data.update(overrides)
+    return parse_config(data)
+
+
+def make_ctx(session, config=None, *, dry_run: bool = False, keep_data: bool = False, **extras: Any):
+    from flowwatch.aws import Aws
+    from flowwatch.console import Output
+    from flowwatch.model import Context, Stack
+    from flowwatch.naming import Names
+
+    config = config or make_config()
+    err = io.StringIO()
+    out = Output(stderr=err, stdout=io.StringIO(), color=False)
+    ctx = Context(config=config, aws=Aws(session), out=out, names=Names.from_config(config),
+                  stack=Stack(config.stack), dry_run=dry_run, keep_data=keep_data,
+                  extras={"sleep": lambda _: None, **extras})
+    return ctx
+
+
+@pytest.fixture
+def ctx(session, calls):
+    return make_ctx(session)
+
+
+def fresh(ctx, **kw: Any):
+    """A new Context on the same session and config (what a second CLI run would have)."""
+    return make_ctx(ctx.aws.session, ctx.config, **kw)
