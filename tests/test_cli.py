@@ -1,0 +1,110 @@
+"""The command line as a user meets it: help without boto3, exit codes, stderr/stdout split, env vars."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from .cli_helpers import run_cli
+from .inventory import empty, inventory
+
+
+def test_help_does_not_import_boto3():
+    code = textwrap.dedent("""
+        import sys
+        from flowwatch.cli import cli
+        try:
+            cli.main(["--help"], standalone_mode=False, prog_name="flowwatch")
+        except SystemExit:
+            pass
+        heavy = sorted(m for m in ("boto3", "botocore", "rich", "moto", "duckdb", "pydantic", "yaml") if m in sys.modules)
+        print("HEAVY=" + ",".join(heavy))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "Usage: flowwatch" in out
+    assert out.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_every_command_has_help(capsys, monkeypatch):
+    for command in (["up"], ["status"], ["down"], ["simulate-reject"], ["query"], ["logs", "tail"],
+                    ["pattern", "test"], ["local", "start"], ["demo"]):
+        result = run_cli(capsys, monkeypatch, *command, "--help")
+        assert result.code == 0, command
+        assert "Usage:" in result.out
+
+
+@pytest.fixture
+def moto_env(monkeypatch):
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+def test_up_dry_run_prints_the_plan_and_changes_nothing(tmp_path, capsys, monkeypatch, moto_env):
+    import boto3
+
+    (tmp_path / "flowwatch.yaml").write_text("stack: test\n")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(capsys, monkeypatch, "up", "--dry-run")
+    assert result.code == 0, result.err
+    assert "would create" in result.err and "vpc 10.0.0.0/24" in result.err
+    assert result.out == ""                      # progress goes to stderr only
+    assert empty(inventory(boto3.Session(region_name="us-east-1"))) == {}
+
+
+def test_up_status_down_through_the_cli(tmp_path, capsys, monkeypatch, moto_env):
+    import boto3
+
+    config = tmp_path / "custom.yaml"
+    config.write_text("stack: test\nalerts:\n  email: ops@example.com\n")
+    monkeypatch.setenv("FLOWWATCH_CONFIG", str(config))
+    assert run_cli(capsys, monkeypatch, "up").code == 0
+    second = run_cli(capsys, monkeypatch, "up")
+    assert second.code == 0 and "Changed: 0" in second.err
+    status = run_cli(capsys, monkeypatch, "--output", "json", "status")
+    assert status.code == 0
+    doc = json.loads(status.out)
+    states = {s["step"]: s["state"] for s in doc["steps"]}
+    assert states["vpc"] == states["alarm"] == states["athena"] == "found"
+    refused = run_cli(capsys, monkeypatch, "down", stdin="")
+    assert refused.code == 2 and "--yes" in refused.err
+    assert run_cli(capsys, monkeypatch, "down", "--yes").code == 0
+    assert empty(inventory(boto3.Session(region_name="us-east-1"))) == {}
+    again = run_cli(capsys, monkeypatch, "down", "--yes")
+    assert again.code == 0 and "Nothing to remove" in again.err
+
+
+def test_stack_option_works_without_a_config_file(tmp_path, capsys, monkeypatch, moto_env):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(capsys, monkeypatch, "--stack", "other", "up", "--dry-run")
+    assert result.code == 0, result.err
+    assert "Planning stack 'other'" in result.err
+
+
+def test_missing_config_file_is_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(capsys, monkeypatch, "up")
+    assert result.code == 2
+    assert result.err.splitlines()[0] == "error: flowwatch.yaml: config file not found"
+    assert "Traceback" not in result.err
+
+
+def test_foreign_collision_is_exit_1(tmp_path, capsys, monkeypatch, moto_env):
+    import boto3
+
+    boto3.client("logs", region_name="us-east-1").create_log_group(logGroupName="/flowwatch/test/flow-logs")
+    (tmp_path / "flowwatch.yaml").write_text("stack: test\n")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(capsys, monkeypatch, "up")
+    assert result.code == 1
+    assert "log group /flowwatch/test/flow-logs exists and is not the stack's" in result.err
+
+
+def test_python_dash_m_runs(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "flowwatch", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "flowwatch" in out.stdout
