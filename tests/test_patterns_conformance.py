@@ -1,0 +1,88 @@
+"""flowwatch.patterns against the shared CloudWatch Logs filter-pattern conformance vectors.
+
+The vectors live in ``shared/conformance/filter_patterns.json`` beside the repository (CI clones
+the repository next to a copy of ``shared/``); ``FLOWWATCH_CONFORMANCE`` overrides the path. Their
+format is described in ``shared/conformance/FILTER_PATTERNS.md`` section 6.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowwatch.patterns import PatternError, compile_pattern
+
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "filter_patterns.json"
+
+# Cases where the AWS documentation contradicts a vector: id -> reason (listed in docs/PATTERNS.md).
+XFAIL: dict[str, str] = {}
+
+
+def conformance_path() -> Path:
+    override = os.environ.get("FLOWWATCH_CONFORMANCE")
+    return Path(override) if override else DEFAULT_PATH
+
+
+# Resolved at import: test fixtures may clear FLOWWATCH_* variables while tests run.
+CONFORMANCE_PATH = conformance_path()
+
+
+def load_cases(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    cases: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    return cases
+
+
+CASES = load_cases(CONFORMANCE_PATH)
+
+
+def params() -> list[Any]:
+    marks = {case_id: pytest.mark.xfail(reason=reason, strict=True) for case_id, reason in XFAIL.items()}
+    return [pytest.param(case, id=case["id"], marks=marks.get(case["id"], ())) for case in CASES]
+
+
+def test_conformance_file_is_present() -> None:
+    path = CONFORMANCE_PATH
+    assert path.is_file(), f"conformance vectors not found at {path} (set FLOWWATCH_CONFORMANCE)"
+    assert CASES, f"{path} holds no cases"
+    assert len({case["id"] for case in CASES}) == len(CASES), "case ids must be unique"
+
+
+def test_xfail_ids_exist() -> None:
+    assert set(XFAIL) <= {case["id"] for case in CASES}
+
+
+@pytest.mark.parametrize("case", params())
+def test_case(case: dict[str, Any]) -> None:
+    pattern_text: str = case["pattern"]
+    message: str = case["message"]
+
+    if case.get("invalid_pattern"):
+        assert case["match"] is False
+        with pytest.raises(PatternError):
+            compile_pattern(pattern_text)
+        return
+
+    pattern = compile_pattern(pattern_text)
+    assert pattern.matches(message) is case["match"]
+
+    extracted = pattern.extract(message)
+    if not case["match"]:
+        assert extracted is None
+    elif "extracted" in case:
+        assert extracted == case["extracted"]
+    elif pattern.kind != "delimited":
+        assert extracted == {}
+
+    if "metric" in case:
+        expected = case["expected_metric"]
+        if isinstance(expected, dict) and "error" in expected:
+            with pytest.raises(ValueError):
+                pattern.metric(message, case["metric"])
+        else:
+            assert pattern.metric(message, case["metric"]) == expected
