@@ -6,12 +6,13 @@ Methods check verbosity themselves; command code never does.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import io
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red"),
@@ -44,12 +45,12 @@ class Output:
             self.err.print(f"[dim]debug: {message}[/dim]")
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/yellow] {message}")
+        self.err.print(f"[yellow]warning:[/yellow] {_escape(message)}")
 
     def error(self, message: str, hint: str | None = None) -> None:
-        self.err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+        self.err.print(f"[red]error:[/red] {_escape(message)}", markup=True, highlight=False)
         if hint:
-            self.err.print(f"[dim]hint: {hint}[/dim]")
+            self.err.print(f"[dim]hint: {_escape(hint)}[/dim]")
 
     def heading(self, message: str) -> None:
         self.err.print(f"[bold]{message}[/bold]")
@@ -67,7 +68,7 @@ class Output:
              failed: str | None = None) -> None:
         if failed is not None:
             sym, color = SYMBOLS["fail"]
-            self.err.print(f"  [{color}]{sym}[/{color}] {name:<14} [red]failed[/red]      {failed}")
+            self.err.print(f"  [{color}]{sym}[/{color}] {name:<14} [red]failed[/red]      {_escape(failed)}")
             return
         if not changes:
             sym, color = SYMBOLS["ok"]
@@ -126,12 +127,70 @@ class Output:
         self._stdout.write(line + "\n")
         self._stdout.flush()
 
+    def raw(self, chunks: Iterable[bytes]) -> None:
+        """Data already encoded as UTF-8 (a query engine's JSON/CSV export), copied to stdout as it comes."""
+        self._stdout.flush()
+        sink = getattr(self._stdout, "buffer", None)
+        if sink is not None:
+            for chunk in chunks:
+                sink.write(chunk)
+            sink.flush()
+            return
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        for chunk in chunks:
+            self._stdout.write(decoder.decode(chunk))
+        self._stdout.write(decoder.decode(b"", final=True))
+        self._stdout.flush()
+
     def rich(self, renderable: Any) -> None:
         """A rich renderable on stdout (tables, panels)."""
         self.out.print(renderable)
+
+    def notification(self, message: dict[str, Any]) -> None:
+        """One message of the local inbox (flowwatch.local), shown as the e-mail AWS would send."""
+        from datetime import datetime, timezone
+
+        from rich.panel import Panel
+        from rich.text import Text
+
+        when = datetime.fromtimestamp(message.get("time", 0), tz=timezone.utc).strftime("%a, %d %b %Y %H:%M:%S UTC")
+        to = ", ".join(message.get("recipients") or ()) or "(no e-mail subscriber: AWS would e-mail nobody)"
+        head = Text.assemble(("From:    ", "dim"), "AWS Notifications <no-reply@sns.amazonaws.com>\n",
+                             ("To:      ", "dim"), to + "\n", ("Date:    ", "dim"), when + "\n",
+                             ("Topic:   ", "dim"), str(message.get("topic_arn")) + "\n", ("Subject: ", "dim"),
+                             (str(message.get("subject") or "(none)"), "bold"), "\n\n", str(message.get("body", "")))
+        color = "red" if str(message.get("subject", "")).startswith("ALARM") else "green"
+        self.out.print(Panel(head, border_style=color, title="e-mail", title_align="left"), soft_wrap=False)
+
+    @contextlib.contextmanager
+    def live(self) -> Iterator[Any]:
+        """A one-line live display on stderr; yields ``update(text)``. On a terminal the line is
+        redrawn in place; elsewhere a line is printed only when the text changes."""
+        if self.err.is_terminal:
+            from rich.live import Live
+            from rich.text import Text
+
+            with Live(Text(""), console=self.err, refresh_per_second=4, transient=False) as live:
+                yield lambda text: live.update(Text.from_markup(text))
+        else:
+            last: list[str] = []
+
+            def update(text: str) -> None:
+                if not last or last[0] != text:
+                    last[:] = [text]
+                    self.err.print(text)
+
+            yield update
 
     def crash(self, exc: BaseException) -> None:
         if self.debug:
             self.err.print_exception(show_locals=False)
         else:
             self.error(f"{type(exc).__name__}: {exc}", hint="run again with --debug for the traceback")
+
+
+def _escape(text: str) -> str:
+    """Messages carry user and AWS text (filter patterns, policies): never read them as rich markup."""
+    from rich.markup import escape
+
+    return escape(str(text))

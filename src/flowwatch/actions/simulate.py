@@ -1,0 +1,290 @@
+"""simulate-reject: make forbidden traffic happen, then watch the alarm fire. NOT idempotent: every
+run adds traffic (and, in instance mode, may launch an instance).
+
+Modes:
+
+* ``instance`` (default on AWS): converge the NACL step (rule 90 denies ICMP egress), then launch
+  one ``t3.micro`` in the stack's subnet from the current Amazon Linux 2023 SSM parameter, with
+  IMDSv2 required, no key pair, the security group ``names.security_group`` (step tag
+  ``security_group``, NO inbound rule; an inbound rule found on it is revoked) and user data
+  that pings a public address for five minutes and then shuts the instance down
+  (InstanceInitiatedShutdownBehavior=terminate, so it stops costing by itself). The instance is
+  named ``names.instance`` and carries the step tag ``instance``; ``down`` removes it and the
+  security group. A traffic instance still pending/running is reused, not doubled.
+* ``inject``: synthetic REJECTed ICMP records in the configured record format
+  (``RecordFormat.synth``) from an address of the subnet to that public address, on a synthetic
+  ENI of the subnet. On AWS they are written into the stack's log group, one stream per ENI
+  (``<eni>-all``, like the flow-log service), so the metric filter sees them at once. On the
+  local AWS they are handed to the local flow-log service (``POST /_flowwatch/traffic``), which
+  delivers them to every flow log of the VPC: the log group AND the S3 bucket. Locally this is
+  the only mode (moto runs no instance).
+
+Then, unless ``--no-wait``, :func:`wait_for_alarm` watches the stack's alarms with a live line
+(state, datapoints so far, elapsed time) until one is in ALARM (exit 0) or the timeout (exit 1;
+default 15 min on AWS, 2 min locally). It is the same code on AWS and locally: DescribeAlarms +
+GetMetricStatistics, with an injectable clock and sleep for tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from flowwatch.aws import error_code
+from flowwatch.errors import AwsError, FlowwatchError, OwnershipError, UsageError
+from flowwatch.model import Context
+from flowwatch.naming import tag_filters, tag_spec
+
+AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+INSTANCE_TYPE = "t3.micro"
+PING_TARGET = "8.8.8.8"
+PING_SECONDS = 300
+AWS_TIMEOUT = 900
+LOCAL_TIMEOUT = 120
+USER_DATA = f"""#!/bin/bash
+# flowwatch simulate-reject: ping a public address for {PING_SECONDS // 60} minutes. The subnet's network ACL
+# denies ICMP egress (rule 90), so every echo request is REJECTed and lands in the flow logs.
+ping -c {PING_SECONDS} -i 1 {PING_TARGET} || true
+shutdown -h now
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    vpc_id: str
+    subnet_id: str
+    cidr: str
+    az_id: str | None
+
+
+@dataclass(frozen=True)
+class WaitResult:
+    state: str                 # ALARM, or the last state seen at the timeout
+    alarm: str
+    elapsed: float
+    datapoints: int
+
+
+def run(settings: Any, *, mode: str | None, wait: bool, timeout: int | None, count: int) -> int:
+    from flowwatch.context import build_context
+
+    return simulate(build_context(settings), mode=mode, wait=wait, timeout=timeout, count=count)
+
+
+def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeout: float | None = None,
+             count: int = 10, clock: Callable[[], float] = time.monotonic,
+             sleep: Callable[[float], None] = time.sleep) -> int:
+    if ctx.local and mode == "instance":
+        raise UsageError("the local AWS runs no EC2 instance: use --mode inject (the default with --local)")
+    mode = mode or ("inject" if ctx.local else "instance")
+    out = ctx.out
+    out.heading(f"simulate-reject ({mode}; not idempotent: every run adds traffic)")
+    target = find_target(ctx)
+    if mode == "instance":
+        launch_instance(ctx, target)
+    else:
+        inject(ctx, target, count)
+    if not wait:
+        out.info("[dim]not waiting (--no-wait); watch the alarm with `flowwatch status`[/dim]")
+        return 0
+    limit = timeout or (LOCAL_TIMEOUT if ctx.local else AWS_TIMEOUT)
+    if not ctx.local:
+        out.info(f"[dim]waiting up to {limit // 60:.0f} min: on AWS, flow logs deliver records 5-10 minutes after "
+                 "the traffic (aggregation interval + delivery), then the metric filter and alarm react[/dim]")
+    result = wait_for_alarm(ctx, timeout=limit, clock=clock, sleep=sleep, interval=0.5 if ctx.local else 10.0)
+    if result.state == "ALARM":
+        out.info(f"[green]✓[/green] alarm {result.alarm} is in [bold red]ALARM[/bold red] after "
+                 f"{result.elapsed:.0f} s ({result.datapoints} datapoint(s)); its actions were notified"
+                 + (" — see `flowwatch --local local inbox`" if ctx.local else ""))
+        return 0
+    hint = ("the local data plane evaluates alarms every few seconds: check `flowwatch local status`" if ctx.local
+            else "flow-log delivery can take 10 minutes or more; the alarm may still fire: run `flowwatch status` "
+                 "in a few minutes")
+    out.error(f"timed out after {result.elapsed:.0f} s: alarm {result.alarm} is {result.state}, not ALARM", hint)
+    return 1
+
+
+# ---- the stack's network -------------------------------------------------------------------
+
+def find_target(ctx: Context) -> Target:
+    subnets = ctx.aws.ec2.describe_subnets(Filters=tag_filters(ctx.stack.name, "subnet"))["Subnets"]
+    if not subnets:
+        raise FlowwatchError(f"stack {ctx.stack.name!r} has no subnet in {ctx.region}",
+                             hint="run `flowwatch up` first" + (" with --local" if ctx.local else ""))
+    if len(subnets) > 1:
+        from flowwatch.errors import AmbiguousStateError
+
+        raise AmbiguousStateError("subnet", [s["SubnetId"] for s in subnets])
+    s = subnets[0]
+    return Target(vpc_id=s["VpcId"], subnet_id=s["SubnetId"], cidr=s["CidrBlock"], az_id=s.get("AvailabilityZoneId"))
+
+
+# ---- inject ----------------------------------------------------------------------------------
+
+def synthetic_eni(subnet_id: str) -> str:
+    """A stable ENI id for synthetic traffic of a subnet (17 hex digits, like a real one)."""
+    return "eni-" + hashlib.sha256(subnet_id.encode()).hexdigest()[:17]
+
+
+def synth_lines(ctx: Context, target: Target, count: int, now: float | None = None) -> tuple[str, list[str]]:
+    """(eni, lines): ``count`` REJECTed pings from the subnet to a public address, in the configured format."""
+    eni = synthetic_eni(target.subnet_id)
+    source = str(ipaddress.IPv4Network(target.cidr)[10])
+    end = int(now if now is not None else time.time())
+    lines = ctx.config.record_format.synth(
+        account=ctx.account, eni=eni, srcaddr=source, dstaddr=PING_TARGET, protocol=1, action="REJECT",
+        start=end - ctx.config.flow_logs.aggregation_seconds, end=end, count=count, vpc_id=target.vpc_id,
+        subnet_id=target.subnet_id, region=ctx.region, az_id=target.az_id)
+    return eni, lines
+
+
+def inject(ctx: Context, target: Target, count: int) -> None:
+    eni, lines = synth_lines(ctx, target, count)
+    if ctx.local:
+        from flowwatch.local import api_for
+
+        result = api_for(ctx.aws.endpoint_url).traffic(
+            region=ctx.region, fields=ctx.config.record_format.fields, lines=lines, eni=eni,
+            vpc_id=target.vpc_id, subnet_id=target.subnet_id)
+        if not result["deliveries"]:
+            raise FlowwatchError(f"no flow log of stack {ctx.stack.name!r} covers {eni}: nothing was delivered",
+                                 hint="run `flowwatch --local up` first")
+        for d in result["deliveries"]:
+            where = (f"log group {d['destination']} (stream {', '.join(d['target'])})"
+                     if d["destination_type"] == "cloud-watch-logs" else
+                     f"s3://{d['destination'].split(':::', 1)[-1].split('/')[0]}/{', '.join(d['target'])}")
+            if d.get("error"):
+                ctx.out.warn(f"flow log {d['flow_log_id']}: {d['error']}")
+            else:
+                ctx.out.info(f"  [green]+[/green] {d['records']} REJECT records -> {where}")
+        return
+    logs = ctx.aws.logs
+    stream = f"{eni}-all"
+    try:
+        logs.create_log_stream(logGroupName=ctx.log_group, logStreamName=stream)
+    except Exception as exc:
+        code = error_code(exc)
+        if code == "ResourceNotFoundException":
+            raise FlowwatchError(f"log group {ctx.log_group} does not exist", hint="run `flowwatch up` first") from None
+        if code != "ResourceAlreadyExistsException":
+            raise AwsError.from_client_error(exc, step="simulate-reject", operation="CreateLogStream") from None
+    fields = ctx.config.record_format
+    start_at = fields.index("start") if "start" in fields else None
+    now_ms = int(time.time() * 1000)
+    events = sorted(({"timestamp": int(line.split()[start_at]) * 1000 if start_at is not None else now_ms,
+                      "message": line} for line in lines), key=lambda e: e["timestamp"])
+    try:
+        logs.put_log_events(logGroupName=ctx.log_group, logStreamName=stream, logEvents=events)
+    except Exception as exc:
+        raise AwsError.from_client_error(exc, step="simulate-reject", operation="PutLogEvents") from None
+    ctx.out.info(f"  [green]+[/green] {len(events)} synthetic REJECT records -> log group {ctx.log_group} "
+                 f"(stream {stream})")
+
+
+# ---- instance --------------------------------------------------------------------------------
+
+def launch_instance(ctx: Context, target: Target) -> str:
+    from flowwatch import engine
+
+    engine.up(ctx, only=("nacl",))
+    from flowwatch.steps.traffic import find_instances
+
+    ec2 = ctx.aws.ec2
+    existing = [i["InstanceId"] for i in find_instances(ctx, ["pending", "running"])]
+    if existing:
+        ctx.out.info(f"  [dim]✓ traffic instance {existing[0]} is still up (it pings for {PING_SECONDS // 60} min, "
+                     "then terminates itself); not launching another[/dim]")
+        return existing[0]
+    group_id = ensure_security_group(ctx, target.vpc_id)
+    ami = ctx.aws.ssm.get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
+    name = ctx.names.of("instance")
+    try:
+        resp = ec2.run_instances(
+            ImageId=ami, InstanceType=INSTANCE_TYPE, MinCount=1, MaxCount=1, SubnetId=target.subnet_id,
+            SecurityGroupIds=[group_id], UserData=USER_DATA, InstanceInitiatedShutdownBehavior="terminate",
+            MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
+            TagSpecifications=tag_spec("instance", ctx.stack.name, "instance", name))
+    except Exception as exc:
+        raise AwsError.from_client_error(exc, step="simulate-reject", operation="RunInstances") from None
+    instance_id = resp["Instances"][0]["InstanceId"]
+    ctx.out.info(f"  [green]+[/green] instance {instance_id} ({INSTANCE_TYPE}, {ami}, IMDSv2, no key pair, "
+                 f"security group {group_id} without inbound rules) pings {PING_TARGET} for "
+                 f"{PING_SECONDS // 60} min, then terminates itself; `flowwatch down` removes what is left")
+    return instance_id
+
+
+def ensure_security_group(ctx: Context, vpc_id: str) -> str:
+    """The traffic instance's security group: ours (step tag ``security_group``), no inbound rule."""
+    from flowwatch.steps.traffic import find_security_groups
+
+    ec2 = ctx.aws.ec2
+    name = ctx.names.of("security_group")
+    ctx.stack.vpc_id = vpc_id
+    found = find_security_groups(ctx)
+    if found:
+        group = found[0]
+        if group.get("IpPermissions"):
+            ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=group["IpPermissions"])
+            ctx.out.warn(f"security group {group['GroupId']} had inbound rules; removed them")
+        return group["GroupId"]
+    try:
+        group_id = ec2.create_security_group(
+            GroupName=name, VpcId=vpc_id,
+            Description="flowwatch simulate-reject traffic instance: no inbound rule",
+            TagSpecifications=tag_spec("security-group", ctx.stack.name, "security_group", name))["GroupId"]
+    except Exception as exc:
+        if error_code(exc) == "InvalidGroup.Duplicate":
+            raise OwnershipError(f"simulate-reject: security group {name} already exists in {vpc_id} without "
+                                 f"stack {ctx.stack.name!r}'s tag",
+                                 hint="remove it, or set names.security_group in the config") from None
+        raise AwsError.from_client_error(exc, step="simulate-reject", operation="CreateSecurityGroup") from None
+    ctx.out.info(f"  [green]+[/green] security group {group_id} ({name}): no inbound rule")
+    return group_id
+
+
+# ---- waiting for the alarm -------------------------------------------------------------------
+
+def wait_for_alarm(ctx: Context, *, timeout: float, clock: Callable[[], float] = time.monotonic,
+                   sleep: Callable[[float], None] = time.sleep, interval: float = 10.0,
+                   now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> WaitResult:
+    """Poll the stack's alarms until one is in ALARM or ``timeout`` seconds passed (same code on AWS
+    and locally). The live line shows the state, the datapoints of the alarm's metric since the
+    wait began, and the elapsed time."""
+    cw = ctx.aws.cloudwatch
+    names = [ctx.names.alarm(rule.name) for rule in ctx.config.alerts.rules]
+    since = now() - timedelta(minutes=5)
+    started = clock()
+    state, alarm_name, points = "?", names[0], 0
+    with ctx.out.live() as update:
+        while True:
+            alarms = cw.describe_alarms(AlarmNames=names)["MetricAlarms"]
+            if not alarms:
+                raise FlowwatchError(f"stack {ctx.stack.name!r} has no alarm ({', '.join(names)})",
+                                     hint="run `flowwatch up` first" + (" with --local" if ctx.local else ""))
+            firing = [a for a in alarms if a["StateValue"] == "ALARM"]
+            alarm = firing[0] if firing else alarms[0]
+            state, alarm_name = alarm["StateValue"], alarm["AlarmName"]
+            points, total = _datapoints(cw, alarm, since, now())
+            elapsed = clock() - started
+            color = {"ALARM": "bold red", "OK": "green"}.get(state, "yellow")
+            update(f"  alarm {alarm_name}: [{color}]{state}[/{color}]   datapoints: {points} (sum {total:g})   "
+                   f"elapsed: {int(elapsed) // 60}:{int(elapsed) % 60:02d}")
+            if state == "ALARM" or elapsed >= timeout:
+                return WaitResult(state, alarm_name, elapsed, points)
+            sleep(min(interval, timeout - elapsed))
+
+
+def _datapoints(cw: Any, alarm: dict[str, Any], since: datetime, until: datetime) -> tuple[int, float]:
+    if not alarm.get("MetricName"):
+        return 0, 0.0
+    period = int(alarm.get("Period") or 60)
+    resp = cw.get_metric_statistics(Namespace=alarm["Namespace"], MetricName=alarm["MetricName"],
+                                    Dimensions=alarm.get("Dimensions") or [], StartTime=since,
+                                    EndTime=until + timedelta(seconds=period), Period=period, Statistics=["Sum"])
+    points = resp["Datapoints"]
+    return len(points), sum(p.get("Sum", 0.0) for p in points)

@@ -1,0 +1,312 @@
+"""CloudWatch metric-alarm evaluation, as pure functions (no AWS call, no clock).
+
+The local data plane (``flowwatch.local.dataplane``) reads an alarm with DescribeAlarms, the
+datapoints of its evaluation range with GetMetricStatistics, calls :func:`evaluate`, and on a
+state change sets the state on the server and publishes :func:`notification` to the actions.
+
+Rules, from the CloudWatch User Guide, "Using Amazon CloudWatch alarms" -> "Configuring how
+CloudWatch alarms treat missing data" and "Avoiding premature transitions to alarm state":
+
+* Datapoints are the alarm's statistic over aligned periods (``[k*Period, (k+1)*Period)``). The
+  *evaluation range* holds more periods than ``EvaluationPeriods`` (N): AWS's examples use 5
+  for N = 3; flowwatch uses N + 2 for every alarm. The newest period is the one containing
+  "now" (it may still be filling: a breaching partial period alarms at once, as on AWS).
+* At least N real datapoints in the range: the N most recent real ones are evaluated and
+  TreatMissingData is not consulted. ALARM when at least ``DatapointsToAlarm`` (M) of them
+  breach, else OK.
+* No datapoint at all: ``missing`` -> INSUFFICIENT_DATA, ``ignore`` -> keep the state,
+  ``breaching`` -> ALARM, ``notBreaching`` -> OK.
+* Some, but fewer than N: ``breaching``/``notBreaching`` fill only the shortfall (N - real)
+  with breaching / non-breaching points ("missing data points only as few times as
+  possible"). ``missing``/``ignore`` evaluate the real points; a premature-alarm guard makes
+  the alarm go to ALARM when no real point in the range is non-breaching and the oldest
+  breaching point among the last N periods is at least M periods old (``missing``; ``ignore``
+  keeps the state instead); with a non-breaching real point and fewer than M breaching the
+  state is OK; otherwise (too few, too recent breaching points) the state is kept. These
+  reproduce every row of both example tables of that page (tests/test_local_alarms.py).
+* A new alarm starts in INSUFFICIENT_DATA (PutMetricAlarm: "the alarm state is immediately set
+  to INSUFFICIENT_DATA"); an update keeps the state.
+
+The notification is the JSON CloudWatch publishes to SNS (AlarmName, NewStateValue,
+OldStateValue, NewStateReason, StateChangeTime, Trigger, ...) and the e-mail text AWS sends to
+e-mail subscribers of the topic.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+OK, ALARM, INSUFFICIENT = "OK", "ALARM", "INSUFFICIENT_DATA"
+TREATMENTS = ("missing", "ignore", "breaching", "notBreaching")
+
+COMPARISONS: dict[str, tuple[Any, str]] = {
+    "GreaterThanOrEqualToThreshold": (operator.ge, "greater than or equal to"),
+    "GreaterThanThreshold": (operator.gt, "greater than"),
+    "LessThanThreshold": (operator.lt, "less than"),
+    "LessThanOrEqualToThreshold": (operator.le, "less than or equal to"),
+}
+STATISTICS = ("Sum", "Average", "Minimum", "Maximum", "SampleCount")
+EXTRA_PERIODS = 2  # evaluation range = EvaluationPeriods + 2 (AWS's example: 5 for 3)
+
+REGION_NAMES = {
+    "us-east-1": "US East (N. Virginia)", "us-east-2": "US East (Ohio)", "us-west-1": "US West (N. California)",
+    "us-west-2": "US West (Oregon)", "eu-west-1": "EU (Ireland)", "eu-west-2": "EU (London)",
+    "eu-west-3": "EU (Paris)", "eu-central-1": "EU (Frankfurt)", "eu-north-1": "EU (Stockholm)",
+    "ap-northeast-1": "Asia Pacific (Tokyo)", "ap-southeast-1": "Asia Pacific (Singapore)",
+    "ap-southeast-2": "Asia Pacific (Sydney)", "ap-south-1": "Asia Pacific (Mumbai)",
+    "ca-central-1": "Canada (Central)", "sa-east-1": "South America (Sao Paulo)",
+}
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """What evaluation needs from a MetricAlarm of DescribeAlarms."""
+
+    name: str
+    namespace: str
+    metric: str
+    statistic: str
+    period: int
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    threshold: float
+    comparison: str
+    treat_missing_data: str = "missing"
+    dimensions: tuple[tuple[str, str], ...] = ()
+    unit: str | None = None
+
+    @classmethod
+    def from_describe(cls, alarm: Mapping[str, Any]) -> "AlarmSpec":
+        """From one ``MetricAlarms`` item; ValueError when flowwatch cannot evaluate it
+        (metric math, extended statistic, unknown comparison)."""
+        if alarm.get("Metrics") or not alarm.get("MetricName"):
+            raise ValueError("metric-math alarms are not evaluated locally")
+        statistic = alarm.get("Statistic")
+        if statistic not in STATISTICS:
+            raise ValueError(f"statistic {alarm.get('ExtendedStatistic') or statistic!r} is not evaluated locally")
+        comparison = alarm.get("ComparisonOperator", "")
+        if comparison not in COMPARISONS:
+            raise ValueError(f"comparison {comparison!r} is not evaluated locally")
+        n = int(alarm.get("EvaluationPeriods") or 1)
+        treat = alarm.get("TreatMissingData") or "missing"
+        return cls(name=alarm["AlarmName"], namespace=alarm["Namespace"], metric=alarm["MetricName"],
+                   statistic=statistic, period=int(alarm.get("Period") or 60), evaluation_periods=n,
+                   datapoints_to_alarm=int(alarm.get("DatapointsToAlarm") or n),
+                   threshold=float(alarm.get("Threshold", 0.0)), comparison=comparison,
+                   treat_missing_data=treat if treat in TREATMENTS else "missing",
+                   dimensions=tuple((d["Name"], d["Value"]) for d in alarm.get("Dimensions") or ()),
+                   unit=alarm.get("Unit"))
+
+    @property
+    def evaluation_range(self) -> int:
+        return self.evaluation_periods + EXTRA_PERIODS
+
+    def breaches(self, value: float) -> bool:
+        return bool(COMPARISONS[self.comparison][0](value, self.threshold))
+
+    def period_starts(self, now: float) -> list[int]:
+        """Epoch seconds of the evaluation range's periods, oldest first; the last contains ``now``."""
+        newest = int(now) // self.period * self.period
+        return [newest - i * self.period for i in reversed(range(self.evaluation_range))]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    state: str
+    reason: str
+    used: tuple[tuple[int, float], ...] = ()     # (period start, value) of the evaluated real datapoints
+    filled: int = 0                              # missing datapoints filled by TreatMissingData
+
+    def reason_data(self, spec: AlarmSpec, now: float) -> dict[str, Any]:
+        """``StateReasonData`` as CloudWatch writes it for a threshold alarm."""
+        data: dict[str, Any] = {"version": "1.0", "queryDate": _iso(now), "statistic": spec.statistic,
+                                "period": spec.period, "recentDatapoints": [v for _, v in self.used],
+                                "threshold": spec.threshold}
+        if self.used:
+            data["startDate"] = _iso(self.used[0][0])
+            data["evaluatedDatapoints"] = [{"timestamp": _iso(t), "value": v} for t, v in reversed(self.used)]
+        return data
+
+
+def evaluate(spec: AlarmSpec, values: Sequence[float | None], current: str,
+             starts: Sequence[int] | None = None) -> Evaluation:
+    """The new state of an alarm from the datapoints of its evaluation range (oldest first,
+    ``None`` = missing). ``current`` is kept where the rules say "retain"."""
+    n, m = spec.evaluation_periods, spec.datapoints_to_alarm
+    starts = list(starts) if starts is not None else list(range(len(values)))
+    real = [(t, v) for t, v in zip(starts, values) if v is not None]
+    words = COMPARISONS[spec.comparison][1]
+
+    if len(real) >= n:
+        used = tuple(real[-n:])
+        breaching = sum(spec.breaches(v) for _, v in used)
+        state = ALARM if breaching >= m else OK
+        return Evaluation(state, _crossed(spec, used, breaching, state, words), used)
+
+    if not real:
+        treat = spec.treat_missing_data
+        if treat == "ignore":
+            return Evaluation(current, f"no datapoints were received for {len(values)} periods; "
+                                       "missing data is ignored (state kept)")
+        if treat == "missing":
+            return Evaluation(INSUFFICIENT, f"Insufficient Data: {len(values)} datapoints were unknown.")
+        state = ALARM if treat == "breaching" else OK
+        label = "Breaching" if treat == "breaching" else "NonBreaching"
+        return Evaluation(state, f"Threshold Crossed: no datapoints were received for {len(values)} periods and "
+                                 f"{n} missing datapoints were treated as [{label}].", filled=n)
+
+    used = tuple(real)
+    breaching = sum(spec.breaches(v) for _, v in used)
+    shortfall = n - len(real)
+    treat = spec.treat_missing_data
+    if treat in ("breaching", "notBreaching"):
+        total = breaching + (shortfall if treat == "breaching" else 0)
+        state = ALARM if total >= m else OK
+        label = "Breaching" if treat == "breaching" else "NonBreaching"
+        reason = (_crossed(spec, used, total, state, words)
+                  + f" {shortfall} missing datapoint(s) were treated as [{label}].")
+        return Evaluation(state, reason, used, filled=shortfall)
+
+    # missing / ignore: evaluate the real points only
+    if breaching >= m:
+        return Evaluation(ALARM, _crossed(spec, used, breaching, ALARM, words), used)
+    any_good = any(not spec.breaches(v) for _, v in real)
+    last_n = list(values[-n:])
+    ages = [len(last_n) - i for i, v in enumerate(last_n) if v is not None and spec.breaches(v)]
+    if not any_good and ages and max(ages) >= m:
+        if treat == "missing":
+            return Evaluation(ALARM, _crossed(spec, used, breaching, ALARM, words)
+                              + " (the more recent datapoints are missing)", used)
+        return Evaluation(current, "only breaching datapoints, the more recent missing: missing data is "
+                                   "ignored (state kept)", used)
+    if any_good:
+        return Evaluation(OK, _crossed(spec, used, breaching, OK, words), used)
+    return Evaluation(current, f"{len(real)} breaching datapoint(s), too few and too recent to alarm yet "
+                               "(state kept)", used)
+
+
+def _crossed(spec: AlarmSpec, used: Sequence[tuple[int, float]], breaching: int, state: str, words: str) -> str:
+    points = ", ".join(f"{_num(v)} ({_short(t)})" for t, v in reversed(used))
+    counted = breaching if state == ALARM else len(used) - breaching
+    verb = "was" if state == ALARM else "was not"
+    transition = "OK -> ALARM" if state == ALARM else "ALARM -> OK"
+    need = spec.datapoints_to_alarm if state == ALARM else spec.evaluation_periods - spec.datapoints_to_alarm + 1
+    return (f"Threshold Crossed: {counted} out of the last {len(used)} datapoints [{points}] {verb} {words} "
+            f"the threshold ({_num(spec.threshold)}) (minimum {need} datapoint{'s' if need != 1 else ''} "
+            f"for {transition} transition).")
+
+
+# ---- the notification ----------------------------------------------------------------------
+
+def notification(alarm: Mapping[str, Any], spec: AlarmSpec, *, old: str, new: str, reason: str,
+                 when: float, account: str, region: str) -> dict[str, Any]:
+    """The alarm JSON CloudWatch publishes to the SNS topics of AlarmActions / OKActions."""
+    dims = [{"value": v, "name": k} for k, v in spec.dimensions]
+    return {
+        "AlarmName": spec.name,
+        "AlarmDescription": alarm.get("AlarmDescription"),
+        "AWSAccountId": account,
+        "AlarmConfigurationUpdatedTimestamp": _iso(_epoch(alarm.get("AlarmConfigurationUpdatedTimestamp"))),
+        "NewStateValue": new,
+        "NewStateReason": reason,
+        "StateChangeTime": _iso(when),
+        "Region": REGION_NAMES.get(region, region),
+        "AlarmArn": alarm.get("AlarmArn") or f"arn:aws:cloudwatch:{region}:{account}:alarm:{spec.name}",
+        "OldStateValue": old,
+        "OKActions": list(alarm.get("OKActions") or ()),
+        "AlarmActions": list(alarm.get("AlarmActions") or ()),
+        "InsufficientDataActions": list(alarm.get("InsufficientDataActions") or ()),
+        "Trigger": {
+            "MetricName": spec.metric, "Namespace": spec.namespace, "StatisticType": "Statistic",
+            "Statistic": spec.statistic.upper(), "Unit": spec.unit, "Dimensions": dims, "Period": spec.period,
+            "EvaluationPeriods": spec.evaluation_periods, "DatapointsToAlarm": spec.datapoints_to_alarm,
+            "ComparisonOperator": spec.comparison, "Threshold": spec.threshold,
+            "TreatMissingData": spec.treat_missing_data, "EvaluateLowSampleCountPercentile": "",
+        },
+    }
+
+
+def subject(message: Mapping[str, Any]) -> str:
+    """``ALARM: "name" in US East (N. Virginia)``, cut to SNS's 100 characters."""
+    text = f'{message["NewStateValue"]}: "{message["AlarmName"]}" in {message["Region"]}'
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def email_text(message: Mapping[str, Any]) -> str:
+    """The e-mail body AWS sends to the topic's e-mail subscribers for this state change."""
+    t = message["Trigger"]
+    words = COMPARISONS.get(t["ComparisonOperator"], (None, t["ComparisonOperator"]))[1]
+    dims = ", ".join(f"[{d['name']} = {d['value']}]" for d in t["Dimensions"]) or "[]"
+    return "\n".join([
+        f'You are receiving this email because your Amazon CloudWatch Alarm "{message["AlarmName"]}" in the '
+        f'{message["Region"]} region has entered the {message["NewStateValue"]} state, because '
+        f'"{message["NewStateReason"]}" at "{_long(message["StateChangeTime"])}".',
+        "",
+        "Alarm Details:",
+        f"- Name:                       {message['AlarmName']}",
+        f"- Description:                {message.get('AlarmDescription') or ''}",
+        f"- State Change:               {message['OldStateValue']} -> {message['NewStateValue']}",
+        f"- Reason for State Change:    {message['NewStateReason']}",
+        f"- Timestamp:                  {_long(message['StateChangeTime'])}",
+        f"- AWS Account:                {message['AWSAccountId']}",
+        f"- Alarm Arn:                  {message['AlarmArn']}",
+        "",
+        "Threshold:",
+        f"- The alarm is in the ALARM state when the metric is {words} {_num(t['Threshold'])} for at least "
+        f"{t['DatapointsToAlarm']} of the last {t['EvaluationPeriods']} period(s) of {t['Period']} seconds.",
+        "",
+        "Monitored Metric:",
+        f"- MetricNamespace:            {t['Namespace']}",
+        f"- MetricName:                 {t['MetricName']}",
+        f"- Dimensions:                 {dims}",
+        f"- Period:                     {t['Period']} seconds",
+        f"- Statistic:                  {t['Statistic'].title()}",
+        f"- Unit:                       {t['Unit'] or 'not specified'}",
+        f"- TreatMissingData:           {t['TreatMissingData']}",
+        "",
+        "State Change Actions:",
+        f"- OK: {message['OKActions']}",
+        f"- ALARM: {message['AlarmActions']}",
+        f"- INSUFFICIENT_DATA: {message['InsufficientDataActions']}",
+    ])
+
+
+def sns_message(message: Mapping[str, Any]) -> str:
+    """The ``Message`` of the SNS Publish (``MessageStructure=json``): e-mail subscribers get the
+    text, every other protocol the alarm JSON, as with CloudWatch."""
+    body = json.dumps(message)
+    return json.dumps({"default": body, "email": email_text(message)})
+
+
+def _num(v: float) -> str:
+    return repr(float(v))
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    return 0.0
+
+
+def _iso(t: float) -> str:
+    dt = datetime.fromtimestamp(t, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}+0000"
+
+
+def _short(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%d/%m/%y %H:%M:%S")
+
+
+def _long(iso: str) -> str:
+    try:
+        dt = datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return iso
+    return dt.strftime("%A %d %B, %Y %H:%M:%S UTC")

@@ -1,0 +1,301 @@
+"""The local AWS server process: moto's server plus flowwatch's data plane, on 127.0.0.1 only.
+
+Started (detached, in its own session) by ``flowwatch.local.start`` as::
+
+    python -m flowwatch.local.server --port N --state-dir DIR [--tick SECONDS]
+
+It binds 127.0.0.1 (never 0.0.0.0; port 0 picks a free port), writes ``DIR/server.json``
+({pid, port, url, started}) once it listens, serves until SIGTERM/SIGINT, then removes that
+file. Its log is wherever the parent sent stdout/stderr (``DIR/server.log``).
+
+One WSGI application, built from moto's public server API (``DomainDispatcherApplication`` +
+``create_backend_app``, as ``moto_server`` and ``ThreadedMotoServer`` use them), wrapped by a
+small middleware:
+
+* ``/_flowwatch/*``: flowwatch's own routes: ``GET health``, ``POST traffic`` (the local
+  flow-log service), ``GET inbox``, ``GET alarms``, ``POST evaluate`` (evaluate every alarm
+  now), ``POST clock`` ({"advance": seconds}: fast-forward).
+* S3 bucket policies: stored as given and returned by GetBucketPolicy, but moto only gets the
+  statements without a Condition (moto turns every conditional statement into a denial, which
+  would lock a TLS-only or log-delivery bucket). Policies are not enforced locally.
+* everything else goes to moto unchanged; three operations are *also* handed to the data plane
+  after moto accepted them (HTTP 200): ``logs:PutLogEvents`` (metric filters),
+  ``sns:Publish`` (inbox) and ``ec2:CreateFlowLogs`` (flowwatch's copy of DestinationOptions,
+  which moto drops). The region of every signed request is noted so that alarms are
+  evaluated in each region in use.
+
+This is the only flowwatch module that imports moto.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qsl
+
+from flowwatch.local.dataplane import DataPlane
+
+HOST = "127.0.0.1"
+STATE_FILE = "server.json"
+TAP_LIMIT = 8 * 1024 * 1024
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/")
+
+log = logging.getLogger("flowwatch.local")
+
+
+class FlowwatchApp:
+    """WSGI middleware: flowwatch's routes, then moto, with taps on the data-plane operations."""
+
+    def __init__(self, moto_app: Callable[..., Any], plane: DataPlane, info: dict[str, Any]) -> None:
+        self.moto = moto_app
+        self.plane = plane
+        self.info = info
+        self.policies: dict[str, bytes] = {}   # bucket -> policy as given (see _s3)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_flowwatch/"):
+            return self._own(environ, start_response, path[len("/_flowwatch/"):])
+        region, service = _scope(environ)
+        self.plane.saw_region(region)
+        if service == "s3":
+            return self._s3(environ, start_response)
+        tap = self._tap_for(environ, region)
+        if tap is None:
+            return self.moto(environ, start_response)
+        captured: dict[str, str] = {}
+
+        def capture_start(status: str, headers: Any, exc_info: Any = None) -> Any:
+            captured["status"] = status
+            return start_response(status, headers, exc_info)
+
+        status, body = self._moto(environ, start_response)
+        if status.startswith("200"):
+            try:
+                tap(body)
+            except Exception:  # moto answered; a data-plane failure must not turn into a 500
+                log.exception("data plane failed on %s", path)
+        return [body]
+
+    def _moto(self, environ: dict[str, Any], start_response: Callable[..., Any],
+              replace: Callable[[str, bytes], bytes] | None = None) -> tuple[str, bytes]:
+        """Call moto, collecting its answer; ``replace(status, body)`` may swap the body."""
+        captured: dict[str, Any] = {}
+
+        def capture_start(status: str, headers: Any, exc_info: Any = None) -> Any:
+            captured.update(status=status, headers=headers, exc_info=exc_info)
+            return lambda data: None   # moto returns its body; it never calls write()
+
+        result = self.moto(environ, capture_start)
+        try:
+            body = b"".join(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        status = captured.get("status", "500 Internal Server Error")
+        headers = list(captured.get("headers") or ())
+        if replace is not None:
+            new = replace(status, body)
+            if new is not body:
+                body = new
+                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers, captured.get("exc_info"))
+        return status, body
+
+    # ---- S3 bucket policies ----------------------------------------------------------------
+    def _s3(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """moto denies every object action that a *conditional* policy statement names (it cannot
+        evaluate aws:SecureTransport, aws:SourceAccount, ...), so a TLS-only or log-delivery policy
+        would lock the bucket. The local AWS keeps each policy as given (GetBucketPolicy returns it)
+        and hands moto only its unconditional statements."""
+        parts = environ.get("PATH_INFO", "").strip("/").split("/")
+        query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        method = environ.get("REQUEST_METHOD", "GET")
+        if len(parts) != 1 or not parts[0] or ("policy" not in query and method != "DELETE") or len(query) > 1:
+            return self.moto(environ, start_response)
+        bucket, policies = parts[0], self.policies
+        if "policy" not in query:   # DeleteBucket
+            status, body = self._moto(environ, start_response)
+            if status.startswith("204"):
+                policies.pop(bucket, None)
+            return [body]
+        if method == "PUT":
+            original = _read_body(environ) or b""
+            stripped = _unconditional(original)
+            environ["wsgi.input"] = io.BytesIO(stripped)
+            environ["CONTENT_LENGTH"] = str(len(stripped))
+            for key in [k for k in environ if k in ("HTTP_CONTENT_MD5",) or k.startswith("HTTP_X_AMZ_CHECKSUM_")]:
+                del environ[key]
+            status, body = self._moto(environ, start_response)
+            if status.startswith("2"):
+                policies[bucket] = original
+            return [body]
+        if method == "GET":
+            _, body = self._moto(environ, start_response,
+                                 lambda status, body: policies.get(bucket, body) if status.startswith("200") else body)
+            return [body]
+        status, body = self._moto(environ, start_response)
+        if method == "DELETE" and status.startswith("204"):
+            policies.pop(bucket, None)
+        return [body]
+
+    # ---- taps ----------------------------------------------------------------------------
+    def _tap_for(self, environ: dict[str, Any], region: str | None) -> Callable[[bytes], Any] | None:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return None
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        ctype = environ.get("CONTENT_TYPE", "")
+        if target and not target.endswith(".PutLogEvents"):
+            return None
+        if not target and not ctype.startswith("application/x-www-form-urlencoded"):
+            return None
+        raw = _read_body(environ)
+        if raw is None:
+            return None
+        region = region or "us-east-1"
+        if target:   # logs:PutLogEvents (JSON protocol)
+            request = json.loads(raw or b"{}")
+            return lambda body: self.plane.tap_put_log_events(region, request, json.loads(body or b"{}"))
+        params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+        action = params.get("Action")
+        if action == "Publish":
+            return lambda body: self.plane.tap_publish(region, params, body)
+        if action == "CreateFlowLogs":
+            return lambda body: self.plane.tap_create_flow_logs(params, body)
+        return None
+
+    # ---- flowwatch's routes --------------------------------------------------------------
+    def _own(self, environ: dict[str, Any], start_response: Callable[..., Any], route: str) -> Any:
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            payload = json.loads(_read_body(environ) or b"{}") if method == "POST" else {}
+            if (method, route) == ("GET", "health"):
+                result: Any = {**self.info, "now": self.plane.now(), "offset": self.plane.offset,
+                               "regions": sorted(self.plane.regions), "inbox": len(self.plane.inbox)}
+            elif (method, route) == ("POST", "traffic"):
+                result = self.plane.deliver(payload)
+            elif (method, route) == ("GET", "inbox"):
+                result = {"messages": list(self.plane.inbox)}
+            elif (method, route) == ("GET", "alarms"):
+                result = {"alarms": self.plane.alarm_states(), "history": list(self.plane.history)}
+            elif (method, route) == ("POST", "evaluate"):
+                result = {"changes": self.plane.evaluate_alarms()}
+            elif (method, route) == ("POST", "clock"):
+                result = {"offset": self.plane.advance(float(payload.get("advance", 0))), "now": self.plane.now()}
+            else:
+                return _json(start_response, "404 Not Found", {"error": f"no route {method} /_flowwatch/{route}"})
+        except Exception as exc:
+            log.exception("/_flowwatch/%s failed", route)
+            return _json(start_response, "500 Internal Server Error", {"error": f"{type(exc).__name__}: {exc}"})
+        return _json(start_response, "200 OK", result)
+
+
+def _json(start_response: Callable[..., Any], status: str, value: Any) -> list[bytes]:
+    body = json.dumps(value, default=str).encode("utf-8")
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _read_body(environ: dict[str, Any]) -> bytes | None:
+    """Read the request body and put it back for moto; None when too big or of unknown length."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if length <= 0 or length > TAP_LIMIT:
+        return b"" if length == 0 else None
+    raw = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(raw)
+    if environ.get("HTTP_CONTENT_ENCODING") == "gzip":
+        import gzip
+
+        return gzip.decompress(raw)
+    return raw
+
+
+def _scope(environ: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(region, service) of a SigV4-signed request."""
+    match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return (match.group(1), match.group(2)) if match else (None, None)
+
+
+def _unconditional(policy: bytes) -> bytes:
+    """The policy without its statements that have a Condition (moto would turn them into denials)."""
+    try:
+        doc = json.loads(policy)
+        statements = doc["Statement"]
+    except (ValueError, KeyError, TypeError):
+        return policy
+    statements = statements if isinstance(statements, list) else [statements]
+    doc["Statement"] = [s for s in statements if not (isinstance(s, dict) and s.get("Condition"))]
+    return json.dumps(doc).encode("utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flowwatch.local.server")
+    parser.add_argument("--port", type=int, default=4599)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--tick", type=float, default=2.0, help="seconds between alarm evaluations")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
+                                               create_backend_app)
+    from werkzeug.serving import make_server
+
+    state_dir = Path(args.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    plane = DataPlane(tick=args.tick)
+    info: dict[str, Any] = {"service": "flowwatch-local", "pid": os.getpid(), "started": time.time()}
+    app = FlowwatchApp(DomainDispatcherApplication(create_backend_app), plane, info)
+    try:
+        server = make_server(HOST, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    except OSError as exc:
+        print(f"cannot listen on {HOST}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 3
+    port = server.server_address[1]
+    plane.endpoint = f"http://{HOST}:{port}"
+    info.update(port=port, url=plane.endpoint)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    serving.start()
+    plane.start()
+    state_file = state_dir / STATE_FILE
+    tmp = state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "port": port, "url": plane.endpoint, "started": info["started"]}))
+    tmp.replace(state_file)
+    log.info("flowwatch local AWS listening on %s (pid %d)", plane.endpoint, os.getpid())
+    try:
+        while not stop.wait(0.1):
+            if not serving.is_alive():
+                break
+    finally:
+        plane.stop()   # first: it talks to the server
+        server.shutdown()
+        try:
+            if json.loads(state_file.read_text()).get("pid") == os.getpid():
+                state_file.unlink()
+        except (OSError, ValueError):
+            pass
+        log.info("flowwatch local AWS stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
