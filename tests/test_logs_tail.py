@@ -1,0 +1,65 @@
+"""`flowwatch logs tail`: records from the stack's log group, filtered locally too (moto returns every
+event for a space-delimited pattern), parsed and shown with protocol names."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from flowwatch import engine
+
+from .cli_helpers import run_cli
+from .conftest import make_ctx
+
+
+@pytest.fixture
+def stack_with_records(tmp_path, monkeypatch):
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        engine.up(make_ctx(session))
+        from flowwatch.records import RecordFormat
+
+        fmt = RecordFormat.parse("v2")
+        now = int(time.time())
+        lines = (fmt.synth(account="123456789012", eni="eni-0abc", srcaddr="10.0.0.5", dstaddr="8.8.8.8", protocol=1,
+                           action="REJECT", start=now - 60, count=2)
+                 + fmt.synth(account="123456789012", eni="eni-0abc", srcaddr="10.0.0.5", dstaddr="1.1.1.1",
+                             protocol=6, action="ACCEPT", start=now - 60, count=3, dstport=443))
+        logs = session.client("logs")
+        logs.create_log_stream(logGroupName="/flowwatch/test/flow-logs", logStreamName="eni-0abc-all")
+        logs.put_log_events(logGroupName="/flowwatch/test/flow-logs", logStreamName="eni-0abc-all",
+                            logEvents=[{"timestamp": now * 1000, "message": m} for m in lines])
+        (tmp_path / "flowwatch.yaml").write_text("stack: test\n")
+        monkeypatch.chdir(tmp_path)
+        yield lines
+
+
+def test_tail_shows_every_record(stack_with_records, capsys, monkeypatch):
+    result = run_cli(capsys, monkeypatch, "logs", "tail")
+    assert result.code == 0, result.err
+    rows = result.out.strip().splitlines()
+    assert len(rows) == 5
+    assert sum("REJECT" in r for r in rows) == 2 and sum("ACCEPT" in r for r in rows) == 3
+    assert any("ICMP" in r for r in rows) and any("TCP" in r and "1.1.1.1:443" in r for r in rows)
+
+
+def test_tail_rejects_only(stack_with_records, capsys, monkeypatch):
+    result = run_cli(capsys, monkeypatch, "logs", "tail", "--rejects")
+    rows = result.out.strip().splitlines()
+    assert len(rows) == 2 and all("REJECT" in r and "ICMP" in r for r in rows)
+
+
+def test_tail_pattern_and_limit(stack_with_records, capsys, monkeypatch):
+    result = run_cli(capsys, monkeypatch, "logs", "tail", "--pattern", "[..., dstport=443, protocol=6, packets, "
+                     "bytes, start, end, action, log_status]", "--limit", "2")
+    rows = result.out.strip().splitlines()
+    assert len(rows) == 2 and all("1.1.1.1:443" in r for r in rows)
+
+
+def test_tail_bad_since_is_exit_2(stack_with_records, capsys, monkeypatch):
+    result = run_cli(capsys, monkeypatch, "logs", "tail", "--since", "ten minutes")
+    assert result.code == 2 and "--since" in result.err

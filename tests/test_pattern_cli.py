@@ -1,0 +1,38 @@
+"""`flowwatch pattern test`: matching lines on stdout, exit 0/1/2, extracted fields with -v."""
+
+from __future__ import annotations
+
+from .cli_helpers import run_cli
+
+LINES = ("2 123456789012 eni-1 10.0.0.5 8.8.8.8 0 0 1 4 336 1790000000 1790000060 REJECT OK\n"
+         "2 123456789012 eni-1 10.0.0.5 1.1.1.1 44321 443 6 10 840 1790000000 1790000060 ACCEPT OK\n"
+         "2 123456789012 eni-1 - - - - - - - 1790000000 1790000060 - NODATA\n")
+LAB = ("[version, account_id, interface_id, srcaddr, dstaddr, srcport, dstport, protocol=1, packets, bytes, "
+       "start, end, action=REJECT, log_status]")
+
+
+def test_matching_lines_go_to_stdout(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "records.log"
+    path.write_text(LINES)
+    result = run_cli(capsys, monkeypatch, "pattern", "test", LAB, str(path))
+    assert result.code == 0
+    assert result.out.splitlines() == [LINES.splitlines()[0]]
+    assert "1 of 3 line(s) matched" in result.err
+
+
+def test_verbose_shows_extracted_fields_from_stdin(capsys, monkeypatch):
+    result = run_cli(capsys, monkeypatch, "-v", "pattern", "test", LAB, "-", stdin=LINES)
+    assert result.code == 0
+    assert "srcaddr=10.0.0.5" in result.out and "action=REJECT" in result.out
+
+
+def test_no_match_is_exit_1(capsys, monkeypatch):
+    result = run_cli(capsys, monkeypatch, "pattern", "test", '"DROP"', stdin=LINES)
+    assert (result.code, result.out) == (1, "")
+
+
+def test_invalid_pattern_is_exit_2_with_where(capsys, monkeypatch):
+    result = run_cli(capsys, monkeypatch, "pattern", "test", "[version, action=", stdin=LINES)
+    assert result.code == 2
+    assert result.err.startswith("error: invalid filter pattern:")
+    assert "Traceback" not in result.err
