@@ -191,7 +191,21 @@ def status(ctx: Context) -> list[StepStatus]:
             state, detail = "drifted", "; ".join(f"{c.action} {c.target}: {c.reason}" for c in changes)
         rows.append(StepStatus(step.name, state, step.found(have), detail, extra))
     rows.extend(_alert_metrics(ctx))
+    if ctx.local:
+        rows.append(_local_inbox(ctx))
     return rows
+
+
+def _local_inbox(ctx: Context) -> StepStatus:
+    """On the local AWS: the notifications AWS would have e-mailed for this stack's topic."""
+    from flowwatch.local import LocalApi
+
+    topic = ctx.stack.topic_arn
+    messages = [m for m in LocalApi(ctx.aws.endpoint_url).inbox() if m.get("topic_arn") == topic]
+    last = messages[-1] if messages else None
+    return StepStatus("inbox (local)", "found" if last else "no data",
+                      f"{len(messages)} notification(s)" + (f", last: {last.get('subject')}" if last else ""),
+                      extra={"notifications": len(messages)})
 
 
 def _alert_metrics(ctx: Context) -> list[StepStatus]:

@@ -1,0 +1,59 @@
+"""The same CLI commands on the embedded local AWS (--local): up, simulate-reject, status (alarm in
+ALARM, the notification in the inbox), query rejects, down, local stop. One server, on 127.0.0.1,
+started and stopped by this module."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flowwatch import local
+
+from .cli_helpers import run_cli
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("local-cli")
+    info, _ = local.start(0, directory / "flowwatch")
+    try:
+        yield directory
+    finally:
+        local.stop(directory / "flowwatch")
+    assert not local.pid_alive(info.pid)
+
+
+def test_the_lab_story_on_the_local_aws(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(server))        # where `--local` finds the running server
+    (tmp_path / "flowwatch.yaml").write_text("stack: local-cli\nalerts:\n  email: ops@example.com\n")
+    monkeypatch.chdir(tmp_path)
+
+    up = run_cli(capsys, monkeypatch, "--local", "up")
+    assert up.code == 0, up.err
+    assert "Errors: 0" in up.err
+
+    reject = run_cli(capsys, monkeypatch, "--local", "simulate-reject", "--timeout", "60")
+    assert reject.code == 0, reject.err
+    assert "ALARM" in reject.err
+
+    status = run_cli(capsys, monkeypatch, "--local", "--output", "json", "status")
+    assert status.code == 0, status.err
+    steps = {s["step"]: s for s in json.loads(status.out)["steps"]}
+    assert steps["alarm"]["flowwatch-local-cli-ping-deny"]["state"] == "ALARM"
+    assert steps["metric Ping-Deny"]["state"] == "found"
+    assert steps["inbox (local)"]["notifications"] >= 1
+
+    rows = run_cli(capsys, monkeypatch, "--local", "query", "rejects", "--output", "json")
+    assert rows.code == 0, rows.err
+    records = json.loads(rows.out)
+    assert records and all(r["action"] == "REJECT" and r["protocol"] == 1 for r in records)
+
+    inbox = run_cli(capsys, monkeypatch, "--output", "json", "local", "inbox")
+    messages = json.loads(inbox.out)
+    assert any(m["subject"].startswith("ALARM") and "ops@example.com" in m["recipients"] for m in messages)
+
+    down = run_cli(capsys, monkeypatch, "--local", "down", "--yes")
+    assert down.code == 0, down.err
+    again = run_cli(capsys, monkeypatch, "--local", "down", "--yes")
+    assert "Nothing to remove" in again.err
