@@ -63,3 +63,28 @@ def test_tail_pattern_and_limit(stack_with_records, capsys, monkeypatch):
 def test_tail_bad_since_is_exit_2(stack_with_records, capsys, monkeypatch):
     result = run_cli(capsys, monkeypatch, "logs", "tail", "--since", "ten minutes")
     assert result.code == 2 and "--since" in result.err
+
+
+def test_follow_prints_new_records_once(stack_with_records, capsys):
+    """--follow polls again after a pause and shows only records it has not shown yet."""
+    import boto3
+
+    from flowwatch.actions import logs as logs_action
+    from flowwatch.settings import Settings
+
+    logs = boto3.client("logs", region_name="us-east-1")
+    extra = "2 123456789012 eni-0abc 10.0.0.5 9.9.9.9 0 0 1 1 84 1790000000 1790000060 REJECT OK"
+    pauses = []
+
+    def sleep(seconds):
+        pauses.append(seconds)
+        logs.put_log_events(logGroupName="/flowwatch/test/flow-logs", logStreamName="eni-0abc-all",
+                            logEvents=[{"timestamp": int(time.time() * 1000), "message": extra}])
+
+    capsys.readouterr()
+    logs_action.tail(Settings(config_path="flowwatch.yaml"), since="10m", follow=True, rejects=True,
+                     pattern_text=None, limit=None, sleep=sleep, max_polls=3)
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert pauses == [logs_action.FOLLOW_INTERVAL] * 2
+    assert len(rows) == 2 + 2          # the two rejects, then the record added at each of the two pauses
+    assert sum("9.9.9.9" in r for r in rows) == 2
