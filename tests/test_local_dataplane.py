@@ -346,3 +346,16 @@ def test_bucket_policy_is_kept_and_does_not_lock_the_bucket(aws, api, network):
     s3.delete_bucket_policy(Bucket=bucket)
     with pytest.raises(s3.exceptions.ClientError):
         s3.get_bucket_policy(Bucket=bucket)
+
+
+def test_create_bucket_tags_are_applied_as_aws_does(aws):
+    """AWS tags a bucket atomically from CreateBucketConfiguration.Tags (moto drops them): the local AWS
+    applies them, so an interrupted `up` never leaves an untagged bucket of the stack's."""
+    s3 = aws("s3")
+    name = f"fw-{_name()}"
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"Tags": [{"Key": "flowwatch:stack", "Value": "t"}]})
+    assert s3.get_bucket_tagging(Bucket=name)["TagSet"] == [{"Key": "flowwatch:stack", "Value": "t"}]
+    plain = f"fw-{_name()}"
+    s3.create_bucket(Bucket=plain)
+    with pytest.raises(s3.exceptions.ClientError, match="NoSuchTagSet"):
+        s3.get_bucket_tagging(Bucket=plain)

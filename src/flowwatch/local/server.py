@@ -122,6 +122,8 @@ class FlowwatchApp:
         parts = environ.get("PATH_INFO", "").strip("/").split("/")
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
         method = environ.get("REQUEST_METHOD", "GET")
+        if len(parts) == 1 and parts[0] and method == "PUT" and not query:
+            return self._create_bucket(environ, start_response, parts[0])
         if len(parts) != 1 or not parts[0] or ("policy" not in query and method != "DELETE") or len(query) > 1:
             return self.moto(environ, start_response)
         bucket, policies = parts[0], self.policies
@@ -148,6 +150,19 @@ class FlowwatchApp:
         status, body = self._moto(environ, start_response)
         if method == "DELETE" and status.startswith("204"):
             policies.pop(bucket, None)
+        return [body]
+
+    def _create_bucket(self, environ: dict[str, Any], start_response: Callable[..., Any], bucket: str) -> Any:
+        """CreateBucket with ``CreateBucketConfiguration.Tags``: AWS tags the bucket atomically, moto drops
+        the tags. The local AWS applies them right after moto created the bucket, so an interrupted
+        ``up`` never leaves an untagged bucket behind (as on AWS)."""
+        raw = _read_body(environ) or b""
+        bucket_tags = _create_bucket_tags(raw)
+        status, body = self._moto(environ, start_response)
+        if status.startswith("200") and bucket_tags:
+            region = _scope(environ)[0] or "us-east-1"
+            self.plane.client("s3", region).put_bucket_tagging(
+                Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in bucket_tags]})
         return [body]
 
     # ---- taps ----------------------------------------------------------------------------
@@ -228,6 +243,25 @@ def _scope(environ: dict[str, Any]) -> tuple[str | None, str | None]:
     """(region, service) of a SigV4-signed request."""
     match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
     return (match.group(1), match.group(2)) if match else (None, None)
+
+
+def _create_bucket_tags(body: bytes) -> list[tuple[str, str]]:
+    """The (Key, Value) pairs of ``CreateBucketConfiguration/Tags`` in a CreateBucket body."""
+    if b"Tag" not in body:
+        return []
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return []
+    pairs = []
+    for tag in root.iter():
+        if tag.tag.rsplit("}", 1)[-1] == "Tag":
+            fields = {child.tag.rsplit("}", 1)[-1]: child.text or "" for child in tag}
+            if "Key" in fields:
+                pairs.append((fields["Key"], fields.get("Value", "")))
+    return pairs
 
 
 def _unconditional(policy: bytes) -> bytes:
