@@ -30,6 +30,24 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 RULE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 METRIC_RE = re.compile(r"^[^:\s][^\s]{0,254}$")
 NAMESPACE_RE = re.compile(r"^[0-9A-Za-z.\-_/#:]{1,255}$")
+# What each service accepts in a name (the EC2 kinds are Name tags: any 1-255 characters).
+NAME_RULES = {
+    "role": (re.compile(r"[\w+=,.@-]{1,64}"), "an IAM role name is 1-64 of letters, digits and + = , . @ _ -"),
+    "log_group": (re.compile(r"[\w./#-]{1,512}"), "a log group name is 1-512 of letters, digits and . - _ / #"),
+    "topic": (re.compile(r"[A-Za-z0-9_-]{1,256}"), "an SNS topic name is 1-256 of letters, digits, _ and -"),
+    "workgroup": (re.compile(r"[A-Za-z0-9._-]{1,128}"), "an Athena workgroup name is 1-128 of letters, digits, "
+                                                        ". _ and -"),
+}
+# Values a flow log writes in these fields ('-' when missing); a typo here would silently never match.
+FIELD_VALUES = {"action": ("ACCEPT", "REJECT"), "log-status": ("OK", "NODATA", "SKIPDATA")}
+
+
+class _FieldError(ValueError):
+    """A model-level check that belongs to one field: the error line names ``<model path>.<field>``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class _Model(BaseModel):
@@ -78,7 +96,8 @@ class Network(_Model):
         if self.vpc_id is None:
             vpc, sub = ipaddress.IPv4Network(self.vpc_cidr), ipaddress.IPv4Network(self.subnet_cidr)
             if not sub.subnet_of(vpc):
-                raise ValueError(f"subnet_cidr {sub} is not inside vpc_cidr {vpc}")
+                raise _FieldError("subnet_cidr", f"{sub} is not inside vpc_cidr {vpc}; pick a block of {vpc} "
+                                                  f"(e.g. {next(vpc.subnets(new_prefix=max(vpc.prefixlen, 26)))})")
         return self
 
 
@@ -147,15 +166,17 @@ class AlertRule(_Model):
     @field_validator("threshold")
     @classmethod
     def _threshold(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError(f"{v}: must be >= 0 (the alarm fires when the Sum reaches it)")
+        if v <= 0:
+            raise ValueError(f"{v:g}: must be > 0 (the alarm fires when the Sum reaches it; the metric filter's "
+                             "default value is 0, so a threshold <= 0 would keep the alarm in ALARM)")
         return float(v)
 
     @field_validator("period")
     @classmethod
     def _period(cls, v: int) -> int:
         if v < 60 or v % 60:
-            raise ValueError(f"{v}: must be a multiple of 60 seconds (metric filters publish 1-minute metrics)")
+            raise ValueError(f"{v}: must be a positive multiple of 60 seconds: 60, 120, ... (metric filters "
+                             "publish 1-minute metrics)")
         return v
 
     @field_validator("evaluation_periods")
@@ -165,18 +186,23 @@ class AlertRule(_Model):
             raise ValueError(f"{v}: must be >= 1")
         return v
 
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        if v is not None:
+            from flowwatch.patterns import compile_pattern
+
+            compile_pattern(v)  # PatternError (a ValueError) says where
+        return v
+
     @model_validator(mode="after")
     def _one_matcher(self) -> "AlertRule":
         if (self.match is None) == (self.pattern is None):
             raise ValueError("give exactly one of match: {field: value} or pattern: '[...]'")
-        if self.pattern is not None:
-            from flowwatch.patterns import compile_pattern
-
-            compile_pattern(self.pattern)  # PatternError (a ValueError) says where
         limit = 604800 if self.period >= 3600 else 86400
         if self.period * self.evaluation_periods > limit:
-            raise ValueError(f"period x evaluation_periods = {self.period * self.evaluation_periods} s; "
-                             f"CloudWatch allows at most {limit} s")
+            raise _FieldError("evaluation_periods", f"period x evaluation_periods = "
+                              f"{self.period * self.evaluation_periods} s; CloudWatch allows at most {limit} s")
         return self
 
 
@@ -236,27 +262,52 @@ class Config(_Model):
     def _names(cls, v: dict[str, str]) -> dict[str, str]:
         for kind, name in v.items():
             if kind not in NAME_KINDS:
-                raise ValueError(f"unknown kind {kind!r}{_did_you_mean(kind, NAME_KINDS)}; "
-                                 f"allowed: {', '.join(NAME_KINDS)}")
+                raise _FieldError(kind, f"unknown kind{_did_you_mean(kind, NAME_KINDS)}; "
+                                        f"allowed: {', '.join(NAME_KINDS)}")
             if not name or len(name) > 255:
-                raise ValueError(f"{kind}: a name of 1-255 characters is needed")
+                raise _FieldError(kind, "a name of 1-255 characters is needed")
+            if kind in NAME_RULES and not NAME_RULES[kind][0].fullmatch(name):
+                raise _FieldError(kind, f"{name!r}: {NAME_RULES[kind][1]}")
         if "bucket" in v:
             b = v["bucket"]
             if not BUCKET_RE.fullmatch(b) or ".." in b or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", b) \
                     or b.startswith("xn--") or b.endswith("-s3alias"):
-                raise ValueError(f"bucket {b!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, "
-                                 "'.', '-', starting and ending with a letter or digit)")
+                raise _FieldError("bucket", f"{b!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, "
+                                            "'.', '-', starting and ending with a letter or digit)")
         for kind in ("database", "table"):
             if kind in v and not re.fullmatch(r"[a-z0-9_]{1,255}", v[kind]):
-                raise ValueError(f"{kind} {v[kind]!r}: Glue names are lowercase letters, digits and '_'")
+                raise _FieldError(kind, f"{v[kind]!r}: Glue names are lowercase letters, digits and '_'")
         return v
 
     @model_validator(mode="after")
     def _zone(self) -> "Config":
         az = self.network.availability_zone
         if az is not None and not re.fullmatch(re.escape(self.region) + r"(?:-[a-z]+-\d)?[a-z]", az):
-            raise ValueError(f"network.availability_zone {az!r} is not in region {self.region} "
-                             f"(e.g. {self.region}a)")
+            raise _FieldError("network.availability_zone", f"{az!r} is not in region {self.region} "
+                              f"(e.g. {self.region}a)")
+        return self
+
+    @model_validator(mode="after")
+    def _matches(self) -> "Config":
+        """A rule's ``match`` names fields of the configured record format, with values they can hold."""
+        from flowwatch.records import FormatError
+
+        fmt = self.record_format
+        for i, rule in enumerate(self.alerts.rules):
+            if rule.match is None:
+                continue
+            where = f"alerts.rules[{i}].match"
+            try:
+                fmt.filter_pattern(rule.match)
+            except FormatError as exc:
+                raise _FieldError(where, str(exc)) from None
+            for key, value in rule.match.items():
+                name = fmt.fields[fmt.index(key)]
+                allowed = FIELD_VALUES.get(name)
+                plain = str(value).removeprefix("!=").removeprefix("=").strip()
+                if allowed and plain not in (*allowed, "-", "*"):
+                    raise _FieldError(f"{where}.{key}", f"{value!r} never appears in {name}; expected "
+                                      f"{' or '.join(allowed)}")
         return self
 
     # ---- derived values (no AWS call) ----
@@ -308,9 +359,23 @@ def _model_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
+def _path(loc: tuple[Any, ...]) -> str:
+    """``("alerts", "rules", 0, "threshold")`` -> ``alerts.rules[0].threshold``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not str(part).startswith(("function-", "constrained-")):
+            path += f".{part}" if path else str(part)
+    return path
+
+
 def _describe(err: dict[str, Any]) -> str:
     loc = tuple(err["loc"])
-    path = ".".join(str(p) for p in loc if not str(p).startswith(("function-", "constrained-")))
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, _FieldError):
+        loc = (*loc, cause.field)
+    path = _path(loc)
     kind = err["type"]
     if kind == "extra_forbidden":
         parent = _model_for(loc[:-1])
@@ -348,6 +413,24 @@ def parse_config(data: Any, source: str = "config") -> Config:
                           hint=f"{len(errors) - 1} more problem(s) after this one" if len(errors) > 1 else None)
 
 
+def _unique_key_loader() -> Any:
+    """yaml.SafeLoader that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice in the same mapping", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def load_config(path: str | os.PathLike[str] | None, *, stack: str | None = None,
                 region: str | None = None, required: bool = True) -> Config:
     """Read the YAML file (if any), apply --stack/--region overrides, and validate."""
@@ -361,7 +444,7 @@ def load_config(path: str | os.PathLike[str] | None, *, stack: str | None = None
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
         try:
-            loaded = yaml.safe_load(text)
+            loaded = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader subclass)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from flowwatch.aws import error_code
 from flowwatch.errors import OwnershipError
 from flowwatch.model import PENDING, Change, Context, Stack
 from flowwatch.naming import STACK_TAG, tag_dict, tags
-from flowwatch.steps.base import tag_map
+from flowwatch.steps.base import tag_map, when_visible
 
 SCAN_CUTOFF_BYTES = 10 * 1024 ** 3
 RESULTS_PREFIX = "athena-results/"
@@ -74,9 +75,15 @@ def table_input(ctx: Context, name: str) -> dict[str, Any]:
 
 
 def preset_queries(ctx: Context, database: str, table: str) -> dict[str, tuple[str, str]]:
+    return dict(_named_queries(ctx.config.record_format, database, table))
+
+
+@functools.lru_cache(maxsize=16)
+def _named_queries(fmt: Any, database: str, table: str) -> dict[str, tuple[str, str]]:
+    """The presets' SQL is built with sqlglot (~50 ms); ``desired`` runs for every change: build it once."""
     from flowwatch.query.presets import named_queries
 
-    return named_queries(ctx.config.record_format, database, table)
+    return named_queries(fmt, database, table)
 
 
 class AthenaStep:
@@ -189,7 +196,8 @@ class AthenaStep:
                               have.workgroup_config, have.queries)
         if kind == "table":
             if change.action == "create":
-                glue.create_table(DatabaseName=want.database, TableInput=want.table_input)
+                when_visible(ctx, lambda: glue.create_table(DatabaseName=want.database, TableInput=want.table_input),
+                             "glue_database", f"Glue database {want.database} to be visible")
             else:
                 glue.update_table(DatabaseName=want.database, TableInput=want.table_input)
             return AthenaSeen(have.database, have.database_ours, want.table_input, have.workgroup,

@@ -90,3 +90,27 @@ def _norm_value(key: str, value: Any) -> Any:
             return items[0]
         return sorted(items, key=lambda v: json.dumps(v, sort_keys=True)) if key != "Statement" else items
     return value
+
+
+# Eventual consistency: a resource created a moment ago may not be visible yet to the next call that
+# names it. Those calls retry on exactly these codes (botocore retries throttling; this is the rest).
+NOT_VISIBLE_YET = {
+    "vpc": ("InvalidVpcID.NotFound",),
+    "subnet": ("InvalidSubnetID.NotFound",),
+    "igw": ("InvalidInternetGatewayID.NotFound", "InvalidVpcID.NotFound"),
+    "route": ("InvalidGatewayID.NotFound", "InvalidRouteTableID.NotFound"),
+    "role": ("NoSuchEntity",),
+    "log_group": ("ResourceNotFoundException",),
+    "bucket": ("NoSuchBucket",),
+    "glue_database": ("EntityNotFoundException",),
+}
+
+
+def when_visible(ctx: Context, call: Any, kind: str, what: str, timeout: float = 60) -> Any:
+    """``call()`` on a just-created ``kind``; retried (with backoff) only while AWS says it is not found yet."""
+    import time
+
+    from flowwatch.aws import wait_until
+
+    return wait_until(call, timeout=timeout, interval=1, retry_codes=NOT_VISIBLE_YET[kind],
+                      sleep=ctx.extras.get("sleep") or time.sleep, what=what)

@@ -23,7 +23,7 @@ from flowwatch.aws import error_code, wait_until
 from flowwatch.errors import AwsError, OwnershipError
 from flowwatch.model import PENDING, Change, Context, Stack
 from flowwatch.naming import STACK_TAG, tag_dict, tag_filters, tags
-from flowwatch.steps.base import one, pending, policy_json, same_policy, tag_map
+from flowwatch.steps.base import one, pending, policy_json, same_policy, tag_map, when_visible
 
 S3_OPTIONS_TAG = "flowwatch:s3-options"
 ROLE_POLICY_NAME = "flowwatch-flow-log-delivery"
@@ -244,11 +244,8 @@ class FlowLogsStep:
             if error_code(exc) != "NoSuchTagSet":
                 raise
             bucket_tags = {}
-        ours = bucket_tags.get(STACK_TAG) == ctx.stack.name
-        empty = not s3.list_object_versions(Bucket=name, MaxKeys=1).get("Versions") \
-            if not ours else True
-        if not ours:
-            return BucketSeen(name, ours=False, empty=empty)
+        if bucket_tags.get(STACK_TAG) != ctx.stack.name:
+            return BucketSeen(name, ours=False)  # never read further, never changed
         return BucketSeen(name, True, True, self._read(s3.get_public_access_block, name,
                                                        "PublicAccessBlockConfiguration", "NoSuchPublicAccessBlockConfiguration"),
                           self._encryption(s3, name), self._read(s3.get_bucket_policy, name, "Policy", "NoSuchBucketPolicy"),
@@ -327,12 +324,13 @@ class FlowLogsStep:
         b = have.bucket
         if b is None:
             c(Change(self.name, "create", f"S3 bucket {want.bucket}", "not found", {"kind": "bucket"}))
-        elif not b.ours and not b.empty:
-            raise OwnershipError(f"flow_logs: bucket {want.bucket} exists, holds objects and is not tagged as the "
-                                 f"stack's", hint="set names.bucket to a bucket name of your own")
+        elif not b.ours:
+            # flowwatch creates its bucket with its tags in CreateBucket itself, so even an interrupted run
+            # leaves it tagged: an untagged bucket of this name is someone else's, even an empty one.
+            raise OwnershipError(f"flow_logs: bucket {want.bucket} exists and is not tagged as the stack's",
+                                 hint="set names.bucket to a bucket name of your own, or another --stack")
         else:
             for kind, ok, what in (
-                ("bucket_tags", b.ours, "untagged (an interrupted run?): tag it"),
                 ("bucket_ownership", b.ownership == "BucketOwnerEnforced", "object ownership -> BucketOwnerEnforced"),
                 ("bucket_public_block", b.public_block == PUBLIC_BLOCK, "public access block -> all on"),
                 ("bucket_encryption", b.encryption in ("AES256", "aws:kms", "aws:kms:dsse"), "default encryption -> SSE-S3"),
@@ -387,7 +385,9 @@ class FlowLogsStep:
         logs = ctx.aws.logs
         logs.create_log_group(logGroupName=want.log_group, tags=want.tags)
         if want.retention:
-            logs.put_retention_policy(logGroupName=want.log_group, retentionInDays=want.retention)
+            when_visible(ctx, lambda: logs.put_retention_policy(logGroupName=want.log_group,
+                                                                retentionInDays=want.retention),
+                         "log_group", f"log group {want.log_group} to be visible")
         return replace(have, log_group=LogGroupSeen(want.log_group, want.log_group_arn, want.retention, True))
 
     def _apply_retention(self, ctx: Context, want: FlowLogsSpec, change: Change, have: FlowLogsSeen) -> FlowLogsSeen:
@@ -403,8 +403,9 @@ class FlowLogsStep:
             RoleName=want.role_name, AssumeRolePolicyDocument=policy_json(want.trust),
             Description=f"flowwatch {ctx.stack.name}: VPC flow logs delivery to {want.log_group}",
             Tags=tags(ctx.stack.name, self.name, want.role_name))["Role"]
-        iam.put_role_policy(RoleName=want.role_name, PolicyName=ROLE_POLICY_NAME,
-                            PolicyDocument=policy_json(want.role_policy))
+        when_visible(ctx, lambda: iam.put_role_policy(RoleName=want.role_name, PolicyName=ROLE_POLICY_NAME,
+                                                      PolicyDocument=policy_json(want.role_policy)),
+                     "role", f"IAM role {want.role_name} to be visible")
         return replace(have, role=RoleSeen(want.role_name, role["Arn"], want.trust, want.role_policy, True))
 
     def _apply_trust(self, ctx: Context, want: FlowLogsSpec, change: Change, have: FlowLogsSeen) -> FlowLogsSeen:
@@ -423,8 +424,10 @@ class FlowLogsStep:
         if ctx.region != "us-east-1":
             conf["LocationConstraint"] = ctx.region
         s3.create_bucket(Bucket=want.bucket, CreateBucketConfiguration=conf, ObjectOwnership="BucketOwnerEnforced")
-        seen = BucketSeen(want.bucket, ours=False)
-        for kind in ("bucket_tags", "bucket_public_block", "bucket_encryption", "bucket_policy", "bucket_lifecycle"):
+        new = replace(have, bucket=BucketSeen(want.bucket, ours=False))
+        seen = when_visible(ctx, lambda: self._apply_bucket_tags(ctx, want, change, new), "bucket",
+                            f"bucket {want.bucket} to be visible").bucket
+        for kind in ("bucket_public_block", "bucket_encryption", "bucket_policy", "bucket_lifecycle"):
             seen = getattr(self, f"_apply_{kind}")(ctx, want, change, replace(have, bucket=seen)).bucket
         return replace(have, bucket=replace(seen, ownership="BucketOwnerEnforced"))
 
@@ -554,9 +557,10 @@ class FlowLogsStep:
 
     def publish(self, stack: Stack, have: FlowLogsSeen | None) -> None:
         have = have or FlowLogsSeen()
-        stack.log_group_arn = have.log_group.arn if have.log_group else PENDING
-        stack.role_arn = have.role.arn if have.role else PENDING
-        stack.bucket = have.bucket.name if have.bucket else PENDING
+        # Only the stack's own: later steps (metric filters on the log group...) never act on a foreign one.
+        stack.log_group_arn = have.log_group.arn if have.log_group and have.log_group.ours else PENDING
+        stack.role_arn = have.role.arn if have.role and have.role.ours else PENDING
+        stack.bucket = have.bucket.name if have.bucket and have.bucket.ours else PENDING
         stack.flow_log_ids = {fl.dest_type: fl.id for fl in (have.cwl, have.s3) if fl}
 
     def found(self, have: FlowLogsSeen | None) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from flowwatch.errors import OwnershipError
 from flowwatch.model import PENDING, Change, Context, Stack
 from flowwatch.naming import tag_filters, tag_spec
-from flowwatch.steps.base import missing, one, pending
+from flowwatch.steps.base import missing, one, pending, when_visible
 
 DEFAULT_ROUTE = "0.0.0.0/0"
 
@@ -103,7 +103,8 @@ class IgwStep:
             name = ctx.names.of("igw")
             igw_id = ec2.create_internet_gateway(TagSpecifications=tag_spec(
                 "internet-gateway", ctx.stack.name, self.name, name))["InternetGateway"]["InternetGatewayId"]
-            ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id)
+            when_visible(ctx, lambda: ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id), "igw",
+                         f"internet gateway {igw_id} to be visible")
             table_id, target = self._main_route(ctx, vpc_id)
             return IgwSeen(igw_id, vpc_id, table_id, target)
         if kind == "attach":
@@ -113,7 +114,8 @@ class IgwStep:
         igw_id = change.params.get("igw_id") or have.id
         table_id = change.params.get("table") or have.route_table_id
         try:
-            ec2.create_route(RouteTableId=table_id, DestinationCidrBlock=DEFAULT_ROUTE, GatewayId=igw_id)
+            when_visible(ctx, lambda: ec2.create_route(RouteTableId=table_id, DestinationCidrBlock=DEFAULT_ROUTE,
+                                                       GatewayId=igw_id), "route", f"gateway {igw_id} to be visible")
         except Exception as exc:
             if not missing(exc, "RouteAlreadyExists"):
                 raise

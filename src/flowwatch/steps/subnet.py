@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from flowwatch.errors import DriftError
 from flowwatch.model import PENDING, Change, Context, Stack
 from flowwatch.naming import tag_filters, tag_spec
-from flowwatch.steps.base import one, pending
+from flowwatch.steps.base import one, pending, when_visible
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,16 @@ class SubnetStep:
             return None
         if change.action == "create":
             name = ctx.names.of("subnet")
-            subnet = ec2.create_subnet(
+            subnet = when_visible(ctx, lambda: ec2.create_subnet(
                 VpcId=ctx.stack.vpc_id, CidrBlock=ctx.config.network.subnet_cidr,
                 AvailabilityZone=ctx.config.availability_zone,
-                TagSpecifications=tag_spec("subnet", ctx.stack.name, self.name, name))["Subnet"]
+                TagSpecifications=tag_spec("subnet", ctx.stack.name, self.name, name)), "vpc",
+                f"vpc {ctx.stack.vpc_id} to be visible")["Subnet"]
             subnet_id = subnet["SubnetId"]
         else:
             subnet_id = change.params["subnet_id"]
-        ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
+        when_visible(ctx, lambda: ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True}),
+                     "subnet", f"subnet {subnet_id} to be visible")
         return SubnetSeen(subnet_id, ctx.config.network.subnet_cidr, ctx.config.availability_zone, True)
 
     def plan_destroy(self, have: SubnetSeen | None, ctx: Context) -> list[Change]:

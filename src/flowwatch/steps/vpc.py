@@ -65,7 +65,9 @@ class VpcStep:
         name = ctx.names.of("vpc")
         vpc = ec2.create_vpc(CidrBlock=ctx.config.network.vpc_cidr,
                              TagSpecifications=tag_spec("vpc", ctx.stack.name, self.name, name))["Vpc"]
-        ec2.get_waiter("vpc_available").wait(VpcIds=[vpc["VpcId"]], WaiterConfig={"Delay": 2, "MaxAttempts": 30})
+        # vpc_exists retries InvalidVpcID.NotFound (a new id not visible yet); vpc_available waits for the state.
+        for waiter in ("vpc_exists", "vpc_available"):
+            ec2.get_waiter(waiter).wait(VpcIds=[vpc["VpcId"]], WaiterConfig={"Delay": 2, "MaxAttempts": 30})
         return VpcSeen(vpc["VpcId"], vpc["CidrBlock"])
 
     def plan_destroy(self, have: VpcSeen | None, ctx: Context) -> list[Change]:

@@ -1,0 +1,173 @@
+"""Interruption: `up` and `down` stopped at EVERY mutating call they make, then run again.
+
+The points are not written down by hand: a clean `up` and `down` are recorded once (at collection), and
+each of their mutating calls becomes a test case, so a new call in a step is covered the day it appears.
+Three ways to stop at call N:
+
+- ``fail``: AWS answers call N with a non-retryable error (AccessDenied-like): `up` raises AwsError (exit 1);
+- ``interrupt-before``: the process is interrupted (KeyboardInterrupt) as call N is about to be sent;
+- ``interrupt-after``: the process is interrupted right after AWS performed call N, before flowwatch saw
+  the answer (the hardest case: the change happened, nothing in flowwatch knows it).
+
+Then: nothing is left untagged; a fresh `up` completes the stack, which equals the clean one property for
+property (tests/stack_state.py); and `down` leaves NOTHING in the account, tagged or not. For `down`
+interrupted the same way, a second `down` leaves nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from unittest import mock
+
+import pytest
+
+from flowwatch import engine
+from flowwatch.errors import AwsError
+
+from .aws_faults import FailAt, InterruptAt, PooledSession, is_mutating
+from .conftest import make_config, make_ctx
+from .stack_state import describe_stack, leftovers, untagged
+
+MODES = ("fail", "interrupt-before", "interrupt-after")
+FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
+
+
+def config():
+    # An e-mail subscription too, so that Subscribe/Unsubscribe are among the points.
+    return make_config(alerts={"email": "ops@example.com"})
+
+
+def recorder(session) -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
+    session.events.register("before-call.*.*", lambda event_name, **_: seen.append(
+        tuple(event_name.split(".")[1:3])))
+    return seen
+
+
+@functools.lru_cache(maxsize=1)
+def clean_run() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], dict]:
+    """A clean `up` then `down` in a fresh account: their mutating calls, and the stack `up` made."""
+    from moto import mock_aws
+
+    with mock.patch.dict(os.environ, FAKE_ENV), mock_aws():
+        session = PooledSession()
+        calls = recorder(session)
+        engine.up(make_ctx(session, config()))
+        up_calls = [c for c in calls if is_mutating(c[1])]
+        stack = describe_stack(session)
+        calls.clear()
+        engine.down(make_ctx(session, config()))
+        down_calls = [c for c in calls if is_mutating(c[1])]
+        assert leftovers(session) == {}
+        session.close()
+    return tuple(up_calls), tuple(down_calls), stack
+
+
+def pytest_generate_tests(metafunc):
+    for name, which in (("up_point", 0), ("down_point", 1)):
+        if name in metafunc.fixturenames:
+            points = list(enumerate(clean_run()[which]))
+            cases = [(mode, i, call) for i, call in points for mode in MODES]
+            metafunc.parametrize((name, ), [(c,) for c in cases],
+                                 ids=[f"{i:02d}-{s}.{op}-{mode}" for mode, i, (s, op) in cases])
+
+
+@pytest.fixture
+def session(monkeypatch):
+    from moto import mock_aws
+
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    with mock_aws():
+        pooled = PooledSession()
+        yield pooled
+        pooled.close()
+
+
+def stop_at(session, mode: str, index: int):
+    if mode == "fail":
+        return FailAt(index).install(session)
+    return InterruptAt(index, mode.removeprefix("interrupt-")).install(session)
+
+
+def run_stopped(command, session, mode: str, index: int, expected: tuple[str, str]) -> None:
+    """Run `command` until it is stopped at mutating call `index`, which must be `expected`."""
+    stopper = stop_at(session, mode, index)
+    if mode == "fail":
+        with pytest.raises(AwsError) as exc:
+            command(make_ctx(session, config()))
+        assert exc.value.exit_code == 1
+        assert f"{expected[1]} failed:" in exc.value.message
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            command(make_ctx(session, config()))
+    assert stopper.hit == expected, f"stopped at {stopper.hit}, expected {expected}"
+    stopper.index = -1
+
+
+def test_the_points_cover_every_mutating_call():
+    up_calls, down_calls, _ = clean_run()
+    ops = {op for _, op in up_calls}
+    assert {"CreateVpc", "CreateSubnet", "CreateInternetGateway", "CreateRoute", "CreateLogGroup", "CreateRole",
+            "CreateBucket", "CreateFlowLogs", "CreateNetworkAclEntry", "CreateTopic", "Subscribe", "PutMetricFilter",
+            "PutMetricAlarm", "CreateDatabase", "CreateTable", "CreateWorkGroup", "CreateNamedQuery"} <= ops
+    assert {"DeleteVpc", "DeleteFlowLogs", "DeleteRole", "DeleteBucket", "DeleteWorkGroup", "DeleteAlarms",
+            "Unsubscribe", "DeleteNetworkAclEntry"} <= {op for _, op in down_calls}
+    print(f"interruption points: up {len(up_calls)} x {len(MODES)} modes, down {len(down_calls)} x {len(MODES)} modes")
+
+
+def test_create_bucket_carries_the_stack_tags(session):
+    """Why an interrupted `up` can't leave an untagged bucket on AWS: the tags travel in CreateBucket itself
+    (tests/aws_faults.emulate_create_bucket_tags applies them as AWS does; moto alone would drop them)."""
+    sent: list[dict] = []
+    session.events.register("before-parameter-build.s3.CreateBucket", lambda params, **_: sent.append(params))
+    engine.up(make_ctx(session, config()))
+    (params,) = sent
+    tags = {t["Key"]: t["Value"] for t in params["CreateBucketConfiguration"]["Tags"]}
+    assert tags["flowwatch:stack"] == "test"
+
+
+def test_up_stopped_at_every_mutating_call_then_resumed(up_point, session):
+    mode, index, call = up_point
+    _, _, clean = clean_run()
+    run_stopped(engine.up, session, mode, index, call)
+    assert untagged(session) == []                     # whatever exists already carries the stack tag
+
+    report = engine.up(make_ctx(session, config()))    # a new process: nothing remembered but AWS
+    assert report.errors == 0
+    assert describe_stack(session) == clean            # the same stack as a clean up, property for property
+
+    engine.down(make_ctx(session, config()))
+    assert leftovers(session) == {}
+
+
+def test_down_stopped_at_every_mutating_call_then_run_again(down_point, session):
+    mode, index, call = down_point
+    engine.up(make_ctx(session, config()))
+    run_stopped(engine.down, session, mode, index, call)
+    assert untagged(session) == []                     # what is left is still findable by its tag
+
+    engine.down(make_ctx(session, config()))
+    assert leftovers(session) == {}
+    assert engine.down(make_ctx(session, config())).changed == 0
+
+
+def test_an_interrupted_cli_run_exits_130_and_the_next_one_completes(session, tmp_path, capsys, monkeypatch):
+    from flowwatch.aws import Aws
+
+    from .cli_helpers import run_cli
+
+    up_calls, _, clean = clean_run()
+    (tmp_path / "flowwatch.yaml").write_text("stack: test\nalerts:\n  email: ops@example.com\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Aws, "create", classmethod(lambda cls, *, profile, region, endpoint_url: cls(session)))
+    stopper = InterruptAt([op for _, op in up_calls].index("CreateBucket"), "after").install(session)
+    result = run_cli(capsys, monkeypatch, "up")
+    assert (result.code, result.err.strip().splitlines()[-1]) == (130, "interrupted")
+    assert "Traceback" not in result.err and stopper.hit == ("s3", "CreateBucket")
+    assert untagged(session) == []
+    assert run_cli(capsys, monkeypatch, "up").code == 0
+    assert describe_stack(session) == clean
+    assert run_cli(capsys, monkeypatch, "down", "--yes").code == 0
+    assert leftovers(session) == {}
