@@ -74,14 +74,45 @@ def discover_all(ctx: Context, steps: Sequence[Any]) -> dict[str, Any]:
     return seen
 
 
+def preflight(ctx: Context) -> dict[str, Any]:
+    """Plan every step against what exists, changing nothing, before ``up`` makes its first change.
+
+    A resource with the stack's name that is not the stack's (OwnershipError), several tagged copies
+    (AmbiguousStateError) or drift that can't be fixed in place (DriftError) then stop ``up`` with
+    nothing created, instead of half-way through. Steps see their parents as PENDING, as in a dry run.
+
+    Returns what was discovered for the steps up to the first one that has changes: until ``up``
+    applies something, that is still what exists, so ``up`` reuses it instead of reading it twice.
+    """
+    from dataclasses import replace
+
+    from flowwatch.model import Stack
+
+    probe = replace(ctx, stack=Stack(ctx.stack.name, account=ctx.stack.account))
+    still_valid: dict[str, Any] = {}
+    changed = False
+    for step in _steps():
+        with aws_errors(step.name):
+            have = step.discover(probe)
+            changes = step.plan(step.desired(probe), have)
+        if not changed:
+            still_valid[step.name] = have
+        changed = changed or bool(changes)
+        step.publish(probe.stack, have)
+    ctx.stack.account = probe.stack.account
+    return still_valid
+
+
 def up(ctx: Context, only: Sequence[str] | None = None) -> Report:
     """Converge the stack. With ``only``, earlier steps are still discovered (read) for their outputs."""
     report = Report()
     steps = _steps()
+    known = preflight(ctx) if only is None and not ctx.dry_run else {}
     last = max(i for i, s in enumerate(steps) if only is None or s.name in only)
     for step in steps[:last + 1]:
         with aws_errors(step.name):
-            have = step.discover(ctx)
+            # what preflight read is still true until the first change is applied
+            have = known[step.name] if step.name in known and report.changed == 0 else step.discover(ctx)
             if only is not None and step.name not in only:
                 step.publish(ctx.stack, have)
                 continue
