@@ -122,18 +122,7 @@ def up(ctx: Context, only: Sequence[str] | None = None) -> Report:
         elif ctx.dry_run:
             ctx.out.step(step.name, changes, None, dry_run=True)
         else:
-            for change in changes:
-                try:
-                    with aws_errors(step.name), ctx.out.working(f"{step.name}: {change.action} {change.target}"):
-                        have = step.apply(ctx, change, have)
-                except FlowwatchError as exc:
-                    report.errors += 1
-                    ctx.out.step(step.name, [], None, failed=exc.message)
-                    ctx.out.summary(report.changed, report.unchanged, report.errors)
-                    raise
-                ctx.out.step(step.name, [change], None)
-                report.changed += 1
-                report.changes.append(change)
+            have = apply_changes(ctx, step, changes, have, report)
         if not changes:
             report.unchanged += 1
         elif ctx.dry_run:
@@ -141,6 +130,23 @@ def up(ctx: Context, only: Sequence[str] | None = None) -> Report:
         step.publish(ctx.stack, have)
     ctx.out.summary(report.changed, report.unchanged, report.errors, dry_run=ctx.dry_run)
     return report
+
+
+def apply_changes(ctx: Context, step: Any, changes: Sequence[Change], have: Any, report: Report) -> Any:
+    """Apply one step's changes in order, each shown as it lands; the first failure is shown and raised."""
+    for change in changes:
+        try:
+            with aws_errors(step.name), ctx.out.working(f"{step.name}: {change.action} {change.target}"):
+                have = step.apply(ctx, change, have)
+        except FlowwatchError as exc:
+            report.errors += 1
+            ctx.out.step(step.name, [], None, failed=exc.message)
+            ctx.out.summary(report.changed, report.unchanged, report.errors)
+            raise
+        ctx.out.step(step.name, [change], None)
+        report.changed += 1
+        report.changes.append(change)
+    return have
 
 
 def plan_down(ctx: Context) -> tuple[list[Any], dict[str, Any], list[Change]]:
@@ -174,19 +180,7 @@ def down(ctx: Context, confirm: Any = None) -> Report:
         if not changes:
             report.unchanged += 1
             continue
-        for change in changes:
-            try:
-                with aws_errors(step.name), ctx.out.working(f"{step.name}: delete {change.target}"):
-                    have = step.apply(ctx, change, have)
-            except FlowwatchError as exc:
-                report.errors += 1
-                ctx.out.step(step.name, [], None, failed=exc.message)
-                ctx.out.summary(report.changed, report.unchanged, report.errors)
-                raise
-            ctx.out.step(step.name, [change], None)
-            report.changed += 1
-            report.changes.append(change)
-        seen[step.name] = have
+        seen[step.name] = apply_changes(ctx, step, changes, have, report)
     ctx.out.summary(report.changed, report.unchanged, report.errors)
     return report
 
