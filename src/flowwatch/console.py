@@ -15,6 +15,8 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+PIPE_WIDTH = 200
+EMAIL_WIDTH = 100  # an e-mail reads like one: narrow
 SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red"),
            "ok": ("✓", "green"), "fail": ("✗", "red"), "skip": ("·", "dim")}
 
@@ -30,6 +32,10 @@ class Output:
                            no_color=color is False, force_terminal=color or None, soft_wrap=True)
         self.out = Console(file=stdout or sys.stdout, highlight=False, no_color=color is False,
                            force_terminal=color or None, soft_wrap=True)
+        if not self.out.is_terminal:
+            # piped or captured: rich would assume 80 columns and fold every table row; a table is only as
+            # wide as its content anyway
+            self.out.width = PIPE_WIDTH
         self._stdout = stdout or sys.stdout
 
     # ---- progress (stderr) ----
@@ -160,7 +166,8 @@ class Output:
                              ("Topic:   ", "dim"), str(message.get("topic_arn")) + "\n", ("Subject: ", "dim"),
                              (str(message.get("subject") or "(none)"), "bold"), "\n\n", str(message.get("body", "")))
         color = "red" if str(message.get("subject", "")).startswith("ALARM") else "green"
-        self.out.print(Panel(head, border_style=color, title="e-mail", title_align="left"), soft_wrap=False)
+        self.out.print(Panel(head, border_style=color, title="e-mail", title_align="left",
+                             width=min(EMAIL_WIDTH, self.out.width)), soft_wrap=False)
 
     @contextlib.contextmanager
     def live(self) -> Iterator[Any]:
