@@ -1,0 +1,152 @@
+"""`flowwatch query`: the click group, one subcommand per preset plus `list` and `sql`.
+
+Only click is imported here; the preset commands are built on demand from
+``flowwatch.query.presets`` (a lazy group), and the engines (boto3, DuckDB, sqlglot) load inside
+the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+OUTPUTS = ("table", "json", "csv")
+_FIXED = ("list", "sql")
+
+
+class _QueryGroup(click.Group):
+    """`list` and `sql` are ordinary commands; the presets are made from their definitions when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from flowwatch.query.presets import PRESETS
+
+        return ["list", *(p.name for p in PRESETS), "sql"]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _FIXED:
+            return super().get_command(ctx, cmd_name)
+        from flowwatch.query.presets import BY_NAME
+
+        preset = BY_NAME.get(cmd_name)
+        return _preset_command(preset) if preset else None
+
+
+@click.group(cls=_QueryGroup)
+def query() -> None:
+    """Run a preset or your own Athena SQL over the stack's flow logs in S3.
+
+    On AWS the query runs on Athena (cost: $5 per TB scanned); with --local, --engine local or
+    --source it runs on DuckDB over the flow-log files themselves.
+    """
+
+
+def _options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every query command takes."""
+    decorators = [
+        click.option("--since", metavar="DURATION", help="Only the last 90m, 1h, 2d, 1w ..."),
+        click.option("--from", "from_", metavar="TIME", help="Window start, ISO-8601 (UTC unless an offset is given)."),
+        click.option("--to", metavar="TIME", help="Window end, ISO-8601 (default: now)."),
+        click.option("--limit", type=click.IntRange(min=1), help="At most N rows."),
+        click.option("--output", type=click.Choice(OUTPUTS), default=None,
+                     help="Data format on stdout (default: the global --output)."),
+        click.option("--engine", type=click.Choice(["athena", "local"]), default=None,
+                     help="athena (default on AWS) or local: DuckDB over the S3 objects, cached "
+                          "(default with --local or --source)."),
+        click.option("--source", type=click.Path(exists=True, path_type=Path), default=None,
+                     help="Flow-log files already on disk (an AWSLogs/... tree or a folder of .log.gz/.parquet): "
+                          "local engine, no AWS call."),
+        click.option("--parquet-cache", is_flag=True,
+                     help="Local engine: keep a Parquet copy of each text file in the cache and read that "
+                          "(first run slower, later runs much faster)."),
+        click.option("--show-sql", is_flag=True, help="Print the SQL for the engine and run nothing."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _run(settings: Any, *, preset: str | None = None, sql: str | None = None, ip: str | None = None,
+         **options: Any) -> None:
+    """Run the query; bad input (window, address, SQL, options) is a click usage error: exit 2."""
+    from flowwatch.errors import UsageError
+    from flowwatch.query import QueryRequest, run
+
+    output = options.pop("output") or settings.output
+    try:
+        run(settings, QueryRequest(preset=preset, sql=sql, ip=ip, output=output, **options))
+    except UsageError as exc:
+        raise click.UsageError(exc.message + (f" (hint: {exc.hint})" if exc.hint else "")) from None
+
+
+@query.command("list")
+@click.option("--output", type=click.Choice(OUTPUTS), default=None, help="Data format on stdout.")
+@click.pass_obj
+def list_presets(settings: Any, output: str | None) -> None:
+    """List the presets: what each shows, the parameters it takes."""
+    from flowwatch.console import Output
+    from flowwatch.query.presets import PRESETS
+
+    rows = [(p.name, p.description, " ".join(_usage(param) for param in p.params), p.limit) for p in PRESETS]
+    Output(settings.verbosity, settings.debug).data(["preset", "description", "parameters", "default_limit"],
+                                                    rows, output or settings.output)
+
+
+def _usage(param: Any) -> str:
+    return "IP (argument or --ip)" if param.required else "--ip IP (optional)"
+
+
+@query.command("sql")
+@click.argument("statement", metavar="SQL")
+@_options
+@click.pass_obj
+def sql_command(settings: Any, statement: str, **options: Any) -> None:
+    """Run your own Athena SQL (SQL, or - to read it from stdin).
+
+    Use the Glue columns (srcaddr, dstaddr, start, "end", action, log_status, ..., dt) and the
+    stack's table (flow_logs); the time window restricts every reference to the table. The local
+    engine runs the same text, transpiled to DuckDB.
+    """
+    if statement == "-":
+        statement = sys.stdin.read()
+    if not statement.strip():
+        raise click.UsageError("the SQL statement is empty")
+    _run(settings, sql=statement, **options)
+
+
+def _preset_command(preset: Any) -> click.Command:
+    """`flowwatch query <preset>`: the common options, plus the address for presets that take one."""
+    ip_param = next((p for p in preset.params if p.name == "ip"), None)
+
+    @click.pass_obj
+    def command(settings: Any, ip: str | None = None, ip_arg: str | None = None, **options: Any) -> None:
+        address = _address(preset.name, ip, ip_arg, required=bool(ip_param and ip_param.required))
+        _run(settings, preset=preset.name, ip=address, **options)
+
+    command = _options(command)
+    if ip_param is not None:
+        command = click.option("--ip", metavar="IP", help=ip_param.help)(command)
+        if ip_param.required:
+            command = click.argument("ip_arg", metavar="[IP]", required=False)(command)
+    return click.command(preset.name, help=preset.description, short_help=preset.summary)(command)
+
+
+def _address(preset: str, option: str | None, argument: str | None, *, required: bool) -> str | None:
+    """The IP of --ip or the IP argument (validated), one of them at most."""
+    from flowwatch.errors import UsageError
+    from flowwatch.query.presets import validate_ip
+
+    if option is not None and argument is not None and option != argument:
+        raise click.UsageError(f"give the address once: IP argument {argument} or --ip {option}")
+    text = option or argument
+    if text is None:
+        if required:
+            raise click.UsageError(f"{preset} needs an address: flowwatch query {preset} 10.0.0.5 (or --ip)")
+        return None
+    try:
+        return validate_ip(text)
+    except UsageError as exc:
+        raise click.BadParameter(exc.message, param_hint="IP") from None

@@ -1,0 +1,311 @@
+"""`flowwatch query`: presets and your own SQL over the stack's flow logs, on Athena or DuckDB.
+
+* ``presets.py``: the presets, written once in Athena (Trino) SQL, composed with sqlglot;
+* ``timewindow.py``: ``--since``/``--from``/``--to`` -> partition (``dt``) and record-time predicates;
+* ``athena_engine.py``: StartQueryExecution in the stack's workgroup, poll, paginate, cost;
+* ``local_engine.py``: the same SQL transpiled by sqlglot to DuckDB, over the S3 objects of the
+  window (downloaded once into a cache) or over files on disk (``--source``).
+
+Everything is validated (window, address, SQL) before the first AWS call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowwatch.errors import AwsError, UsageError
+
+if TYPE_CHECKING:
+    from flowwatch.config import Config
+    from flowwatch.console import Output
+    from flowwatch.model import Context
+    from flowwatch.query.timewindow import TimeWindow
+    from flowwatch.records import RecordFormat
+    from flowwatch.s3layout import S3Layout
+    from flowwatch.settings import Settings
+
+ENGINES = ("athena", "local")
+MAX_TABLE_ROWS = 1000  # a terminal table beyond this is unreadable: use --limit or --output json|csv
+_TRAFFIC_STATES = ["pending", "running", "stopped"]
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    """What one `flowwatch query ...` command asks for (already type-checked by click)."""
+
+    preset: str | None = None          # None: `query sql`
+    sql: str | None = None
+    ip: str | None = None
+    since: str | None = None
+    from_: str | None = None
+    to: str | None = None
+    limit: int | None = None
+    output: str = "table"
+    engine: str | None = None          # None: local with --local or --source, else athena
+    source: Path | None = None
+    parquet_cache: bool = False
+    show_sql: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a query needs from the stack's config: the record format, the Glue names, the ``dt`` format."""
+
+    record_format: "RecordFormat"
+    database: str
+    table: str
+    dt_layout: "S3Layout"              # only its dt format is used (bucket and account are placeholders)
+
+    @classmethod
+    def of(cls, config: "Config") -> "Target":
+        from flowwatch.naming import Names
+
+        names = Names.from_config(config)
+        fl = config.flow_logs
+        return cls(config.record_format, names.of("database"), names.of("table"),
+                   _dt_layout(config.region, hive=fl.hive_partitions, per_hour=fl.per_hour_partitions))
+
+    @classmethod
+    def defaults(cls, stack: str, region: str) -> "Target":
+        """No config file (``--source``): the version-2 format, the default names and layout."""
+        from flowwatch.naming import Names
+        from flowwatch.records import RecordFormat
+
+        names = Names(stack)
+        return cls(RecordFormat.parse("v2"), names.of("database"), names.of("table"), _dt_layout(region))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated request: the engine, the window and the Athena SQL to run."""
+
+    engine: str
+    window: "TimeWindow | None"
+    partitions: tuple[str, str] | None
+    sql: str
+
+
+def run(settings: "Settings", request: QueryRequest, *, out: "Output | None" = None, session: Any = None) -> None:
+    """Validate everything, then (and only then) talk to AWS: run the query and print the rows."""
+    from flowwatch.console import Output
+
+    out = out or Output(settings.verbosity, settings.debug)
+    engine = choose_engine(request, local=settings.local)
+    if request.source is not None:
+        target, config = offline_target(settings), None
+    else:
+        config = _load_config(settings)
+        target = Target.of(config)
+    prepared = prepare(target, request, engine)
+    # only now an AWS session (and with --local, the local server)
+    ctx = None if config is None else _context(settings, config, out, session)
+    execute(ctx, target, request, prepared, out)
+
+
+def run_in(ctx: "Context", request: QueryRequest) -> None:
+    """The same, for a command that already holds a Context (e.g. `flowwatch demo`)."""
+    target = Target.of(ctx.config)
+    engine = choose_engine(request, local=ctx.local)
+    execute(ctx, target, request, prepare(target, request, engine), ctx.out)
+
+
+def choose_engine(request: QueryRequest, *, local: bool) -> str:
+    """--engine, else local with --local or --source, else athena."""
+    if request.source is not None and request.engine == "athena":
+        raise UsageError("--source reads files on disk with the local engine; it cannot run on Athena",
+                         hint="drop --engine athena (or --source)")
+    if request.engine is not None:
+        return request.engine
+    return "local" if local or request.source is not None else "athena"
+
+
+def offline_target(settings: "Settings") -> Target:
+    """With ``--source`` no AWS is involved: the config file if there is one, else the defaults (v2)."""
+    path = settings.config_path
+    if settings.config_explicit or (path and Path(path).is_file()):
+        from flowwatch.config import load_config
+
+        return Target.of(load_config(path, stack=settings.stack, region=settings.region))
+    return Target.defaults(settings.stack or "flowwatch", settings.region or "us-east-1")
+
+
+def prepare(target: Target, request: QueryRequest, engine: str) -> Prepared:
+    """Window, partitions and SQL, validated (UsageError) without any AWS call."""
+    from flowwatch.query import timewindow
+
+    _quiet_sqlglot()
+    window = timewindow.resolve(since=request.since, from_=request.from_, to=request.to)
+    partitions = window.partition_range(target.dt_layout) if window else None
+    sql = compose(target, request, window, partitions, ip=request.ip)
+    if engine == "local" and not _is_query(sql):
+        raise UsageError("the local engine runs queries (SELECT/WITH) only; use --engine athena for other statements")
+    return Prepared(engine, window, partitions, sql)
+
+
+def compose(target: Target, request: QueryRequest, window: "TimeWindow | None",
+            partitions: tuple[str, str] | None, *, ip: str | None) -> str:
+    """The Athena SQL to run: a preset with its parameters, or the user's statement, in the window."""
+    from flowwatch.query import presets
+
+    if request.preset is None:
+        return presets.scope_user_sql(request.sql or "", table=target.table, database=target.database,
+                                      window=window, partitions=partitions, limit=request.limit)
+    return presets.build(presets.BY_NAME[request.preset], table=target.table, window=window, partitions=partitions,
+                         params={"ip": ip}, limit=request.limit, columns=target.record_format.columns)
+
+
+def execute(ctx: "Context | None", target: Target, request: QueryRequest, prepared: Prepared,
+            out: "Output") -> None:
+    sql, window, partitions = prepared.sql, prepared.window, prepared.partitions
+    if request.preset == "icmp" and request.ip is None and ctx is not None:
+        default_ip = traffic_instance_ip(ctx)
+        if default_ip is not None:
+            sql = compose(target, request, window, partitions, ip=default_ip)
+    if window is not None and partitions is not None:
+        out.detail(f"time window: {window.describe()} (partitions {partitions[0]} .. {partitions[1]})")
+    out.debug_line(f"{prepared.engine} engine, Athena SQL:\n{sql}")
+    if request.show_sql:
+        out.text(sql if prepared.engine == "athena" else _to_duckdb(sql))
+    elif prepared.engine == "athena":
+        assert ctx is not None
+        run_athena(ctx, sql, request.output, out)
+    else:
+        run_local(ctx, target, request, sql, window, partitions, out)
+
+
+def traffic_instance_ip(ctx: "Context") -> str | None:
+    """Private IP of the stack's traffic instance (the lab's ping source), if exactly one exists."""
+    from botocore.exceptions import ClientError
+
+    from flowwatch.naming import tag_filters
+
+    filters = tag_filters(ctx.stack.name, "instance") + [{"Name": "instance-state-name", "Values": _TRAFFIC_STATES}]
+    try:
+        reservations = ctx.aws.ec2.describe_instances(Filters=filters)["Reservations"]
+    except ClientError as exc:
+        raise AwsError.from_client_error(exc, step="query", operation="DescribeInstances") from None
+    found = [(i["InstanceId"], i["PrivateIpAddress"]) for r in reservations for i in r["Instances"]
+             if i.get("PrivateIpAddress")]
+    if len(found) > 1:
+        ctx.out.warn(f"icmp: {len(found)} traffic instances ({', '.join(i for i, _ in found)}); "
+                     "showing every source (give --ip to pick one)")
+        return None
+    if found:
+        ctx.out.detail(f"icmp: records from {found[0][1]} (traffic instance {found[0][0]})")
+        return found[0][1]
+    return None
+
+
+def run_athena(ctx: "Context", sql: str, fmt: str, out: "Output") -> None:
+    import time
+
+    from flowwatch.query import athena_engine
+
+    result = athena_engine.run(ctx.aws.athena, sql, workgroup=ctx.names.of("workgroup"),
+                               database=ctx.names.of("database"), out=out,
+                               sleep=ctx.extras.get("sleep", time.sleep))
+    render(out, result.columns, result.rows, fmt)
+    billed = athena_engine.billed_bytes(result.scanned_bytes)
+    out.info(f"Athena: {len(result.rows)} row(s); data scanned {human_bytes(result.scanned_bytes)} "
+             f"(billed {human_bytes(billed)}, about ${result.cost_usd:.6f} at $5/TB); query {result.query_id}")
+
+
+def run_local(ctx: "Context | None", target: Target, request: QueryRequest, sql: str,
+              window: "TimeWindow | None", partitions: tuple[str, str] | None, out: "Output") -> None:
+    import time
+
+    from flowwatch.query import local_engine as local
+
+    cache = local.FileCache(local.cache_root())
+    files = local.in_partitions(_local_files(ctx, target, request, window, cache, out), partitions)
+    undated = sum(f.dt is None for f in files)
+    if window is not None and undated:
+        out.warn(f"{undated} file(s) have no date in their name or path: their records have no dt "
+                 "and fall outside the time window")
+    if not files:
+        out.warn("no flow-log files in the time window" if window else "no flow-log files found")
+    engine = local.LocalEngine(target.record_format, table=target.table, database=target.database,
+                               out=out, cache=cache)
+    try:
+        engine.load(files, parquet_cache=request.parquet_cache, partition=local.reads_partition(sql))
+        started = time.perf_counter()
+        if request.output in ("json", "csv"):
+            out.raw(engine.export(sql, request.output))
+        else:
+            columns, rows, more = engine.fetch(sql, MAX_TABLE_ROWS)
+            render(out, columns, rows, "table", more=more)
+        out.detail(f"local engine (DuckDB): {len(files)} file(s), query {time.perf_counter() - started:.2f} s")
+        malformed = engine.take_malformed_lines() + engine.cached_malformed
+    finally:
+        engine.close()
+    if malformed:
+        out.warn(f"skipped {malformed} malformed line(s) in the flow-log files")
+
+
+def render(out: "Output", columns: list[str], rows: list[Any], fmt: str, *, more: bool = False) -> None:
+    """Rows to stdout; a terminal table stops at MAX_TABLE_ROWS."""
+    if fmt == "table" and len(rows) > MAX_TABLE_ROWS:
+        rows, more = rows[:MAX_TABLE_ROWS], True
+    out.data(columns, rows, fmt)
+    if more:
+        out.warn(f"showing the first {MAX_TABLE_ROWS} rows; use --limit, or --output json|csv for all of them")
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _local_files(ctx: "Context | None", target: Target, request: QueryRequest, window: "TimeWindow | None",
+                 cache: Any, out: "Output") -> list[Any]:
+    from flowwatch.query import local_engine as local
+
+    if request.source is not None:
+        return local.discover(request.source, target.dt_layout)
+    assert ctx is not None
+    layout = ctx.s3_layout()
+    prefixes = window.partition_prefixes(layout) if window else [layout.base_prefix()]
+    return local.fetch_s3(ctx.aws.s3, ctx.bucket, layout, prefixes, cache, out)
+
+
+def _dt_layout(region: str, *, hive: bool = False, per_hour: bool = False) -> "S3Layout":
+    from flowwatch.s3layout import S3Layout
+
+    return S3Layout(bucket="flowwatch", account="000000000000", region=region, hive=hive, per_hour=per_hour)
+
+
+def _load_config(settings: "Settings") -> "Config":
+    from flowwatch.context import load
+
+    return load(settings)
+
+
+def _context(settings: "Settings", config: "Config", out: "Output", session: Any) -> "Context":
+    from flowwatch.context import build_context
+
+    return build_context(settings, config=config, out=out, session=session)
+
+
+def _is_query(sql: str) -> bool:
+    from flowwatch.query import presets
+
+    return presets.is_query(sql)
+
+
+def _to_duckdb(sql: str) -> str:
+    from flowwatch.query.local_engine import to_duckdb
+
+    return to_duckdb(sql)
+
+
+def _quiet_sqlglot() -> None:
+    """sqlglot logs a warning when it falls back to a generic command (SHOW ...): not for users' eyes."""
+    import logging
+
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)

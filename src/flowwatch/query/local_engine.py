@@ -1,0 +1,488 @@
+"""The local engine of `flowwatch query`: DuckDB over flow-log files, no Athena.
+
+Files come from S3 (the objects of the time window's partitions, downloaded once into a cache
+and reused while their ETag is unchanged) or from disk (``--source PATH``: an ``AWSLogs/...``
+tree or a flat folder of ``.log.gz``/``.parquet`` files). DuckDB reads them in place: gzip text
+with ``read_csv`` (header line skipped, space-delimited, ``-`` read as NULL, the fields typed as
+the Glue columns, lines with the wrong number of fields skipped and counted through
+``store_rejects``) and Parquet with ``read_parquet``. A view named like the Glue table, whose
+partition column ``dt`` comes from each file's key path (or its AWS file name), lets the
+preset's Athena SQL, transpiled to DuckDB by sqlglot, run unchanged. With ``--parquet-cache``
+each text file is also converted once to Parquet in the cache (sorted by address), and later
+queries read that copy.
+
+Only what the DuckDB wheel ships is used (no extension downloads); 2 threads and a memory
+limit keep the whole process under 256 MiB.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowwatch.errors import AwsError, FlowwatchError, UsageError
+from flowwatch.records import FIELDS, PARTITION_KEY, FormatError, RecordFormat
+
+if TYPE_CHECKING:
+    from flowwatch.s3layout import S3Layout
+
+THREADS = 2
+MEMORY_LIMIT = "128MB"  # DuckDB's buffer pool; the whole process then peaks around 235 MiB
+# read_csv's buffer (default 32 MiB, several in flight per thread): smaller buffers leave the
+# memory limit to the aggregates and sorts, which then spill instead of running out of memory.
+CSV_BUFFER = 4 * 1024 * 1024
+_FILES_TABLE = "__flowwatch_files"
+_TEXT_SUFFIXES = (".gz", ".log")
+_PARQUET_SUFFIX = ".parquet"
+_NAME_STAMP = re.compile(r"_(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})Z_")
+_DATE_PATH = re.compile(r"(?:^|/)(?:year=)?(\d{4})/(?:month=)?(\d{2})/(?:day=)?(\d{2})(?:/(?:hour=)?(\d{2}))?/[^/]*$")
+_CHUNK = 1 << 20
+# Parquet copies are sorted by address: aggregates by address run several times faster on them
+# (and traffic-from/-to skip row groups through the min/max statistics).
+CACHE_ORDER = ("srcaddr", "dstaddr", "start")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One flow-log file as DuckDB will read it, with the ``dt`` partition value Athena would give it."""
+
+    path: Path
+    dt: str | None
+    parquet: bool
+
+
+def cache_root() -> Path:
+    """``$XDG_CACHE_HOME/flowwatch``, else ``~/.cache/flowwatch``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "flowwatch"
+
+
+def to_duckdb(athena_sql: str) -> str:
+    """The same statement in DuckDB's dialect (sqlglot)."""
+    import sqlglot
+
+    return sqlglot.transpile(athena_sql, read="athena", write="duckdb")[0]
+
+
+def reads_partition(athena_sql: str) -> bool:
+    """Whether the statement reads the ``dt`` column (by name, or through a ``*``)."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(athena_sql, read="athena")
+    stars = (s for s in tree.find_all(exp.Star) if isinstance(s.parent, (exp.Select, exp.Column)))  # not count(*)
+    return any(c.name == PARTITION_KEY for c in tree.find_all(exp.Column)) or any(stars)
+
+
+# ---- which files -------------------------------------------------------------------------------
+
+def is_flow_file(name: str) -> bool:
+    return name.endswith(_TEXT_SUFFIXES + (_PARQUET_SUFFIX,)) and not name.startswith(".")
+
+
+def discover(root: Path, layout: "S3Layout") -> list[SourceFile]:
+    """The flow-log files under ``root`` (or ``root`` itself), each with its ``dt`` in ``layout``'s format."""
+    if root.is_file():
+        paths = [root]
+    else:
+        paths = sorted(p for p in root.rglob("*") if p.is_file() and is_flow_file(p.name))
+    return [SourceFile(p, local_dt(p.as_posix(), layout), p.name.endswith(_PARQUET_SUFFIX)) for p in paths]
+
+
+def local_dt(path: str, layout: "S3Layout") -> str | None:
+    """``dt`` of a file on disk: from its AWS file name's time, else from its date folders."""
+    match = _NAME_STAMP.search(path.rsplit("/", 1)[-1]) or _DATE_PATH.search(path)
+    if match is None:
+        return None
+    parts = [int(g) for g in match.groups() if g is not None]
+    try:
+        when = datetime(*parts[:4], tzinfo=timezone.utc) if len(parts) >= 4 else \
+            datetime(*parts[:3], tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return layout.dt_value(when)
+
+
+def in_partitions(files: Iterable[SourceFile], partitions: tuple[str, str] | None) -> list[SourceFile]:
+    """Partition pruning: the files whose ``dt`` is in ``[lo, hi]`` (files without a ``dt`` stay)."""
+    if partitions is None:
+        return list(files)
+    lo, hi = partitions
+    return [f for f in files if f.dt is None or lo <= f.dt <= hi]
+
+
+# ---- S3 and the download cache -----------------------------------------------------------------
+
+class FileCache:
+    """Downloaded objects and Parquet copies under one directory, each with a validity stamp."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def s3_path(self, bucket: str, key: str) -> Path:
+        parts = [p for p in key.split("/") if p]
+        if any(p in (".", "..") for p in parts) or not parts:
+            raise FlowwatchError(f"query: refusing S3 key {key!r} (not a plain path)")
+        return self.root.joinpath("s3", bucket, *parts)
+
+    def download(self, s3: Any, bucket: str, obj: dict[str, Any]) -> tuple[Path, bool]:
+        """The local copy of ``obj`` (a ListObjectsV2 entry) and whether it was downloaded now."""
+        from botocore.exceptions import ClientError
+
+        target = self.s3_path(bucket, obj["Key"])
+        etag = str(obj.get("ETag", "")).strip('"')
+        if target.is_file() and _read(_stamp(target)) == etag:
+            return target, False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        try:
+            s3.download_file(bucket, obj["Key"], str(partial))
+        except ClientError as exc:
+            raise AwsError.from_client_error(exc, step="query", operation="GetObject") from None
+        partial.replace(target)
+        _stamp(target).write_text(etag)
+        return target, True
+
+    def parquet_path(self, source: Path) -> Path:
+        digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:24]
+        return self.root / "parquet" / f"{digest}.parquet"
+
+    def parquet_copy(self, source: Path) -> tuple[Path, int] | None:
+        """The fresh Parquet copy of ``source`` and the malformed lines it dropped, if any."""
+        target = self.parquet_path(source)
+        meta = _read(_stamp(target))
+        if not target.is_file() or meta is None:
+            return None
+        data = json.loads(meta)
+        return (target, int(data["malformed"])) if data.get("source") == _file_stamp(source) else None
+
+    def parquet_done(self, source: Path, target: Path, malformed: int) -> None:
+        _stamp(target).write_text(json.dumps({"source": _file_stamp(source), "malformed": malformed}))
+
+
+def list_objects(s3: Any, bucket: str, prefixes: list[str]) -> list[dict[str, Any]]:
+    """Every flow-log object under the prefixes (ListObjectsV2, paginated)."""
+    from botocore.exceptions import ClientError
+
+    objects: list[dict[str, Any]] = []
+    paginator = s3.get_paginator("list_objects_v2")
+    try:
+        for prefix in prefixes:
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                objects += [o for o in page.get("Contents", []) if is_flow_file(o["Key"].rsplit("/", 1)[-1])]
+    except ClientError as exc:
+        err = AwsError.from_client_error(exc, step="query", operation="ListObjectsV2")
+        if err.code == "NoSuchBucket":
+            err.hint = "the stack's bucket does not exist: run `flowwatch up` first"
+        raise err from None
+    return objects
+
+
+def fetch_s3(s3: Any, bucket: str, layout: "S3Layout", prefixes: list[str], cache: FileCache,
+             out: Any) -> list[SourceFile]:
+    """List the objects of the window, download the ones not cached, and describe them for DuckDB."""
+    files: list[SourceFile] = []
+    fresh = 0
+    objects = list_objects(s3, bucket, prefixes)
+    with out.working(f"Downloading {len(objects)} flow-log object(s) from s3://{bucket}"):
+        for obj in objects:
+            path, downloaded = cache.download(s3, bucket, obj)
+            fresh += downloaded
+            files.append(SourceFile(path, layout.dt_from_key(obj["Key"]), obj["Key"].endswith(_PARQUET_SUFFIX)))
+    out.detail(f"s3://{bucket}: {len(objects)} object(s), {fresh} downloaded, "
+               f"{len(objects) - fresh} from the cache ({cache.root})")
+    return files
+
+
+# ---- DuckDB --------------------------------------------------------------------------------------
+
+class LocalEngine:
+    """One DuckDB connection with a view named like the Glue table over the given files."""
+
+    def __init__(self, fmt: RecordFormat, *, table: str, database: str, out: Any,
+                 cache: FileCache | None = None, threads: int = THREADS,
+                 memory_limit: str = MEMORY_LIMIT) -> None:
+        import duckdb
+
+        self.format = fmt
+        self.table = table
+        self.database = database
+        self.out = out
+        self.cache = cache
+        self.columns: list[str] = list(fmt.columns)
+        self.cached_malformed = 0
+        spill = (cache.root if cache else Path(tempfile.gettempdir()) / "flowwatch") / "duckdb-tmp"
+        spill.mkdir(parents=True, exist_ok=True)  # DuckDB makes only the last level, when it first spills
+        self.con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit,
+                                          "temp_directory": str(spill), "preserve_insertion_order": False,
+                                          "autoinstall_known_extensions": False,
+                                          "autoload_known_extensions": False})
+        self.con.execute("SET TimeZone = 'UTC'")
+        # DuckDB's type_pushdown turns the view's TRY_CAST into a strict read_csv conversion, and
+        # ignore_errors then drops the whole line instead of reading NULL (see _typed).
+        self.con.execute("SET disabled_optimizers = 'type_pushdown'")
+
+    # -- the view ----------------------------------------------------------------------------------
+    def load(self, files: list[SourceFile], *, parquet_cache: bool = False, partition: bool = True) -> None:
+        """Create the table's view over ``files``; unreadable files are skipped with a warning.
+
+        ``partition=False`` leaves the ``dt`` column out (a query that does not read it saves
+        joining every row to its file).
+        """
+        texts, parquets = self._classify(files)
+        if parquet_cache and self.cache is not None:
+            texts, converted = self._to_parquet(texts)
+            parquets += converted
+        self._extend_columns(texts, parquets)
+        self.con.execute(f"CREATE TEMP TABLE {_FILES_TABLE} (path VARCHAR, dt VARCHAR)")
+        rows = [(str(f.path), f.dt) for group in texts.values() for f in group] + \
+               [(str(f.path), f.dt) for f in parquets]
+        if rows:
+            self.con.executemany(f"INSERT INTO {_FILES_TABLE} VALUES (?, ?)", rows)
+        body = self._view_body(texts, parquets, partition)
+        db, table = _ident(self.database), _ident(self.table)
+        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {db}")
+        self.con.execute(f"CREATE VIEW {db}.{table} AS {body}")
+        self.con.execute(f"CREATE VIEW main.{table} AS SELECT * FROM {db}.{table}")
+
+    def _classify(self, files: list[SourceFile]) -> tuple[dict[tuple[tuple[str, ...], bool], list[SourceFile]],
+                                                          list[SourceFile]]:
+        """Text files grouped by (format in their header line, has a header); Parquet files apart."""
+        texts: dict[tuple[tuple[str, ...], bool], list[SourceFile]] = {}
+        parquets: list[SourceFile] = []
+        for f in files:
+            if f.parquet:
+                parquets.append(f)
+                continue
+            key = self._text_kind(f.path)
+            if key is not None:
+                texts.setdefault(key, []).append(f)
+        return texts, parquets
+
+    def _text_kind(self, path: Path) -> tuple[tuple[str, ...], bool] | None:
+        try:
+            opener = gzip.open if path.name.endswith(".gz") else open
+            with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
+                first = handle.readline()
+        except (OSError, EOFError) as exc:
+            self.out.warn(f"skipped {path}: cannot read it ({exc})")
+            return None
+        if not first.strip():
+            return None  # empty file: no records
+        try:
+            return RecordFormat.parse(first.split()).fields, True
+        except FormatError:
+            return self.format.fields, False  # no header line: the configured format
+
+    def _to_parquet(self, texts: dict[tuple[tuple[str, ...], bool], list[SourceFile]]
+                    ) -> tuple[dict[tuple[tuple[str, ...], bool], list[SourceFile]], list[SourceFile]]:
+        """Each text file's Parquet copy in the cache, made now when missing or stale.
+
+        One file at a time: each copy is sorted, and two sorts at once do not fit the memory limit.
+        """
+        cache = self.cache
+        assert cache is not None
+        jobs = [(f, fields, header) for (fields, header), group in texts.items() for f in group]
+        stale = [(f, fields, header) for f, fields, header in jobs if cache.parquet_copy(f.path) is None]
+        if stale:
+            with self.out.working(f"Writing {len(stale)} Parquet copies into the cache"):
+                for f, fields, header in stale:
+                    self._convert(f.path, fields, header)
+            self.out.detail(f"wrote {len(stale)} Parquet copies into {cache.root}")
+        converted = []
+        for f, _, _ in jobs:
+            hit = cache.parquet_copy(f.path)
+            if hit is None:
+                raise FlowwatchError(f"query: {f.path} changed while it was being cached; run the query again")
+            self.cached_malformed += hit[1]
+            converted.append(SourceFile(hit[0], f.dt, True))
+        return {}, converted
+
+    def _convert(self, source: Path, fields: tuple[str, ...], header: bool) -> None:
+        """One gzip text file -> its Parquet copy, sorted by address (see CACHE_ORDER)."""
+        assert self.cache is not None
+        target = self.cache.parquet_path(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        select = self._csv_select([SourceFile(source, None, False)], fields, header, columns=_columns(fields),
+                                  with_filename=False)
+        order = ", ".join(_ident(c) for c in CACHE_ORDER if c in _columns(fields)) or "ALL"
+        self._run(f"COPY ({select} ORDER BY {order}) TO {_lit(str(partial))} (FORMAT parquet, COMPRESSION zstd)")
+        malformed = self.take_malformed_lines()
+        partial.replace(target)
+        self.cache.parquet_done(source, target, malformed)
+
+    def _extend_columns(self, texts: dict[tuple[tuple[str, ...], bool], list[SourceFile]],
+                        parquets: list[SourceFile]) -> None:
+        """The configured format's columns, then any other field the files hold (in AWS order)."""
+        seen = {FIELDS[name].column for fields, _ in texts for name in fields}
+        if parquets:
+            seen |= set(self._parquet_schema(parquets))
+        extra = [spec.column for spec in FIELDS.values() if spec.column in seen and spec.column not in self.columns]
+        self.columns += extra
+
+    def _view_body(self, texts: dict[tuple[tuple[str, ...], bool], list[SourceFile]],
+                   parquets: list[SourceFile], partition: bool) -> str:
+        parts = [self._csv_select(group, fields, header, with_filename=partition)
+                 for (fields, header), group in texts.items()]
+        if parquets:
+            parts.append(self._parquet_select(parquets, with_filename=partition))
+        if not parts:
+            nulls = ", ".join(f"CAST(NULL AS {_duck_type(c)}) AS {_ident(c)}" for c in self.columns)
+            return f"SELECT {nulls}, CAST(NULL AS VARCHAR) AS {PARTITION_KEY} WHERE false"
+        union = " UNION ALL ".join(parts)
+        if not partition:
+            return union
+        cols = ", ".join(f"r.{_ident(c)}" for c in self.columns)
+        return (f"SELECT {cols}, f.dt AS {PARTITION_KEY} FROM ({union}) AS r "
+                f"JOIN {_FILES_TABLE} AS f ON r.filename = f.path")
+
+    def _csv_select(self, group: list[SourceFile], fields: tuple[str, ...], header: bool,
+                    columns: list[str] | None = None, with_filename: bool = True) -> str:
+        """The view's columns (or ``columns``) from text files of one format: absent ones NULL."""
+        present = set(_columns(fields))
+        types = "{" + ", ".join(f"{_lit(FIELDS[n].column)}: 'VARCHAR'" for n in fields) + "}"
+        paths = "[" + ", ".join(_lit(str(f.path)) for f in group) + "]"
+        reader = (f"read_csv({paths}, columns = {types}, delim = ' ', header = {str(header).lower()}, "
+                  f"nullstr = '-', quote = '', escape = '', auto_detect = false, ignore_errors = true, "
+                  f"store_rejects = true, buffer_size = {CSV_BUFFER}, filename = {str(with_filename).lower()})")
+        cols = [_typed(c) if c in present else f"CAST(NULL AS {_duck_type(c)}) AS {_ident(c)}"
+                for c in (columns or self.columns)]
+        return f"SELECT {', '.join(cols)}{', filename' if with_filename else ''} FROM {reader}"
+
+    def _parquet_select(self, group: list[SourceFile], with_filename: bool = True) -> str:
+        schema = self._parquet_schema(group)
+        cols = []
+        for column in self.columns:
+            name = schema.get(column)
+            source = _ident(name) if name else "NULL"
+            cols.append(f"CAST({source} AS {_duck_type(column)}) AS {_ident(column)}")
+        paths = "[" + ", ".join(_lit(str(f.path)) for f in group) + "]"
+        reader = f"read_parquet({paths}, union_by_name = true, filename = {str(with_filename).lower()})"
+        return f"SELECT {', '.join(cols)}{', filename' if with_filename else ''} FROM {reader}"
+
+    def _parquet_schema(self, group: list[SourceFile]) -> dict[str, str]:
+        """Glue column -> the name the Parquet files use for it (AWS writes ``account_id`` or ``account-id``)."""
+        paths = "[" + ", ".join(_lit(str(f.path)) for f in group) + "]"
+        names = [row[0] for row in self._run(f"DESCRIBE SELECT * FROM read_parquet({paths}, union_by_name = true)")
+                 .fetchall()]
+        return {name.replace("-", "_"): name for name in names if name.replace("-", "_") in _COLUMNS}
+
+    # -- running -------------------------------------------------------------------------------------
+    def fetch(self, athena_sql: str, max_rows: int | None = None) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+        """Columns, up to ``max_rows`` rows, and whether more rows were left out."""
+        cursor = self._run(to_duckdb(athena_sql))
+        columns = [d[0] for d in cursor.description]
+        if max_rows is None:
+            return columns, cursor.fetchall(), False
+        rows = cursor.fetchmany(max_rows + 1)
+        return columns, rows[:max_rows], len(rows) > max_rows
+
+    def export(self, athena_sql: str, fmt: str) -> Iterator[bytes]:
+        """The result as JSON (a list of objects) or CSV (with a header), written by DuckDB, in chunks."""
+        options = "FORMAT json, ARRAY true" if fmt == "json" else "FORMAT csv, HEADER true"
+        handle, name = tempfile.mkstemp(prefix="flowwatch-query-", suffix=f".{fmt}")
+        os.close(handle)
+        try:
+            self._run(f"COPY ({to_duckdb(athena_sql)}) TO {_lit(name)} ({options})")
+            with open(name, "rb") as result:
+                while chunk := result.read(_CHUNK):
+                    yield chunk
+        finally:
+            os.unlink(name)
+
+    def take_malformed_lines(self) -> int:
+        """Lines the CSV scans skipped since the last call (a wrong number of fields).
+
+        DuckDB's ``store_rejects`` keeps them in the temporary table ``reject_errors`` (one row
+        per error, so several for one line), which accumulates over statements: emptied here.
+        """
+        import duckdb
+
+        try:
+            row = self.con.execute("SELECT count(DISTINCT (scan_id, file_id, line)) FROM reject_errors").fetchone()
+        except duckdb.CatalogException:  # no CSV scan ran yet: the table does not exist
+            return 0
+        self.con.execute("DELETE FROM reject_errors")
+        return int(row[0]) if row else 0
+
+    def _run(self, sql: str) -> Any:
+        import duckdb
+
+        try:
+            return self.con.execute(sql)
+        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
+            raise UsageError(f"query: DuckDB cannot run it: {_one_line(exc)}",
+                             hint="`flowwatch query list` shows the presets; columns are the Glue table's") from None
+        except duckdb.Error as exc:
+            raise FlowwatchError(f"query: the local engine failed: {_one_line(exc)}") from None
+
+    def close(self) -> None:
+        self.con.close()
+
+
+_COLUMNS = frozenset(spec.column for spec in FIELDS.values())
+
+
+def _columns(fields: tuple[str, ...]) -> list[str]:
+    return [FIELDS[name].column for name in fields]
+
+
+def _typed(column: str) -> str:
+    """A text column as its Glue type. Like Athena, a value that is not a number reads as NULL.
+
+    (Every field is read as text: DuckDB converts only the columns a query reads, so converting
+    in read_csv would drop a line with a bad ``bytes`` from ``sum(bytes)`` and keep it for
+    ``count(*)``. TRY_CAST costs the same and gives one answer.)
+    """
+    kind, name = _duck_type(column), _ident(column)
+    return name if kind in ("TEXT", "VARCHAR") else f"TRY_CAST({name} AS {kind}) AS {name}"
+
+
+def _duck_type(column: str) -> str:
+    from sqlglot import exp
+
+    spec = next(s for s in FIELDS.values() if s.column == column)
+    return exp.DataType.build(spec.athena_type, dialect="athena").sql(dialect="duckdb")
+
+
+def _ident(name: str) -> str:
+    from sqlglot import exp
+
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
+def _lit(text: str) -> str:
+    from sqlglot import exp
+
+    return exp.Literal.string(text).sql(dialect="duckdb")
+
+
+def _stamp(path: Path) -> Path:
+    return path.with_name(path.name + ".stamp")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _file_stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines[:2]) if lines else type(exc).__name__

@@ -1,0 +1,326 @@
+"""The `flowwatch query` presets, written once in Athena (Trino) SQL over the stack's Glue table.
+
+Each preset is plain Athena SQL over a table called ``flow_logs`` whose columns are the Glue
+columns (``srcaddr``, ``dstaddr``, ``start``, ``"end"``, ``action``, ``log_status``, ... and
+the partition ``dt``). Every preset keeps NODATA/SKIPDATA rows out with ``log_status = 'OK'``.
+
+:func:`build` parses a preset with sqlglot and composes the final statement as a syntax tree,
+never by formatting text: the real table name, the address parameter (validated with
+:mod:`ipaddress`, bound as a string literal), the time-window predicates (partition ``dt`` and
+record ``start``, from parsed datetimes) and the LIMIT. :func:`scope_user_sql` does the same for
+``query sql``: each reference to the table becomes a subquery restricted to the window.
+The result is Athena SQL; the local engine transpiles that very text to DuckDB with sqlglot.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flowwatch.errors import UsageError
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+    from flowwatch.query.timewindow import TimeWindow
+    from flowwatch.records import RecordFormat
+
+#: The table name the preset texts use; replaced by the stack's Glue table name.
+TEMPLATE_TABLE = "flow_logs"
+
+_DATE = "date_format(from_unixtime(start), '%Y-%m-%d') AS \"date\""
+
+
+@dataclass(frozen=True)
+class Param:
+    """An address parameter: bound into ``condition`` (Athena SQL with ``:ip``) when given."""
+
+    name: str
+    condition: str
+    required: bool
+    help: str
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str                           # one line, for `flowwatch query --help`
+    description: str
+    sql: str                               # Athena SQL over TEMPLATE_TABLE
+    params: tuple[Param, ...] = ()
+    limit: int | None = None               # default LIMIT (--limit overrides)
+
+
+PRESETS: tuple[Preset, ...] = (
+    Preset(
+        name="rejects",
+        summary="REJECTed records by start time (the lab's query).",
+        description="Every REJECTed record, oldest first: date, interface, source, destination, start, end, "
+                    "action, protocol (the lab's query).",
+        sql=f"""SELECT {_DATE}, interface_id, srcaddr, dstaddr, start, "end", action, protocol
+                FROM flow_logs
+                WHERE action = 'REJECT' AND log_status = 'OK'
+                ORDER BY start, "end", interface_id, srcaddr, dstaddr""",
+    ),
+    Preset(
+        name="icmp",
+        summary="ICMP (ping) records (the lab's first query).",
+        description="ICMP records by start time, from --ip, else from the stack's traffic instance, else from "
+                    "anywhere (the lab's first query).",
+        sql=f"""SELECT {_DATE}, interface_id, srcaddr, dstaddr, start, "end", action, packets, bytes
+                FROM flow_logs
+                WHERE protocol = 1 AND log_status = 'OK'
+                ORDER BY start, "end", interface_id, srcaddr, dstaddr""",
+        params=(Param("ip", "srcaddr = :ip", required=False,
+                      help="Only records from this source address (default: the stack's traffic instance)."),),
+    ),
+    Preset(
+        name="top-talkers",
+        summary="Source addresses by bytes sent.",
+        description="Source addresses by bytes sent, with packets and flow records (default: the top 10).",
+        sql="""SELECT srcaddr, sum(bytes) AS bytes, sum(packets) AS packets, count(*) AS flows
+               FROM flow_logs
+               WHERE log_status = 'OK'
+               GROUP BY srcaddr
+               ORDER BY sum(bytes) DESC, srcaddr""",
+        limit=10,
+    ),
+    Preset(
+        name="rejected-tcp",
+        summary="REJECTed TCP records with their ports.",
+        description="REJECTed TCP records by start time, with source and destination ports.",
+        sql=f"""SELECT {_DATE}, interface_id, srcaddr, dstaddr, srcport, dstport, start, "end", packets
+                FROM flow_logs
+                WHERE action = 'REJECT' AND protocol = 6 AND log_status = 'OK'
+                ORDER BY start, "end", interface_id, srcaddr, dstaddr, srcport, dstport""",
+    ),
+    Preset(
+        name="ssh-rdp",
+        summary="TCP records to port 22 (SSH) or 3389 (RDP).",
+        description="TCP records to port 22 (SSH) or 3389 (RDP), accepted or rejected, by start time.",
+        sql=f"""SELECT {_DATE}, interface_id, srcaddr, dstaddr, dstport, action, start, "end", packets, bytes
+                FROM flow_logs
+                WHERE protocol = 6 AND dstport IN (22, 3389) AND log_status = 'OK'
+                ORDER BY start, "end", interface_id, srcaddr, dstaddr, dstport""",
+    ),
+    Preset(
+        name="traffic-from",
+        summary="Records from an address.",
+        description="Records whose source is the address (IP argument or --ip), by start time.",
+        sql=f"""SELECT {_DATE}, interface_id, srcaddr, dstaddr, srcport, dstport, protocol, action, start, "end",
+                       packets, bytes
+                FROM flow_logs
+                WHERE log_status = 'OK'
+                ORDER BY start, "end", interface_id, dstaddr, srcport, dstport""",
+        params=(Param("ip", "srcaddr = :ip", required=True, help="The source address."),),
+    ),
+    Preset(
+        name="traffic-to",
+        summary="Records to an address.",
+        description="Records whose destination is the address (IP argument or --ip), by start time.",
+        sql=f"""SELECT {_DATE}, interface_id, srcaddr, dstaddr, srcport, dstport, protocol, action, start, "end",
+                       packets, bytes
+                FROM flow_logs
+                WHERE log_status = 'OK'
+                ORDER BY start, "end", interface_id, srcaddr, srcport, dstport""",
+        params=(Param("ip", "dstaddr = :ip", required=True, help="The destination address."),),
+    ),
+    Preset(
+        name="bytes-by-pair",
+        summary="Source/destination pairs by bytes.",
+        description="Source/destination pairs by bytes, with packets and flow records (default: the top 10).",
+        sql="""SELECT srcaddr, dstaddr, sum(bytes) AS bytes, sum(packets) AS packets, count(*) AS flows
+               FROM flow_logs
+               WHERE log_status = 'OK'
+               GROUP BY srcaddr, dstaddr
+               ORDER BY sum(bytes) DESC, srcaddr, dstaddr""",
+        limit=10,
+    ),
+)
+
+BY_NAME: dict[str, Preset] = {p.name: p for p in PRESETS}
+
+
+def validate_ip(text: str) -> str:
+    """The address in canonical form; UsageError (naming the input) when it is not an IP address."""
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise UsageError(f"{text!r} is not an IPv4 or IPv6 address") from None
+
+
+def parse(sql: str) -> "exp.Expression":
+    """One Athena SQL statement as a sqlglot tree; UsageError with sqlglot's message otherwise."""
+    import sqlglot
+    from sqlglot.errors import ParseError
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="athena") if s is not None]
+    except ParseError as exc:
+        raise UsageError(f"not valid Athena SQL: {_first_error(exc)}") from None
+    if len(statements) != 1:
+        raise UsageError(f"give exactly one SQL statement (got {len(statements)})")
+    return statements[0]
+
+
+def build(preset: Preset, *, table: str, window: "TimeWindow | None" = None,
+          partitions: tuple[str, str] | None = None, params: dict[str, str | None] | None = None,
+          limit: int | None = None, columns: Sequence[str] | None = None, database: str | None = None,
+          placeholders: bool = False) -> str:
+    """The preset as one Athena SQL statement over ``table``, restricted to the window.
+
+    ``columns`` (the table's columns) lets a preset that reads a column the record format lacks
+    fail here, before Athena is asked (and paid). ``database`` qualifies the table name.
+    With ``placeholders`` a required address left out becomes an Athena execution parameter ``?``.
+    """
+    from sqlglot import exp
+
+    tree = parse(preset.sql)
+    if columns is not None:
+        _check_columns(preset, tree, columns)
+    conditions = list(_where(tree))
+    for param in preset.params:
+        value = (params or {}).get(param.name)
+        if value is not None:
+            bound: exp.Expression = exp.Literal.string(validate_ip(value))
+        elif param.required and placeholders:
+            bound = exp.Placeholder()
+        elif param.required:
+            raise UsageError(f"preset {preset.name} needs an address ({param.name})")
+        else:
+            continue
+        conditions.append(exp.replace_placeholders(parse_condition(param.condition), **{param.name: bound}))
+    conditions += window_conditions(window, partitions)
+    tree.set("where", exp.Where(this=exp.and_(*conditions)))
+    _rename_table(tree, table, database)
+    final_limit = limit if limit is not None else preset.limit
+    if final_limit is not None:
+        tree = tree.limit(final_limit)
+    return tree.sql(dialect="athena", pretty=True)
+
+
+def named_queries(fmt: "RecordFormat", database: str, table: str) -> dict[str, tuple[str, str]]:
+    """One Athena named query per preset, for the console: name -> (description, SQL).
+
+    The table is qualified with the database; a required address is an execution parameter
+    (``?``, asked for when the query runs), an optional one is left out; presets reading a
+    column the record format lacks are skipped.
+    """
+    queries: dict[str, tuple[str, str]] = {}
+    for preset in PRESETS:
+        try:
+            sql = build(preset, table=table, database=database, columns=fmt.columns, placeholders=True)
+        except UsageError:
+            continue
+        queries[f"flowwatch-{preset.name}"] = (preset.description, sql)
+    return queries
+
+
+def scope_user_sql(sql: str, *, table: str, database: str, window: "TimeWindow | None" = None,
+                   partitions: tuple[str, str] | None = None, limit: int | None = None) -> str:
+    """``query sql``: the user's statement, each reference to the table restricted to the window.
+
+    ``FROM flow_logs f`` becomes ``FROM (SELECT * FROM flow_logs WHERE dt BETWEEN ... AND
+    start >= ...) AS f``. Statements sqlglot cannot parse as queries (``SHOW ...``) pass through
+    unchanged when there is no window and no limit to apply.
+    """
+    from sqlglot import exp
+
+    tree = parse(sql)
+    if not isinstance(tree, exp.Query):
+        if window is not None or limit is not None:
+            raise UsageError("--since/--from/--to/--limit apply to queries (SELECT/WITH) only")
+        return sql.strip().rstrip(";")
+    conditions = window_conditions(window, partitions)
+    if conditions:
+        for ref in list(tree.find_all(exp.Table)):
+            if _is_flow_table(ref, table, database):
+                ref.replace(_scoped(ref, conditions))
+    if limit is not None:
+        tree = tree.limit(limit)
+    return tree.sql(dialect="athena", pretty=True)
+
+
+def is_query(sql: str) -> bool:
+    """Whether the Athena statement is a query (SELECT/WITH/UNION ...), as the local engine needs."""
+    from sqlglot import exp
+
+    return isinstance(parse(sql), exp.Query)
+
+
+def window_conditions(window: "TimeWindow | None", partitions: tuple[str, str] | None) -> list[Any]:
+    """``dt BETWEEN lo AND hi`` (partition) and ``start >= a AND start < b`` (records) as sqlglot nodes."""
+    from sqlglot import exp
+
+    from flowwatch.records import PARTITION_KEY
+
+    conditions: list[Any] = []
+    if partitions is not None:
+        lo, hi = partitions
+        conditions.append(exp.column(PARTITION_KEY).between(exp.Literal.string(lo), exp.Literal.string(hi)))
+    if window is not None:
+        conditions.append(exp.column("start") >= exp.Literal.number(window.start_epoch))
+        conditions.append(exp.column("start") < exp.Literal.number(window.end_epoch))
+    return conditions
+
+
+def parse_condition(text: str) -> "exp.Expression":
+    import sqlglot
+
+    return sqlglot.parse_one(text, read="athena")
+
+
+def _check_columns(preset: Preset, tree: "exp.Expression", columns: Sequence[str]) -> None:
+    from sqlglot import exp
+
+    from flowwatch.records import PARTITION_KEY
+
+    conditions = [parse_condition(p.condition) for p in preset.params]
+    read = {c.name for node in (tree, *conditions) for c in node.find_all(exp.Column)}
+    missing = sorted(read - set(columns) - {PARTITION_KEY})
+    if missing:
+        raise UsageError(f"preset {preset.name} reads {', '.join(missing)}, which the record format lacks "
+                         f"(its columns: {', '.join(columns)})",
+                         hint="add those fields to flow_logs.format, or write the query yourself with `query sql`")
+
+
+def _where(tree: "exp.Expression") -> list["exp.Expression"]:
+    from sqlglot import exp
+
+    where = tree.args.get("where")
+    if where is None:
+        return []
+    return list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+
+
+def _rename_table(tree: "exp.Expression", table: str, database: str | None = None) -> None:
+    from sqlglot import exp
+
+    for ref in tree.find_all(exp.Table):
+        if ref.name == TEMPLATE_TABLE and not ref.db:
+            ref.set("this", exp.to_identifier(table))
+            if database:
+                ref.set("db", exp.to_identifier(database))
+
+
+def _is_flow_table(ref: "exp.Table", table: str, database: str) -> bool:
+    return ref.name.lower() == table.lower() and (not ref.db or ref.db.lower() == database.lower())
+
+
+def _scoped(ref: "exp.Table", conditions: list[Any]) -> "exp.Expression":
+    from sqlglot import exp
+
+    alias = ref.alias or ref.name
+    bare = ref.copy()
+    bare.set("alias", None)
+    return exp.select("*").from_(bare).where(exp.and_(*conditions)).subquery(alias)
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None) or []
+    if errors:
+        err = errors[0]
+        return f"{err.get('description', exc)} (line {err.get('line')}, column {err.get('col')})"
+    return str(exc).splitlines()[0]
