@@ -165,6 +165,10 @@ def test_s3_options_are_sent_and_kept(session, calls):
     assert engine.up(fresh(ctx)).changed == 0
     table = session.client("glue").get_table(DatabaseName="flowwatch_test", Name="flow_logs")["Table"]
     assert "Parquet" in table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"]
+    # with Hive-compatible partitions AWS writes under AWSLogs/aws-account-id=<account>/: the policy lets it
+    policy = json.loads(session.client("s3").get_bucket_policy(Bucket=f"flowwatch-test-{ACCOUNT}-us-east-1")["Policy"])
+    (write,) = [st for st in policy["Statement"] if st.get("Sid") == "AWSLogDeliveryWrite"]
+    assert write["Resource"] == f"arn:aws:s3:::flowwatch-test-{ACCOUNT}-us-east-1/AWSLogs/aws-account-id={ACCOUNT}/*"
     assert "aws-account-id=" in table["StorageDescriptor"]["Location"]
 
 

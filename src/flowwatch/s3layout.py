@@ -237,9 +237,10 @@ class S3Layout:
 
     # -- CreateFlowLogs / bucket policy -----------------------------------------------------
 
-    def log_destination(self) -> str:
+    def log_destination(self, partition: str = "aws") -> str:
         """``LogDestination`` of CreateFlowLogs: the bucket ARN, plus the prefix folder if any."""
-        return f"arn:aws:s3:::{self.bucket}/{self.prefix}" if self.prefix else f"arn:aws:s3:::{self.bucket}"
+        bucket_arn = f"arn:{partition}:s3:::{self.bucket}"
+        return f"{bucket_arn}/{self.prefix}" if self.prefix else bucket_arn
 
     def destination_options(self) -> dict[str, str | bool]:
         """``DestinationOptions`` of CreateFlowLogs."""
@@ -249,10 +250,11 @@ class S3Layout:
             "PerHourPartition": self.per_hour,
         }
 
-    def delivery_resource_arn(self) -> str:
-        """Object ARN pattern the log-delivery bucket policy must allow ``s3:PutObject`` on."""
+    def delivery_resource_arn(self, partition: str = "aws") -> str:
+        """Object ARN pattern the log-delivery bucket policy must allow ``s3:PutObject`` on (with Hive-compatible
+        partitions AWS writes under ``AWSLogs/aws-account-id=<account>/``)."""
         account = f"aws-account-id={self.account}" if self.hive else self.account
-        return f"arn:aws:s3:::{self.bucket}/{self.prefix}AWSLogs/{account}/*"
+        return f"arn:{partition}:s3:::{self.bucket}/{self.prefix}AWSLogs/{account}/*"
 
 
 def _start_date(start: str | date) -> datetime:

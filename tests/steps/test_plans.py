@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from flowwatch.errors import DriftError, OwnershipError
@@ -70,7 +72,7 @@ def test_igw_foreign_default_route_is_never_replaced():
 
 
 def test_igw_destroy_order_route_detach_delete():
-    steps = IgwStep().plan_destroy(IgwSeen("igw-1", "vpc-1", "rtb-1", "igw-1"), None)
+    steps = IgwStep().plan_destroy(IgwSeen("igw-1", "vpc-1", "rtb-1", "igw-1"), SimpleNamespace(stack=SimpleNamespace(vpc_id="vpc-1")))
     assert [c.params["kind"] for c in steps] == ["route", "detach", "igw"]
 
 
@@ -227,3 +229,13 @@ def test_athena_plan():
     moved = {**table, "StorageDescriptor": {**table["StorageDescriptor"], "Location": "s3://c/"}}
     (change,) = AthenaStep().plan(want, AthenaSeen("db", True, moved, "wg", True, config, have.queries))
     assert (change.action, change.params["kind"]) == ("update", "table")
+
+
+def test_igw_attached_to_a_foreign_vpc_is_never_detached_from_it():
+    from types import SimpleNamespace
+
+    ctx = SimpleNamespace(stack=SimpleNamespace(vpc_id="vpc-ours"))
+    with pytest.raises(OwnershipError, match="vpc-other"):
+        IgwStep().plan_destroy(IgwSeen("igw-1", "vpc-other", "rtb-1", None), ctx)
+    kinds = [c.params["kind"] for c in IgwStep().plan_destroy(IgwSeen("igw-1", "vpc-ours", "rtb-1", "igw-1"), ctx)]
+    assert kinds == ["route", "detach", "igw"]

@@ -60,6 +60,7 @@ class FlowLogsSpec:
     traffic_type: str
     aggregation: int
     s3_options: dict[str, Any]
+    s3_destination: str = ""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -79,16 +80,19 @@ def delivery_policy(log_group_arn: str) -> dict[str, Any]:
         "Resource": [log_group_arn, f"{log_group_arn}:*"]}]}
 
 
-def bucket_policy(partition: str, bucket: str, account: str, region: str) -> dict[str, Any]:
-    """AWS's documented flow-log delivery policy, scoped to AWSLogs/<account>/, plus a TLS-only deny."""
+def bucket_policy(partition: str, bucket: str, account: str, region: str,
+                  delivery_arn: str | None = None) -> dict[str, Any]:
+    """AWS's documented flow-log delivery policy, scoped to where the flow logs write (``AWSLogs/<account>/``,
+    or ``AWSLogs/aws-account-id=<account>/`` with Hive-compatible partitions), plus a TLS-only deny."""
     bucket_arn = f"arn:{partition}:s3:::{bucket}"
+    delivery_arn = delivery_arn or f"{bucket_arn}/AWSLogs/{account}/*"
     source = {"StringEquals": {"aws:SourceAccount": account},
               "ArnLike": {"aws:SourceArn": f"arn:{partition}:logs:{region}:{account}:*"}}
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
          "Resource": [bucket_arn, f"{bucket_arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
         {"Sid": "AWSLogDeliveryWrite", "Effect": "Allow", "Principal": {"Service": "delivery.logs.amazonaws.com"},
-         "Action": "s3:PutObject", "Resource": f"{bucket_arn}/AWSLogs/{account}/*",
+         "Action": "s3:PutObject", "Resource": delivery_arn,
          "Condition": {"StringEquals": {**source["StringEquals"], "s3:x-amz-acl": "bucket-owner-full-control"},
                        "ArnLike": source["ArnLike"]}},
         {"Sid": "AWSLogDeliveryAclCheck", "Effect": "Allow", "Principal": {"Service": "delivery.logs.amazonaws.com"},
@@ -159,15 +163,15 @@ class FlowLogsStep:
         log_group = ctx.log_group
         lg_arn = f"arn:{part}:logs:{region}:{account}:log-group:{log_group}"
         bucket = ctx.bucket
-        opts = {"FileFormat": cfg.s3_file_format, "HiveCompatiblePartitions": cfg.hive_partitions,
-                "PerHourPartition": cfg.per_hour_partitions}
+        layout = ctx.s3_layout()
         return FlowLogsSpec(
             log_group=log_group, log_group_arn=lg_arn, retention=cfg.retention_days,
             role_name=ctx.names.of("role"), trust=delivery_trust(part, account, region),
             role_policy=delivery_policy(lg_arn), bucket=bucket,
-            bucket_policy=bucket_policy(part, bucket, account, region), lifecycle_days=cfg.retention_days,
-            log_format=ctx.config.record_format.log_format(), traffic_type=cfg.traffic_type,
-            aggregation=cfg.aggregation_seconds, s3_options=opts,
+            bucket_policy=bucket_policy(part, bucket, account, region, layout.delivery_resource_arn(part)),
+            lifecycle_days=cfg.retention_days, log_format=ctx.config.record_format.log_format(),
+            traffic_type=cfg.traffic_type, aggregation=cfg.aggregation_seconds,
+            s3_options=dict(layout.destination_options()), s3_destination=layout.log_destination(part),
             tags=tag_dict(ctx.stack.name, self.name, log_group))
 
     # ----- discover (reads only) -----
@@ -235,8 +239,10 @@ class FlowLogsStep:
             if code in ("404", "NoSuchBucket", "NotFound"):
                 return None
             if code in ("403", "AccessDenied"):
-                raise OwnershipError(f"flow_logs: bucket {name} exists in another account",
-                                     hint="bucket names are global: set names.bucket to a name of your own")
+                raise OwnershipError(f"flow_logs: bucket {name} exists in another account, or you lack "
+                                     f"s3:ListBucket on it",
+                                     hint="bucket names are global: set names.bucket to a name of your own; "
+                                          "docs/IAM.md lists the permissions flowwatch needs")
             raise
         try:
             bucket_tags = tag_map(s3.get_bucket_tagging(Bucket=name)["TagSet"])
@@ -483,7 +489,7 @@ class FlowLogsStep:
                                     MaxAggregationInterval=want.aggregation)
         if dest == "s3":
             flow_tags.append({"Key": S3_OPTIONS_TAG, "Value": s3_options_tag(want.s3_options)})
-            args.update(LogDestinationType="s3", LogDestination=f"arn:{ctx.aws.partition}:s3:::{want.bucket}",
+            args.update(LogDestinationType="s3", LogDestination=want.s3_destination,
                         DestinationOptions=want.s3_options)
         else:
             role_arn = have.role.arn if have.role else None
