@@ -119,6 +119,9 @@ def recorded(tmp_path_factory):
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                      "Principal": {"Service": "vpc-flow-logs.amazonaws.com"}}]}))
         s3.delete_bucket_ownership_controls(Bucket=f"flowwatch-test-{ACCOUNT}-{REGION}")
+        # an administrator creates flowwatch's permissions boundary: up puts it on the existing role
+        iam.create_policy(PolicyName=iam_policy.BOUNDARY_NAME,
+                          PolicyDocument=json.dumps(iam_policy.boundary_policy(account=ACCOUNT)))
         cli("up", "up")
         # a changed config: S3 layout, retention, e-mail, rules, NACL rule off
         (workdir / "flowwatch.yaml").write_text(CONFIG_B)
@@ -235,7 +238,14 @@ def test_no_statement_allows_everything_or_iam_beyond_the_delivery_role():
         assert st["Effect"] == "Allow"
         assert not any(a == "*" or a.endswith(":*") for a in st["Action"]), st
         if any(a.startswith("iam:") for a in st["Action"]):
-            assert st["Resource"] != "*" and all(":role/flowwatch-" in r for r in st["Resource"]), st
+            assert st["Resource"] != "*", st
+            roles = all(":role/flowwatch-" in r for r in st["Resource"])
+            boundary = st["Action"] == ["iam:GetPolicy"] and st["Resource"] == [
+                "arn:aws:iam::*:policy/flowwatch-flow-logs-boundary"]   # read-only: does the boundary exist
+            assert roles or boundary, st
+        if any(a in ("iam:CreateRole", "iam:PutRolePolicy") for a in st["Action"]):
+            assert st["Condition"] == {"StringLike": {
+                "iam:PermissionsBoundary": "arn:aws:iam::*:policy/flowwatch-flow-logs-boundary"}}, st
     # an AWS managed policy holds at most 6,144 characters (whitespace not counted)
     assert len(json.dumps(doc, separators=(",", ":"))) <= 6144
 

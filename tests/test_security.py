@@ -199,3 +199,4 @@ def test_athena_results_are_encrypted_and_the_setting_is_enforced(stack):
     assert wg["ResultConfiguration"]["EncryptionConfiguration"]["EncryptionOption"] in ("SSE_S3", "SSE_KMS")
     assert wg["ResultConfiguration"]["OutputLocation"] == f"s3://{BUCKET}/athena-results/"
     assert wg["EnforceWorkGroupConfiguration"] is True
+

@@ -65,6 +65,9 @@ class Scope:
     why: str = ""
 
 
+BOUNDARY_NAME = "flowwatch-flow-logs-boundary"     # = steps.flow_logs.BOUNDARY_POLICY_NAME (a test checks)
+BOUNDARY_ARN = "arn:{partition}:iam::{account}:policy/" + BOUNDARY_NAME
+
 SCOPES: dict[str, Scope] = {
     "any": Scope(("*",), why="reads and creates that AWS does not scope to a resource"),
     "ec2-tag-on-create": Scope(("*",), {"StringEquals": {"ec2:CreateAction": [
@@ -78,6 +81,11 @@ SCOPES: dict[str, Scope] = {
     "log-group": Scope(("arn:{partition}:logs:{region}:{account}:log-group:/flowwatch/{stack}/*",),
                        why="the stack's log group and its streams"),
     "role": Scope(("arn:{partition}:iam::{account}:role/flowwatch-{stack}-*",), why="the flow-log delivery role"),
+    "role-bounded": Scope(("arn:{partition}:iam::{account}:role/flowwatch-{stack}-*",),
+                          {"StringLike": {"iam:PermissionsBoundary": BOUNDARY_ARN}},
+                          "write the delivery role only with flowwatch's permissions boundary on it, so no role "
+                          "this policy creates can do more than deliver flow logs"),
+    "boundary-policy": Scope((BOUNDARY_ARN,), why="read whether the administrator created the boundary"),
     "pass-role": Scope(("arn:{partition}:iam::{account}:role/flowwatch-{stack}-*",),
                        {"StringEquals": {"iam:PassedToService": "vpc-flow-logs.amazonaws.com"}},
                        "hand the delivery role to VPC Flow Logs, and to nothing else"),
@@ -154,10 +162,12 @@ CALLS: dict[tuple[str, str], Use] = {
     ("iam", "ListRoleTags"): Use(DISCOVER, "role"),
     ("iam", "GetRolePolicy"): Use(DISCOVER, "role"),
     ("iam", "ListRolePolicies"): Use((DOWN,), "role"),
-    ("iam", "CreateRole"): Use((UP,), "role"),
-    ("iam", "PutRolePolicy"): Use((UP,), "role"),
+    ("iam", "GetPolicy"): Use(DISCOVER, "boundary-policy"),
+    ("iam", "CreateRole"): Use((UP,), "role-bounded"),
+    ("iam", "PutRolePolicy"): Use((UP,), "role-bounded"),
+    ("iam", "PutRolePermissionsBoundary"): Use((UP,), "role-bounded"),
     ("iam", "UpdateAssumeRolePolicy"): Use((UP,), "role"),
-    ("iam", "DeleteRolePolicy"): Use((DOWN,), "role"),
+    ("iam", "DeleteRolePolicy"): Use((DOWN,), "role-bounded"),
     ("iam", "DeleteRole"): Use((DOWN,), "role"),
     ("s3", "HeadBucket"): Use(DISCOVER, "bucket"),
     ("s3", "GetBucketTagging"): Use(DISCOVER, "bucket"),
@@ -303,6 +313,16 @@ def policy(*, account: str = "*", region: str = "*", partition: str = "aws", sta
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def boundary_policy(*, account: str = "*", partition: str = "aws") -> dict[str, Any]:
+    """The permissions boundary an administrator creates once per account as ``flowwatch-flow-logs-boundary``:
+    whatever a flowwatch delivery role's own policy says, it can only deliver flow logs to flowwatch log groups."""
+    groups = f"arn:{partition}:logs:*:{account}:log-group:/flowwatch/*"
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "FlowLogsDeliveryOnly", "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups", "logs:DescribeLogStreams"],
+        "Resource": [groups, f"{groups}:*"]}]}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flowwatch.iam_policy",
                                      description="Print the IAM policy a user needs to run flowwatch.")
@@ -312,7 +332,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", default="*", help="one stack name (default: any flowwatch stack)")
     parser.add_argument("--command", action="append", choices=COMMANDS,
                         help="only what these commands need (repeatable; default: all)")
+    parser.add_argument("--boundary", action="store_true",
+                        help=f"print the permissions boundary {BOUNDARY_NAME} instead (an administrator creates it once)")
     args = parser.parse_args(argv)
+    if args.boundary:
+        sys.stdout.write(json.dumps(boundary_policy(account=args.account, partition=args.partition), indent=2) + "\n")
+        return 0
     doc = policy(account=args.account, region=args.region, partition=args.partition, stack=args.stack,
                  commands=args.command)
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")

@@ -27,6 +27,10 @@ from flowwatch.steps.base import one, pending, policy_json, same_policy, tag_map
 
 S3_OPTIONS_TAG = "flowwatch:s3-options"
 ROLE_POLICY_NAME = "flowwatch-flow-log-delivery"
+# An account-wide permissions boundary an administrator creates once (docs/IAM.md): when it exists, the
+# delivery role is created with it, so a caller allowed to create flowwatch roles can never create one
+# that does more than deliver flow logs. flowwatch reads it, never creates, changes or deletes it.
+BOUNDARY_POLICY_NAME = "flowwatch-flow-logs-boundary"
 LIFECYCLE_RULE_ID = "flowwatch-expire-flow-logs"
 PUBLIC_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
                 "RestrictPublicBuckets": True}
@@ -116,6 +120,7 @@ class RoleSeen:
     trust: Any
     policy: Any
     ours: bool
+    boundary: str | None = None      # the role's permissions boundary ARN
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,7 @@ class FlowLogsSeen:
     bucket: BucketSeen | None = None
     cwl: FlowLogSeen | None = None
     s3: FlowLogSeen | None = None
+    boundary: str | None = None      # ARN of the account's flowwatch boundary policy, when it exists
 
 
 class FlowLogsStep:
@@ -176,7 +182,8 @@ class FlowLogsStep:
 
     # ----- discover (reads only) -----
     def discover(self, ctx: Context) -> FlowLogsSeen:
-        seen = FlowLogsSeen(log_group=self._log_group(ctx), role=self._role(ctx), bucket=self._bucket(ctx))
+        seen = FlowLogsSeen(log_group=self._log_group(ctx), role=self._role(ctx), bucket=self._bucket(ctx),
+                            boundary=self._boundary(ctx))
         if pending(ctx.stack.vpc_id):
             return seen
         logs = ctx.aws.ec2.describe_flow_logs(Filters=[
@@ -227,7 +234,19 @@ class FlowLogsStep:
             if error_code(exc) != "NoSuchEntity":
                 raise
             policy = None
-        return RoleSeen(name, role["Arn"], role.get("AssumeRolePolicyDocument"), policy, ours)
+        boundary = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        return RoleSeen(name, role["Arn"], role.get("AssumeRolePolicyDocument"), policy, ours, boundary)
+
+    @staticmethod
+    def _boundary(ctx: Context) -> str | None:
+        arn = f"arn:{ctx.aws.partition}:iam::{ctx.account}:policy/{BOUNDARY_POLICY_NAME}"
+        try:
+            ctx.aws.iam.get_policy(PolicyArn=arn)
+        except Exception as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return None
+            raise
+        return arn
 
     def _bucket(self, ctx: Context) -> BucketSeen | None:
         s3 = ctx.aws.s3
@@ -323,6 +342,9 @@ class FlowLogsStep:
         else:
             if not same_policy(role.trust, want.trust):
                 c(Change(self.name, "update", f"IAM role {want.role_name}", "trust policy differs", {"kind": "trust"}))
+            if have.boundary and role.boundary != have.boundary:
+                c(Change(self.name, "update", f"IAM role {want.role_name}",
+                         f"permissions boundary -> {BOUNDARY_POLICY_NAME}", {"kind": "role_boundary"}))
             if role.policy is None or not same_policy(role.policy, want.role_policy):
                 c(Change(self.name, "update", f"IAM role {want.role_name}", "delivery policy differs",
                          {"kind": "role_policy"}))
@@ -405,14 +427,21 @@ class FlowLogsStep:
 
     def _apply_role(self, ctx: Context, want: FlowLogsSpec, change: Change, have: FlowLogsSeen) -> FlowLogsSeen:
         iam = ctx.aws.iam
+        bounded = {"PermissionsBoundary": have.boundary} if have.boundary else {}
         role = iam.create_role(
             RoleName=want.role_name, AssumeRolePolicyDocument=policy_json(want.trust),
             Description=f"flowwatch {ctx.stack.name}: VPC flow logs delivery to {want.log_group}",
-            Tags=tags(ctx.stack.name, self.name, want.role_name))["Role"]
+            Tags=tags(ctx.stack.name, self.name, want.role_name), **bounded)["Role"]
         when_visible(ctx, lambda: iam.put_role_policy(RoleName=want.role_name, PolicyName=ROLE_POLICY_NAME,
                                                       PolicyDocument=policy_json(want.role_policy)),
                      "role", f"IAM role {want.role_name} to be visible")
-        return replace(have, role=RoleSeen(want.role_name, role["Arn"], want.trust, want.role_policy, True))
+        return replace(have, role=RoleSeen(want.role_name, role["Arn"], want.trust, want.role_policy, True,
+                                           have.boundary))
+
+    def _apply_role_boundary(self, ctx: Context, want: FlowLogsSpec, change: Change,
+                             have: FlowLogsSeen) -> FlowLogsSeen:
+        ctx.aws.iam.put_role_permissions_boundary(RoleName=want.role_name, PermissionsBoundary=have.boundary)
+        return replace(have, role=replace(have.role, boundary=have.boundary))
 
     def _apply_trust(self, ctx: Context, want: FlowLogsSpec, change: Change, have: FlowLogsSeen) -> FlowLogsSeen:
         ctx.aws.iam.update_assume_role_policy(RoleName=want.role_name, PolicyDocument=policy_json(want.trust))
