@@ -221,7 +221,9 @@ def test_athena_plan():
              "StorageDescriptor": {"Columns": [{"Name": "a", "Type": "int"}], "Location": "s3://b/",
                                    "SerdeInfo": {"SerializationLibrary": "S"}}}
     config = {"ResultConfiguration": {"OutputLocation": "s3://b/r/",
-                                      "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}}}
+                                      "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}},
+              "EnforceWorkGroupConfiguration": True, "PublishCloudWatchMetricsEnabled": True,
+              "BytesScannedCutoffPerQuery": 10 * 1024 ** 3}
     want = AthenaSpec("db", "t", table, "wg", config, {"q": ("d", "SELECT 1")})
     assert [c.params["kind"] for c in AthenaStep().plan(want, None)] == ["database", "table", "workgroup", "query"]
     have = AthenaSeen("db", True, table, "wg", True, config, {"q": ("id", "d", "SELECT 1")})
@@ -239,3 +241,17 @@ def test_igw_attached_to_a_foreign_vpc_is_never_detached_from_it():
         IgwStep().plan_destroy(IgwSeen("igw-1", "vpc-other", "rtb-1", None), ctx)
     kinds = [c.params["kind"] for c in IgwStep().plan_destroy(IgwSeen("igw-1", "vpc-ours", "rtb-1", "igw-1"), ctx)]
     assert kinds == ["route", "detach", "igw"]
+
+
+@pytest.mark.parametrize("drift", [
+    {"BytesScannedCutoffPerQuery": None}, {"PublishCloudWatchMetricsEnabled": False},
+    {"EnforceWorkGroupConfiguration": False}, {"ResultConfiguration": {"OutputLocation": "s3://b/r/"}}])
+def test_athena_workgroup_drift_in_any_enforced_setting_is_repaired(drift):
+    config = {"ResultConfiguration": {"OutputLocation": "s3://b/r/",
+                                      "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}},
+              "EnforceWorkGroupConfiguration": True, "PublishCloudWatchMetricsEnabled": True,
+              "BytesScannedCutoffPerQuery": 10 * 1024 ** 3}
+    want = AthenaSpec("db", "t", {}, "wg", config, {})
+    have = AthenaSeen("db", True, None, "wg", True, {**config, **drift}, {})
+    changes = [c for c in AthenaStep().plan(want, have) if c.params["kind"] == "workgroup"]
+    assert [(c.action, c.reason) for c in changes] == [("update", "settings differ")]

@@ -285,12 +285,11 @@ def _table_diff(seen: dict[str, Any], want: dict[str, Any]) -> str | None:
 
 
 def _same_workgroup(seen: dict[str, Any], want: dict[str, Any]) -> bool:
+    """Every setting flowwatch enforces: results location and encryption, enforcement, metrics, scan cutoff."""
     rc, wrc = seen.get("ResultConfiguration", {}), want["ResultConfiguration"]
-    if rc.get("OutputLocation") != wrc["OutputLocation"]:
-        return False
-    enc = rc.get("EncryptionConfiguration")
-    if enc is not None and enc != wrc["EncryptionConfiguration"]:
-        return False
-    return bool(seen.get("EnforceWorkGroupConfiguration", True))
+    return (rc.get("OutputLocation") == wrc["OutputLocation"]
+            and rc.get("EncryptionConfiguration") == wrc["EncryptionConfiguration"]
+            and all(seen.get(key) == want[key] for key in
+                    ("EnforceWorkGroupConfiguration", "PublishCloudWatchMetricsEnabled", "BytesScannedCutoffPerQuery")))
 
 
