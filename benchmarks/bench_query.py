@@ -21,7 +21,9 @@ Then, in the same run and interleaved round by round (``--runs``, medians report
 Commands run from ``--dir`` (no flowwatch.yaml there: the defaults, format v2) with bytecode
 caching on (``PYTHONPYCACHEPREFIX`` under ``--dir``), as an installed CLI runs.
 Wall time is for the whole process, start-up included; peak RSS comes from ``wait4``; "query s"
-is DuckDB's part (the time ``-v`` reports for running the statement and writing its output).
+is DuckDB's part (the time ``-v`` reports for running the statement and writing its output);
+"cpu s" is user + system time (all threads; for the floor, both worker processes) and "x cpu"
+its ratio to the floor's, steadier than wall time when others load the machine.
 
     /work/venv/bin/python benchmarks/bench_query.py [--records 1000000,10000000] [--dir DIR] [--runs 3]
 """
@@ -32,6 +34,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -171,16 +174,21 @@ def _inflate(path: str) -> int:
     return size
 
 
-def floor(paths: list[str]) -> float:
-    """Seconds to decompress every file with zlib in 2 processes."""
-    started = time.perf_counter()
-    with ProcessPoolExecutor(2) as pool:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def floor(paths: list[str]) -> tuple[float, int, None, float]:
+    """Seconds (wall, then CPU) to decompress every file with zlib in 2 processes."""
+    started, cpu = time.perf_counter(), _children_cpu()
+    with ProcessPoolExecutor(2) as pool:   # workers are reaped on exit: their CPU time is counted
         sum(pool.map(_inflate, paths))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, 0, None, _children_cpu() - cpu
 
 
-def timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, float | None]:
-    """(wall seconds, peak RSS bytes, the engine's own query seconds if it said) of one process."""
+def timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, float | None, float]:
+    """(wall seconds, peak RSS bytes, the engine's own query seconds if it said, CPU seconds) of one process."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
@@ -191,7 +199,8 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, 
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{text}")
     match = re.search(r"local engine \(DuckDB\): .*query (\d+\.\d+) s", text)
-    return elapsed, usage.ru_maxrss * 1024, float(match.group(1)) if match else None
+    return (elapsed, usage.ru_maxrss * 1024, float(match.group(1)) if match else None,
+            usage.ru_utime + usage.ru_stime)
 
 
 _DUCKDB_PLAIN = """
@@ -208,9 +217,12 @@ class Series:
     seconds: list[float] = field(default_factory=list)
     peak: int = 0
     query: list[float] = field(default_factory=list)   # DuckDB's part, as `-v` reports it
+    cpu: list[float] = field(default_factory=list)     # user + system, all threads and processes
 
-    def add(self, seconds: float, peak: int = 0, query: float | None = None) -> None:
+    def add(self, seconds: float, peak: int = 0, query: float | None = None, cpu: float | None = None) -> None:
         self.seconds.append(seconds)
+        if cpu is not None:
+            self.cpu.append(cpu)
         self.peak = max(self.peak, peak)
         if query is not None:
             self.query.append(query)
@@ -244,7 +256,7 @@ def bench(records: int, base: Path, runs: int) -> list[Series]:
     series = {name: Series(name) for name in ["zlib floor (2 processes)", *commands, *cached]}
     subprocess.run(["rm", "-rf", str(cache / "flowwatch" / "parquet")], check=True)
     for _ in range(runs):
-        series["zlib floor (2 processes)"].add(floor(paths))
+        series["zlib floor (2 processes)"].add(*floor(paths))
         for name, argv in commands.items():
             series[name].add(*timed(argv, env, base))
     fill = Series("parquet cache fill (first run, once)")
@@ -257,13 +269,16 @@ def bench(records: int, base: Path, runs: int) -> list[Series]:
 
 def report(records: int, results: list[Series]) -> None:
     base = results[0].median
+    base_cpu = statistics.median(results[0].cpu)
     print(f"\n{records:,} records (median of {len(results[0].seconds)} runs; whole process, start-up included)")
-    print(f"  {'':38} {'median s':>9} {'min s':>7} {'max s':>7} {'x floor':>8} {'peak RSS':>10} {'query s':>8}")
+    print(f"  {'':38} {'median s':>9} {'min s':>7} {'max s':>7} {'x floor':>8} {'peak RSS':>10} {'query s':>8} {'cpu s':>6} {'x cpu':>6}")
     for s in results:
         rss = f"{s.peak / 2 ** 20:.0f} MiB" if s.peak else "-"
         inner = f"{statistics.median(s.query):.2f}" if s.query else "-"
+        cpu = f"{statistics.median(s.cpu):.2f}" if s.cpu else "-"
+        x_cpu = f"{statistics.median(s.cpu) / base_cpu:.2f}" if s.cpu else "-"
         print(f"  {s.name:38} {s.median:9.2f} {min(s.seconds):7.2f} {max(s.seconds):7.2f} "
-              f"{s.median / base:8.2f} {rss:>10} {inner:>8}")
+              f"{s.median / base:8.2f} {rss:>10} {inner:>8} {cpu:>6} {x_cpu:>6}")
 
 
 def main() -> None:
@@ -280,7 +295,8 @@ def main() -> None:
     for records in (int(r) for r in args.records.split(",")):
         results = bench(records, args.dir, args.runs)
         report(records, results)
-        figures[records] = {s.name: {"median": s.median, "runs": s.seconds, "peak_rss": s.peak, "query": s.query}
+        figures[records] = {s.name: {"median": s.median, "runs": s.seconds, "peak_rss": s.peak, "query": s.query,
+                                     "cpu": s.cpu}
                             for s in results}
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
     if args.json:
