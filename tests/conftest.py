@@ -38,6 +38,21 @@ def session():
 
 
 @pytest.fixture
+def pooled_session(monkeypatch):
+    """moto with clients shared between tests (tests/aws_faults.PooledSession): much faster for suites
+    that run up/down many times; EC2's default AMIs are not loaded."""
+    from moto import mock_aws
+
+    from .aws_faults import PooledSession
+
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    with mock_aws():
+        pooled = PooledSession()
+        yield pooled
+        pooled.close()
+
+
+@pytest.fixture
 def calls(session) -> list[tuple[str, str]]:
     """Every AWS operation made through `session`, as (service, operation)."""
     seen: list[tuple[str, str]] = []

@@ -7,7 +7,6 @@ from typing import Any
 
 def inventory(session: Any, stack: str = "test") -> dict[str, Any]:
     """Every resource tagged for `stack` or named like it, per service. Empty lists mean nothing left."""
-    region = session.region_name
     ec2 = session.client("ec2")
     tag = [{"Name": "tag:flowwatch:stack", "Values": [stack]}]
     logs, iam, s3, sns = session.client("logs"), session.client("iam"), session.client("s3"), session.client("sns")

@@ -75,14 +75,8 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture
-def session(monkeypatch):
-    from moto import mock_aws
-
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    with mock_aws():
-        pooled = PooledSession()
-        yield pooled
-        pooled.close()
+def session(pooled_session):
+    return pooled_session
 
 
 def stop_at(session, mode: str, index: int):

@@ -17,7 +17,7 @@ from flowwatch import engine
 from flowwatch.aws import Aws
 from flowwatch.errors import DriftError, FlowwatchError
 
-from .aws_faults import PooledSession, RespondOnce, is_mutating
+from .aws_faults import RespondOnce, is_mutating
 from .cli_helpers import run_cli
 from .conftest import make_config, make_ctx
 from .stack_state import account_dump, leftovers
@@ -30,14 +30,8 @@ LAB_NAMES = {"vpc": "Lab-VPC-Flow-Logs", "subnet": "Lab-Public-Subnet", "igw": "
 
 
 @pytest.fixture
-def session(monkeypatch):
-    from moto import mock_aws
-
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    with mock_aws():
-        pooled = PooledSession()
-        yield pooled
-        pooled.close()
+def session(pooled_session):
+    return pooled_session
 
 
 @pytest.fixture

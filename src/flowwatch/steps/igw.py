@@ -127,7 +127,7 @@ class IgwStep:
         if have.attached_to and have.attached_to != ctx.stack.vpc_id:
             raise OwnershipError(f"igw: the stack's gateway {have.id} is attached to {have.attached_to}, which is not "
                                  f"the stack's VPC; down will not detach it from there",
-                                 hint=f"detach it yourself (aws ec2 detach-internet-gateway), then run down again")
+                                 hint="detach it yourself (aws ec2 detach-internet-gateway), then run down again")
         changes = []
         if have.route_target == have.id:
             changes.append(Change(self.name, "delete", f"route {DEFAULT_ROUTE} -> {have.id}", reason="down",
