@@ -288,3 +288,21 @@ def test_simulate_never_takes_over_a_foreign_group_named_like_its_own(session, s
     assert ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"] == before
     assert not any(sg in params for _, params in sent)
     assert not any(op == "RunInstances" for op, _ in sent)
+
+
+def test_down_refuses_before_removing_anything_when_someone_attached_a_policy_to_the_role(session):
+    """IAM refuses DeleteRole while a managed policy is attached: down must say so before it deletes the
+    flow logs and the log group, not half-way (and never detach what it did not attach)."""
+    engine.up(make_ctx(session, make_config()))
+    iam = session.client("iam")
+    policy_arn = iam.create_policy(PolicyName="someone-elses", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:GetLogEvents",
+                                                "Resource": "*"}]}))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="flowwatch-test-flow-logs-role", PolicyArn=policy_arn)
+    with pytest.raises(FlowwatchError, match="someone-elses"):
+        engine.down(make_ctx(session, make_config()))
+    assert session.client("ec2").describe_flow_logs()["FlowLogs"], "nothing may be removed before the refusal"
+    assert iam.list_attached_role_policies(RoleName="flowwatch-test-flow-logs-role")["AttachedPolicies"]
+    iam.detach_role_policy(RoleName="flowwatch-test-flow-logs-role", PolicyArn=policy_arn)
+    engine.down(make_ctx(session, make_config()))
+    assert session.client("ec2").describe_flow_logs()["FlowLogs"] == []

@@ -161,6 +161,7 @@ CALLS: dict[tuple[str, str], Use] = {
     ("iam", "GetRole"): Use(DISCOVER, "role"),
     ("iam", "ListRoleTags"): Use(DISCOVER, "role"),
     ("iam", "GetRolePolicy"): Use(DISCOVER, "role"),
+    ("iam", "ListAttachedRolePolicies"): Use(DISCOVER, "role"),
     ("iam", "ListRolePolicies"): Use((DOWN,), "role"),
     ("iam", "GetPolicy"): Use(DISCOVER, "boundary-policy"),
     ("iam", "CreateRole"): Use((UP,), "role-bounded"),

@@ -121,6 +121,7 @@ class RoleSeen:
     policy: Any
     ours: bool
     boundary: str | None = None      # the role's permissions boundary ARN
+    attached: tuple[str, ...] = ()   # managed policies someone attached (flowwatch attaches none)
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,8 @@ class FlowLogsStep:
                 raise
             policy = None
         boundary = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
-        return RoleSeen(name, role["Arn"], role.get("AssumeRolePolicyDocument"), policy, ours, boundary)
+        attached = tuple(p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"])
+        return RoleSeen(name, role["Arn"], role.get("AssumeRolePolicyDocument"), policy, ours, boundary, attached)
 
     @staticmethod
     def _boundary(ctx: Context) -> str | None:
@@ -556,6 +558,12 @@ class FlowLogsStep:
             changes.append(Change(self.name, "delete", f"log group {have.log_group.name}", "down",
                                   {"kind": "log_group", "name": have.log_group.name}))
         if have.role and have.role.ours:
+            if have.role.attached:
+                # checked before down removes anything: IAM would refuse DeleteRole half-way (DeleteConflict)
+                raise OwnershipError(f"flow_logs: someone attached {', '.join(have.role.attached)} to the stack's "
+                                     f"role {have.role.name}; down does not detach what it did not attach",
+                                     hint=f"aws iam detach-role-policy --role-name {have.role.name} --policy-arn ARN, "
+                                          "then run down again")
             changes.append(Change(self.name, "delete", f"IAM role {have.role.name}", "down",
                                   {"kind": "role", "name": have.role.name}))
         if have.bucket and have.bucket.ours and not ctx.keep_data:
