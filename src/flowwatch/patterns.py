@@ -983,36 +983,46 @@ class _DelimitedParser:
         return _Field(name, combined.check, combined.cost, required)
 
     def parse_value(self, operator: str) -> _Condition:
-        s = self.scanner
-        s.skip_ws()
-        value_pos = s.pos
-        relational = operator not in ("=", "!=")
-        first = s.peek()
-        if first == '"':
-            if relational:
-                raise s.error(f"{operator!r} compares numbers; expected a number, not a quoted string")
-            return _string_condition(operator, s.read_quoted())
-        if first == "%":
-            if relational:
-                raise s.error(f"{operator!r} compares numbers; expected a number, not a regex")
-            self.count_regex(value_pos)
-            body, offset = s.read_regex()
-            return _regex_condition(operator, _compile_regex(body, offset))
-        while not s.at_end():
-            ch = s.text[s.pos]
-            if ch.isspace() or ch in _DELIMITED_VALUE_END:
-                break
-            if ch in _DELIMITED_VALUE_BAD:
-                raise s.error(f"unexpected {ch!r} in a value; put the value in double quotes")
-            s.pos += 1
-        value = s.text[value_pos : s.pos]
-        if not value:
-            raise s.error(f"expected a value after {operator!r}", value_pos)
-        if _NUMBER_RE.match(value):
-            return _numeric_condition(operator, value)
+        kind, value = _read_value(self.scanner, operator, self.count_regex,
+                                  ends=lambda ch: ch in _DELIMITED_VALUE_END, bad=lambda ch: ch in _DELIMITED_VALUE_BAD)
+        make = {"string": _string_condition, "regex": _regex_condition, "number": _numeric_condition}[kind]
+        return make(operator, value)
+
+
+def _read_value(s: _Scanner, operator: str, count_regex: Callable[[int], None], *,
+                ends: Callable[[str], bool], bad: Callable[[str], bool]) -> tuple[str, Any]:
+    """The value after a comparison operator, for space-delimited and JSON patterns alike:
+    ``("string", text)`` (quoted or bare), ``("regex", compiled)`` or ``("number", text)``.
+    ``ends(ch)`` stops a bare value, ``bad(ch)`` rejects a character in it."""
+    s.skip_ws()
+    value_pos = s.pos
+    relational = operator not in ("=", "!=")
+    first = s.peek()
+    if first == '"':
         if relational:
-            raise s.error(f"{operator!r} compares numbers; {value!r} is not a number", value_pos)
-        return _string_condition(operator, value)
+            raise s.error(f"{operator!r} compares numbers; expected a number, not a quoted string")
+        return "string", s.read_quoted()
+    if first == "%":
+        if relational:
+            raise s.error(f"{operator!r} compares numbers; expected a number, not a regex")
+        count_regex(value_pos)
+        body, offset = s.read_regex()
+        return "regex", _compile_regex(body, offset)
+    while not s.at_end():
+        ch = s.text[s.pos]
+        if ch.isspace() or ends(ch):
+            break
+        if bad(ch):
+            raise s.error(f"unexpected {ch!r} in a value; put the value in double quotes")
+        s.pos += 1
+    value = s.text[value_pos : s.pos]
+    if not value:
+        raise s.error(f"expected a value after {operator!r}", value_pos)
+    if _NUMBER_RE.match(value):
+        return "number", value
+    if relational:
+        raise s.error(f"{operator!r} compares numbers; {value!r} is not a number", value_pos)
+    return "string", value
 
 
 def _compile_delimited(text: str, start: int, end: int) -> Pattern:
@@ -1462,36 +1472,10 @@ class _JsonParser:
         return _any_node(steps, self.parse_value(operator))
 
     def parse_value(self, operator: str) -> Callable[[Any], bool]:
-        s = self.s
-        s.skip_ws()
-        value_pos = s.pos
-        relational = operator not in ("=", "!=")
-        first = s.peek()
-        if first == '"':
-            if relational:
-                raise s.error(f"{operator!r} compares numbers; expected a number, not a quoted string")
-            return _json_string_test(operator, s.read_quoted())
-        if first == "%":
-            if relational:
-                raise s.error(f"{operator!r} compares numbers; expected a number, not a regex")
-            self.count_regex(value_pos)
-            body, offset = s.read_regex()
-            return _json_regex_test(operator, _compile_regex(body, offset))
-        while not s.at_end():
-            ch = s.text[s.pos]
-            if ch.isspace() or ch in ")&|":
-                break
-            if ch not in _JSON_BARE_CHARS:
-                raise s.error(f"unexpected {ch!r} in a value; put the value in double quotes")
-            s.pos += 1
-        value = s.text[value_pos : s.pos]
-        if not value:
-            raise s.error(f"expected a value after {operator!r}", value_pos)
-        if _NUMBER_RE.match(value):
-            return _json_number_test(operator, value)
-        if relational:
-            raise s.error(f"{operator!r} compares numbers; {value!r} is not a number", value_pos)
-        return _json_string_test(operator, value)
+        kind, value = _read_value(self.s, operator, self.count_regex,
+                                  ends=lambda ch: ch in ")&|", bad=lambda ch: ch not in _JSON_BARE_CHARS)
+        make = {"string": _json_string_test, "regex": _json_regex_test, "number": _json_number_test}[kind]
+        return make(operator, value)
 
 
 def _compile_json(text: str, start: int, end: int) -> Pattern:
