@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-READS = ("Describe", "List", "Get", "Head", "Lookup", "Search", "BatchGet", "TestMetricFilter")
+from tests.support.context import make_ctx
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +43,7 @@ def pooled_session(monkeypatch):
     that run up/down many times; EC2's default AMIs are not loaded."""
     from moto import mock_aws
 
-    from .aws_faults import PooledSession
+    from tests.support.aws_faults import PooledSession
 
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     with mock_aws():
@@ -61,38 +61,6 @@ def calls(session) -> list[tuple[str, str]]:
     return seen
 
 
-def mutating(calls: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [c for c in calls if not c[1].startswith(READS)]
-
-
-def make_config(**overrides: Any):
-    from flowwatch.config import parse_config
-
-    data: dict[str, Any] = {"stack": "test"}
-    data.update(overrides)
-    return parse_config(data)
-
-
-def make_ctx(session, config=None, *, dry_run: bool = False, keep_data: bool = False, **extras: Any):
-    from flowwatch.aws import Aws
-    from flowwatch.console import Output
-    from flowwatch.model import Context, Stack
-    from flowwatch.naming import Names
-
-    config = config or make_config()
-    err = io.StringIO()
-    out = Output(stderr=err, stdout=io.StringIO(), color=False)
-    ctx = Context(config=config, aws=Aws(session), out=out, names=Names.from_config(config),
-                  stack=Stack(config.stack), dry_run=dry_run, keep_data=keep_data,
-                  extras={"sleep": lambda _: None, **extras})
-    return ctx
-
-
 @pytest.fixture
 def ctx(session, calls):
     return make_ctx(session)
-
-
-def fresh(ctx, **kw: Any):
-    """A new Context on the same session and config (what a second CLI run would have)."""
-    return make_ctx(ctx.aws.session, ctx.config, **kw)

@@ -20,8 +20,8 @@ import pytest
 from flowwatch import iam_policy
 from flowwatch.aws import Aws
 
-from .aws_faults import PooledSession, RespondOnce
-from .cli_helpers import run_cli
+from tests.support.aws_faults import PooledSession, RespondOnce
+from tests.support.cli import run_cli
 
 TEST = "(the test itself)"
 ACCOUNT = "123456789012"

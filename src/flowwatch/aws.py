@@ -67,11 +67,6 @@ class Aws:
         return self.session.get_partition_for_region(self.region)
 
 
-def error_code(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-
-
 def wait_until(check: Callable[[], T | None], *, timeout: float, interval: float = 2.0,
                sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                retry_codes: tuple[str, ...] = (), what: str = "condition") -> T:
@@ -79,11 +74,10 @@ def wait_until(check: Callable[[], T | None], *, timeout: float, interval: float
 
     Raises ``flowwatch.errors.TimeoutError_`` after ``timeout`` seconds. Tests pass a fake sleep/clock.
     """
-    from flowwatch.errors import TimeoutError_
+    from flowwatch.errors import TimeoutError_, error_code
+    from flowwatch.polling import Poll
 
-    deadline = clock() + timeout
-    delay = interval
-    while True:
+    for _ in Poll(timeout, interval, backoff=1.5, sleep=sleep, clock=clock).ticks():
         try:
             result = check()
             if result:
@@ -91,7 +85,4 @@ def wait_until(check: Callable[[], T | None], *, timeout: float, interval: float
         except Exception as exc:  # only the named codes are retried
             if error_code(exc) not in retry_codes:
                 raise
-        if clock() >= deadline:
-            raise TimeoutError_(f"timed out after {timeout:.0f} s waiting for {what}")
-        sleep(delay)
-        delay = min(delay * 1.5, 30.0)
+    raise TimeoutError_(f"timed out after {timeout:.0f} s waiting for {what}")

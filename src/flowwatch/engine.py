@@ -7,12 +7,11 @@ backwards. Nothing here prints directly: ``ctx.out`` does.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowwatch.errors import AwsError, FlowwatchError, UsageError
+from flowwatch.errors import FlowwatchError, UsageError, aws_errors
 from flowwatch.model import Change, Context
 from flowwatch.settings import Settings
 
@@ -30,32 +29,6 @@ class Report:
             self.changes.extend(changes)
         else:
             self.unchanged += 1
-
-
-@contextlib.contextmanager
-def aws_errors(step: str) -> Iterator[None]:
-    """Turn botocore failures into one actionable FlowwatchError line naming the step."""
-    try:
-        yield
-    except FlowwatchError:
-        raise
-    except Exception as exc:
-        from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredentialsError,
-                                         NoRegionError, WaiterError)
-
-        if isinstance(exc, ClientError):
-            raise AwsError.from_client_error(exc, step=step) from exc
-        if isinstance(exc, NoCredentialsError):
-            raise FlowwatchError(f"{step}: no AWS credentials found",
-                                 hint="set AWS_PROFILE or --profile, run `aws configure`, or use --local") from exc
-        if isinstance(exc, NoRegionError):
-            raise FlowwatchError(f"{step}: no region", hint="set region: in the config or --region") from exc
-        if isinstance(exc, EndpointConnectionError):
-            raise FlowwatchError(f"{step}: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}",
-                                 hint="check --endpoint-url / the network (flowwatch local status)") from exc
-        if isinstance(exc, WaiterError):
-            raise AwsError(f"{step}: gave up waiting: {exc}") from exc
-        raise
 
 
 def _steps(only: Sequence[str] | None = None) -> list[Any]:

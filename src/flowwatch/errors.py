@@ -5,6 +5,8 @@ Raised early, caught once in ``cli.main``: the user sees one line (plus a dim hi
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -78,3 +80,35 @@ class OwnershipError(FlowwatchError):
 
 class TimeoutError_(FlowwatchError):
     """Waiting for AWS took longer than allowed (exit 1)."""
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError (or anything shaped like one), else None."""
+    response = getattr(exc, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
+@contextlib.contextmanager
+def aws_errors(step: str) -> Iterator[None]:
+    """Turn botocore failures into one actionable FlowwatchError line naming the step."""
+    try:
+        yield
+    except FlowwatchError:
+        raise
+    except Exception as exc:
+        from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredentialsError,
+                                         NoRegionError, WaiterError)
+
+        if isinstance(exc, ClientError):
+            raise AwsError.from_client_error(exc, step=step) from exc
+        if isinstance(exc, NoCredentialsError):
+            raise FlowwatchError(f"{step}: no AWS credentials found",
+                                 hint="set AWS_PROFILE or --profile, run `aws configure`, or use --local") from exc
+        if isinstance(exc, NoRegionError):
+            raise FlowwatchError(f"{step}: no region", hint="set region: in the config or --region") from exc
+        if isinstance(exc, EndpointConnectionError):
+            raise FlowwatchError(f"{step}: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}",
+                                 hint="check --endpoint-url / the network (flowwatch local status)") from exc
+        if isinstance(exc, WaiterError):
+            raise AwsError(f"{step}: gave up waiting: {exc}") from exc
+        raise

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from flowwatch.aws import Aws
@@ -64,6 +64,17 @@ class Stack:
     workgroup: Any = None
 
 
+class LocalAws(Protocol):
+    """The embedded local AWS's own routes, as product code sees them: a client handed in through
+    ``Context.local_api`` (``flowwatch.local.client.LocalApi``); None on AWS. Only ``cli/`` and
+    ``local/`` know where it comes from."""
+
+    def traffic(self, *, region: str, fields: Sequence[str], lines: list[str], eni: str | None = None,
+                vpc_id: str | None = None, subnet_id: str | None = None) -> dict[str, Any]: ...
+
+    def inbox(self) -> list[dict[str, Any]]: ...
+
+
 @dataclass
 class Context:
     config: "Config"
@@ -75,6 +86,7 @@ class Context:
     local: bool = False
     yes: bool = False
     keep_data: bool = False
+    local_api: LocalAws | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

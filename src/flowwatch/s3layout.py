@@ -41,8 +41,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from flowwatch.records import PARTITION_KEY
+
+#: moto drops a flow log's DestinationOptions, so flowwatch also keeps them in this tag of the S3
+#: flow log (read back when DescribeFlowLogs does not return them; the local AWS reads it too).
+S3_OPTIONS_TAG = "flowwatch:s3-options"
+
+
+def s3_options_tag(opts: dict[str, Any]) -> str:
+    return " ".join(f"{k}={str(v).lower()}" for k, v in sorted(opts.items()))
+
+
+def parse_s3_options_tag(value: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in (value or "").split():
+        key, _, val = part.partition("=")
+        out[key] = val if key == "FileFormat" else val == "true"
+    return out
 
 __all__ = ["FILE_FORMATS", "S3Layout", "to_utc"]
 

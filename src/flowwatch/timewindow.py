@@ -1,11 +1,29 @@
-"""Durations and time windows given on the command line (`--since 10m`, `--from/--to` ISO-8601), in UTC."""
+"""Durations and time windows given on the command line, in UTC: ``--since 90m|1h|2d|1w`` and
+``--from``/``--to`` (ISO-8601), for ``logs tail`` and ``query``.
+
+A window is a half-open UTC interval ``[start, end)``. The query presets turn it into two predicates
+(see ``query.presets.window_conditions``):
+
+* a partition predicate on ``dt`` (``dt BETWEEN lo AND hi``), so Athena reads only the
+  partitions of the window and the local engine lists and opens only their files;
+* a record-time predicate on ``start`` (``start >= <from> AND start < <to>``, Unix seconds).
+
+The partition range reaches :data:`PARTITION_SLACK` past the window's end: a record lands in
+the file (and partition) of the 5-minute delivery window of its *end* time, which is up to one
+aggregation interval (at most 10 minutes) after its start.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from flowwatch.errors import UsageError
+
+if TYPE_CHECKING:
+    from flowwatch.s3layout import S3Layout
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
@@ -26,3 +44,53 @@ def parse_time(text: str, *, option: str) -> datetime:
         raise UsageError(f"{option}: {text!r} is not a time; use ISO-8601 like 2026-11-27T10:00 or "
                          "2026-11-27T10:00:00Z (UTC when no offset)") from None
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+#: How far past the window's end a record that started inside it can be delivered.
+PARTITION_SLACK = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """``[start, end)`` in UTC."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def start_epoch(self) -> int:
+        return int(self.start.timestamp())
+
+    @property
+    def end_epoch(self) -> int:
+        return int(self.end.timestamp())
+
+    def partition_range(self, layout: "S3Layout") -> tuple[str, str]:
+        """Inclusive ``dt`` bounds of the partitions that can hold the window's records."""
+        return layout.dt_range(self.start, self.end + PARTITION_SLACK)
+
+    def partition_prefixes(self, layout: "S3Layout") -> list[str]:
+        """The S3 folders of those partitions, oldest first."""
+        return layout.partition_prefixes(self.start, self.end + PARTITION_SLACK)
+
+    def describe(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:%M:%S} to {self.end:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def resolve(*, since: str | None = None, from_: str | None = None, to: str | None = None,
+            now: datetime | None = None) -> TimeWindow | None:
+    """The window the options describe, or None (no time restriction). UsageError on bad input."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    if since is not None:
+        if from_ is not None or to is not None:
+            raise UsageError("--since excludes --from/--to: give one or the other")
+        return TimeWindow(now - parse_duration(since, option="--since"), now)
+    if from_ is None:
+        if to is not None:
+            raise UsageError("--to needs --from (or use --since)")
+        return None
+    start = parse_time(from_, option="--from")
+    end = parse_time(to, option="--to") if to is not None else now
+    if end <= start:
+        raise UsageError(f"the window is empty: --to ({end:%Y-%m-%dT%H:%M:%SZ}) is not after "
+                         f"--from ({start:%Y-%m-%dT%H:%M:%SZ})")
+    return TimeWindow(start, end)

@@ -19,7 +19,7 @@ from flowwatch.steps.sns import SnsSeen, SnsSpec, SnsStep, Subscription
 from flowwatch.steps.subnet import SubnetSeen, SubnetSpec, SubnetStep
 from flowwatch.steps.vpc import VpcSeen, VpcSpec, VpcStep
 
-from ..conftest import make_config
+from tests.support.context import make_config
 
 
 def actions(changes):

@@ -23,7 +23,7 @@ FOLLOW_INTERVAL = 5.0
 def tail(settings: Settings, *, since: str, follow: bool, rejects: bool, pattern_text: str | None,
          limit: int | None, sleep: Callable[[float], None] = time.sleep, max_polls: int | None = None) -> int:
     from flowwatch.context import build_context, load
-    from flowwatch.engine import aws_errors
+    from flowwatch.errors import aws_errors
     from flowwatch.patterns import PatternError, compile_pattern
     from flowwatch.timewindow import parse_duration
 

@@ -41,7 +41,7 @@ def run(settings: Settings, pattern_text: str, source: IO[str], *, remote: bool 
 
 def _remote(settings: Settings, pattern_text: str, lines: list[str], out: Any) -> list[tuple[str, dict[str, str]]]:
     from flowwatch.context import build_context
-    from flowwatch.engine import aws_errors
+    from flowwatch.errors import aws_errors
 
     ctx = build_context(settings, out=out)
     found: list[tuple[str, dict[str, str]]] = []

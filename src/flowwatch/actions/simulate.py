@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from flowwatch.aws import error_code
+from flowwatch.errors import error_code
 from flowwatch.errors import AwsError, FlowwatchError, OwnershipError, UsageError
 from flowwatch.model import Context
 from flowwatch.naming import tag_filters, tag_spec

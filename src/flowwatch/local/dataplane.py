@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from flowwatch.errors import error_code
 from flowwatch.local import alarms as rules
 from flowwatch.records import PRESETS
 
@@ -225,7 +226,7 @@ class DataPlane:
             try:
                 found = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"]
             except Exception as exc:  # InvalidNetworkInterfaceID.NotFound: a synthetic ENI
-                if _code(exc) not in ("InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterfaceID.Malformed"):
+                if error_code(exc) not in ("InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterfaceID.Malformed"):
                     raise
                 found = []
             if found:
@@ -244,10 +245,10 @@ class DataPlane:
             try:
                 logs.create_log_stream(logGroupName=group, logStreamName=stream)
             except Exception as exc:
-                if _code(exc) == "ResourceNotFoundException":
+                if error_code(exc) == "ResourceNotFoundException":
                     out.error = f"log group {group} does not exist (AWS would report DeliverLogsStatus FAILED)"
                     return out
-                if _code(exc) != "ResourceAlreadyExistsException":
+                if error_code(exc) != "ResourceAlreadyExistsException":
                     raise
             now_ms = int(self.now() * 1000)
             events = sorted(({"timestamp": _start_ms(r, now_ms), "message": _render(fields, r)} for r in recs),
@@ -280,9 +281,9 @@ class DataPlane:
         try:
             self.client("s3", region).put_object(Bucket=bucket, Key=key, Body=body)
         except Exception as exc:
-            if _code(exc) not in ("NoSuchBucket", "AccessDenied"):
+            if error_code(exc) not in ("NoSuchBucket", "AccessDenied"):
                 raise
-            out.error = f"bucket {bucket}: {_code(exc)} (AWS would report DeliverLogsStatus FAILED)"
+            out.error = f"bucket {bucket}: {error_code(exc)} (AWS would report DeliverLogsStatus FAILED)"
             return out
         out.records = len(recs)
         out.target.append(key)
@@ -295,7 +296,7 @@ class DataPlane:
             return dict(fl["DestinationOptions"])
         if fl["FlowLogId"] in self.s3_options:
             return self.s3_options[fl["FlowLogId"]]
-        from flowwatch.steps.flow_logs import S3_OPTIONS_TAG, parse_s3_options_tag
+        from flowwatch.s3layout import S3_OPTIONS_TAG, parse_s3_options_tag
 
         tags = {t["Key"]: t["Value"] for t in fl.get("Tags") or ()}
         return parse_s3_options_tag(tags.get(S3_OPTIONS_TAG))
@@ -573,11 +574,6 @@ def _typed(value: str | None, parquet_type: str) -> Any:
         except ValueError:
             return None
     return value
-
-
-def _code(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
 
 
 def _local(tag: str) -> str:

@@ -1,7 +1,7 @@
 """`flowwatch query`: presets and your own SQL over the stack's flow logs, on Athena or DuckDB.
 
 * ``presets.py``: the presets, written once in Athena (Trino) SQL, composed with sqlglot;
-* ``timewindow.py``: ``--since``/``--from``/``--to`` -> partition (``dt``) and record-time predicates;
+* ``flowwatch.timewindow``: ``--since``/``--from``/``--to`` -> partition (``dt``) and record-time predicates;
 * ``athena_engine.py``: StartQueryExecution in the stack's workgroup, poll, paginate, cost;
 * ``local_engine.py``: the same SQL transpiled by sqlglot to DuckDB, over the S3 objects of the
   window (downloaded once into a cache) or over files on disk (``--source``).
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from flowwatch.config import Config
     from flowwatch.console import Output
     from flowwatch.model import Context
-    from flowwatch.query.timewindow import TimeWindow
+    from flowwatch.timewindow import TimeWindow
     from flowwatch.records import RecordFormat
     from flowwatch.s3layout import S3Layout
     from flowwatch.settings import Settings
@@ -133,7 +133,7 @@ def offline_target(settings: "Settings") -> Target:
 
 def prepare(target: Target, request: QueryRequest, engine: str) -> Prepared:
     """Window, partitions and SQL, validated (UsageError) without any AWS call."""
-    from flowwatch.query import timewindow
+    from flowwatch import timewindow
 
     _quiet_sqlglot()
     window = timewindow.resolve(since=request.since, from_=request.from_, to=request.to)

@@ -24,7 +24,7 @@ from flowwatch.errors import UsageError
 if TYPE_CHECKING:
     from sqlglot import exp
 
-    from flowwatch.query.timewindow import TimeWindow
+    from flowwatch.timewindow import TimeWindow
     from flowwatch.records import RecordFormat
 
 #: The table name the preset texts use; replaced by the stack's Glue table name.

@@ -14,7 +14,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowwatch.aws import error_code
+from flowwatch.errors import error_code
 from flowwatch.errors import OwnershipError
 from flowwatch.model import PENDING, Change, Context, Stack
 from flowwatch.naming import STACK_TAG, tag_dict, tags

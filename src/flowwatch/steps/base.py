@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from flowwatch.aws import error_code
+from flowwatch.errors import error_code
 from flowwatch.errors import AmbiguousStateError, OwnershipError
 from flowwatch.model import PENDING, Change, Context, Stack
 from flowwatch.naming import STACK_TAG

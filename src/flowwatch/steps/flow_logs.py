@@ -19,13 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from flowwatch.aws import error_code, wait_until
+from flowwatch.aws import wait_until
+from flowwatch.errors import error_code
 from flowwatch.errors import AwsError, OwnershipError
 from flowwatch.model import PENDING, Change, Context, Stack
 from flowwatch.naming import STACK_TAG, tag_dict, tag_filters, tags
+from flowwatch.s3layout import S3_OPTIONS_TAG, parse_s3_options_tag, s3_options_tag
 from flowwatch.steps.base import one, pending, policy_json, same_policy, tag_map, when_visible
 
-S3_OPTIONS_TAG = "flowwatch:s3-options"
 ROLE_POLICY_NAME = "flowwatch-flow-log-delivery"
 # An account-wide permissions boundary an administrator creates once (docs/IAM.md): when it exists, the
 # delivery role is created with it, so a caller allowed to create flowwatch roles can never create one
@@ -34,18 +35,6 @@ BOUNDARY_POLICY_NAME = "flowwatch-flow-logs-boundary"
 LIFECYCLE_RULE_ID = "flowwatch-expire-flow-logs"
 PUBLIC_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
                 "RestrictPublicBuckets": True}
-
-
-def s3_options_tag(opts: dict[str, Any]) -> str:
-    return " ".join(f"{k}={str(v).lower()}" for k, v in sorted(opts.items()))
-
-
-def parse_s3_options_tag(value: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for part in (value or "").split():
-        key, _, val = part.partition("=")
-        out[key] = val if key == "FileFormat" else val == "true"
-    return out
 
 
 # ---------- desired state ----------

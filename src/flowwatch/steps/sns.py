@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowwatch.aws import error_code
+from flowwatch.errors import error_code
 from flowwatch.model import PENDING, Change, Context, Stack
 from flowwatch.naming import tags
 from flowwatch.errors import OwnershipError

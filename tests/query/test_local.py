@@ -326,7 +326,7 @@ def test_s3_listing_is_limited_to_the_partitions_of_the_window(session, calls, s
 
 def test_a_command_holding_a_context_runs_the_local_engine(session, stack_bucket):
     from flowwatch.query import run_in
-    from tests.conftest import make_ctx
+    from tests.support.context import make_ctx
 
     _, records = stack_bucket
     ctx = make_ctx(session)

@@ -9,8 +9,8 @@ import json
 
 from flowwatch import engine
 
-from .conftest import fresh, make_config, make_ctx
-from .inventory import empty, inventory
+from tests.support.context import fresh, make_config, make_ctx
+from tests.support.inventory import empty, inventory
 
 ACCOUNT = "123456789012"
 

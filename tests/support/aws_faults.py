@@ -19,7 +19,7 @@ import random
 from collections import Counter
 from typing import Any
 
-READS = ("Describe", "List", "Get", "Head", "Lookup", "Search", "BatchGet", "TestMetricFilter")
+from tests.support.context import READS, is_mutating  # noqa: F401 (re-exported for the suites)
 ACCOUNT = "123456789012"
 PARTITION = "aws"
 
@@ -50,10 +50,6 @@ DENIED = {
 DENIED_DEFAULT = ("AccessDenied", 403)
 
 _LOADER: Any = None
-
-
-def is_mutating(operation: str) -> bool:
-    return not operation.startswith(READS)
 
 
 def new_session(region: str = "us-east-1", emulate: bool = True) -> Any:

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from .cli_helpers import run_cli
-from .inventory import empty, inventory
+from tests.support.cli import run_cli
+from tests.support.inventory import empty, inventory
 
 
 def test_help_does_not_import_boto3():

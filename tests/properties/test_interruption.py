@@ -25,9 +25,9 @@ import pytest
 from flowwatch import engine
 from flowwatch.errors import AwsError
 
-from .aws_faults import FailAt, InterruptAt, PooledSession, is_mutating
-from .conftest import make_config, make_ctx
-from .stack_state import describe_stack, leftovers, untagged
+from tests.support.aws_faults import FailAt, InterruptAt, PooledSession, is_mutating
+from tests.support.context import make_config, make_ctx
+from tests.support.stack_state import describe_stack, leftovers, untagged
 
 MODES = ("fail", "interrupt-before", "interrupt-after")
 FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
@@ -150,7 +150,7 @@ def test_down_stopped_at_every_mutating_call_then_run_again(down_point, session)
 def test_an_interrupted_cli_run_exits_130_and_the_next_one_completes(session, tmp_path, capsys, monkeypatch):
     from flowwatch.aws import Aws
 
-    from .cli_helpers import run_cli
+    from tests.support.cli import run_cli
 
     up_calls, _, clean = clean_run()
     (tmp_path / "flowwatch.yaml").write_text("stack: test\nalerts:\n  email: ops@example.com\n")

@@ -10,7 +10,7 @@ import pytest
 
 from flowwatch import local
 
-from .cli_helpers import run_cli
+from tests.support.cli import run_cli
 
 
 @pytest.fixture(scope="module")

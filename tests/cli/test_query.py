@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from flowwatch.cli import cli
 from flowwatch.query.presets import PRESETS
 
-from .cli_helpers import run_cli
-from .test_query_athena import COLUMNS, DATA, queue_results
-from .test_query_local import expected_rejects, expected_top_talkers, write_tree
+from tests.support.cli import run_cli
+from tests.query.test_athena import COLUMNS, DATA, queue_results
+from tests.query.test_local import expected_rejects, expected_top_talkers, write_tree
 
 
 def invoke(*args: str):

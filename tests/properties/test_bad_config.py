@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .cli_helpers import run_cli
+from tests.support.cli import run_cli
 
 RULE = {"name": "r", "metric": "M", "match": {"action": "REJECT"}}
 

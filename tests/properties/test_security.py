@@ -14,8 +14,8 @@ import pytest
 
 from flowwatch import engine
 
-from .aws_faults import PooledSession
-from .conftest import make_config, make_ctx
+from tests.support.aws_faults import PooledSession
+from tests.support.context import make_config, make_ctx
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

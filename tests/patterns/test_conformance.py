@@ -1,8 +1,10 @@
-"""flowwatch.patterns against the shared CloudWatch Logs filter-pattern conformance vectors.
+"""flowwatch.patterns against the CloudWatch Logs filter-pattern conformance vectors.
 
-The vectors live in ``shared/conformance/filter_patterns.json`` beside the repository (CI clones
-the repository next to a copy of ``shared/``); ``FLOWWATCH_CONFORMANCE`` overrides the path. Their
-format is described in ``shared/conformance/FILTER_PATTERNS.md`` section 6.
+The vectors are facts with their sources (AWS's documentation, mostly): they are vendored in
+``tests/patterns/vectors/filter_patterns.json``, so the suite passes in a plain clone. Their format
+is described in ``FILTER_PATTERNS.md`` beside them (section 6). ``FLOWWATCH_CONFORMANCE`` runs the
+cases of another file instead. When the team's shared copy sits beside the repository, one test
+checks that the vendored copy has every case of it (a cross-check only: nothing passes because of it).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import pytest
 
 from flowwatch.patterns import PatternError, compile_pattern
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "filter_patterns.json"
+DEFAULT_PATH = Path(__file__).resolve().parent / "vectors" / "filter_patterns.json"
+SHARED_PATH = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "filter_patterns.json"
 
 # Cases where the AWS documentation contradicts a vector: id -> reason (listed in docs/PATTERNS.md).
 XFAIL: dict[str, str] = {}
@@ -51,6 +54,13 @@ def test_conformance_file_is_present() -> None:
     assert path.is_file(), f"conformance vectors not found at {path} (set FLOWWATCH_CONFORMANCE)"
     assert CASES, f"{path} holds no cases"
     assert len({case["id"] for case in CASES}) == len(CASES), "case ids must be unique"
+
+
+@pytest.mark.skipif(not SHARED_PATH.is_file(), reason="no shared/ beside the repository: nothing to cross-check")
+def test_vendored_vectors_hold_every_shared_case() -> None:
+    shared = {case["id"]: case for case in load_cases(SHARED_PATH)}
+    vendored = {case["id"]: case for case in load_cases(DEFAULT_PATH)}
+    assert {i: c for i, c in shared.items() if vendored.get(i) != c} == {}
 
 
 def test_xfail_ids_exist() -> None:

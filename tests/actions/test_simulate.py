@@ -16,7 +16,7 @@ from flowwatch.actions import simulate
 from flowwatch.errors import UsageError
 from flowwatch.naming import STACK_TAG, STEP_TAG
 from flowwatch.patterns import compile_pattern
-from tests.conftest import make_config, make_ctx
+from tests.support.context import make_config, make_ctx
 
 STACK_STEPS = ("vpc", "subnet", "igw", "flow_logs", "nacl", "traffic", "sns", "metric_filter", "alarm")
 

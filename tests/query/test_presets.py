@@ -9,7 +9,8 @@ import sqlglot
 from sqlglot import exp
 
 from flowwatch.errors import UsageError
-from flowwatch.query import presets, timewindow
+from flowwatch import timewindow
+from flowwatch.query import presets
 from flowwatch.records import RecordFormat
 from flowwatch.s3layout import S3Layout
 

@@ -8,7 +8,7 @@ import json
 from flowwatch import engine, iam_policy
 from flowwatch.steps.flow_logs import BOUNDARY_POLICY_NAME
 
-from .conftest import fresh, make_ctx, mutating
+from tests.support.context import fresh, make_ctx, mutating
 
 
 def test_delivery_role_gets_the_permissions_boundary_when_the_administrator_made_it(session):

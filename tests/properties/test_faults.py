@@ -15,10 +15,10 @@ import pytest
 
 from flowwatch.aws import MAX_ATTEMPTS, Aws
 
-from .aws_faults import THROTTLE, BackoffRecorder, FailAt, RespondOnce, Throttler, is_mutating, new_session
-from .cli_helpers import run_cli
-from .conftest import make_config, make_ctx
-from .inventory import empty, inventory
+from tests.support.aws_faults import THROTTLE, BackoffRecorder, FailAt, RespondOnce, Throttler, is_mutating, new_session
+from tests.support.cli import run_cli
+from tests.support.context import make_config, make_ctx
+from tests.support.inventory import empty, inventory
 
 FAULT_RATE = 0.15
 CONFIG = """\

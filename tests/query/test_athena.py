@@ -12,7 +12,7 @@ import requests
 from flowwatch.console import Output
 from flowwatch.errors import AwsError
 from flowwatch.query import athena_engine, run_athena
-from tests.conftest import make_ctx
+from tests.support.context import make_ctx
 
 MOTO_API = "http://motoapi.amazonaws.com/moto-api"
 COLUMNS = [("srcaddr", "varchar"), ("bytes", "bigint"), ("share", "double"), ("seen", "boolean")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .cli_helpers import run_cli
+from tests.support.cli import run_cli
 
 LINES = ("2 123456789012 eni-1 10.0.0.5 8.8.8.8 0 0 1 4 336 1790000000 1790000060 REJECT OK\n"
          "2 123456789012 eni-1 10.0.0.5 1.1.1.1 44321 443 6 10 840 1790000000 1790000060 ACCEPT OK\n"

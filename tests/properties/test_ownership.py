@@ -17,10 +17,10 @@ from flowwatch import engine
 from flowwatch.aws import Aws
 from flowwatch.errors import DriftError, FlowwatchError
 
-from .aws_faults import RespondOnce, is_mutating
-from .cli_helpers import run_cli
-from .conftest import make_config, make_ctx
-from .stack_state import account_dump, leftovers
+from tests.support.aws_faults import RespondOnce, is_mutating
+from tests.support.cli import run_cli
+from tests.support.context import make_config, make_ctx
+from tests.support.stack_state import account_dump, leftovers
 
 ACCOUNT = "123456789012"
 BUCKET = f"flowwatch-test-{ACCOUNT}-us-east-1"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flowwatch import engine
 
-from .conftest import fresh, make_config, make_ctx, mutating
-from .inventory import empty, inventory
+from tests.support.context import fresh, make_config, make_ctx, mutating
+from tests.support.inventory import empty, inventory
 
 
 def test_second_up_is_silent(ctx, calls):

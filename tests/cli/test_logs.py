@@ -9,8 +9,8 @@ import pytest
 
 from flowwatch import engine
 
-from .cli_helpers import run_cli
-from .conftest import make_ctx
+from tests.support.cli import run_cli
+from tests.support.context import make_ctx
 
 
 @pytest.fixture
