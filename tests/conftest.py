@@ -33,7 +33,9 @@ def session():
     import boto3
     from moto import mock_aws
 
-    with mock_aws():
+    from tests.support.aws_faults import moto_fixes
+
+    with mock_aws(), moto_fixes():
         yield boto3.Session(region_name="us-east-1")
 
 
@@ -43,10 +45,10 @@ def pooled_session(monkeypatch):
     that run up/down many times; EC2's default AMIs are not loaded."""
     from moto import mock_aws
 
-    from tests.support.aws_faults import PooledSession
+    from tests.support.aws_faults import PooledSession, moto_fixes
 
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    with mock_aws():
+    with mock_aws(), moto_fixes():
         pooled = PooledSession()
         yield pooled
         pooled.close()

@@ -20,7 +20,7 @@ import pytest
 from flowwatch import iam_policy
 from flowwatch.aws import Aws
 
-from tests.support.aws_faults import PooledSession, RespondOnce
+from tests.support.aws_faults import PooledSession, RespondOnce, moto_fixes
 from tests.support.cli import run_cli
 
 TEST = "(the test itself)"
@@ -88,7 +88,7 @@ def recorded(tmp_path_factory):
            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
            "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache"))}
     workdir = tmp_path_factory.mktemp("iam")
-    with mock.patch.dict(os.environ, env), mock_aws(), pytest.MonkeyPatch.context() as mp:
+    with mock.patch.dict(os.environ, env), mock_aws(), moto_fixes(), pytest.MonkeyPatch.context() as mp:
         session = PooledSession()
         session.events.register("before-call.*.*", lambda event_name, **_: calls.setdefault(
             tuple(event_name.split(".")[1:3]), set()).add(label[0]))

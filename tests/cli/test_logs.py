@@ -11,6 +11,7 @@ from flowwatch import engine
 
 from tests.support.cli import run_cli
 from tests.support.context import make_ctx
+from tests.support.aws_faults import moto_fixes
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def stack_with_records(tmp_path, monkeypatch):
     import boto3
     from moto import mock_aws
 
-    with mock_aws():
+    with mock_aws(), moto_fixes():
         session = boto3.Session(region_name="us-east-1")
         engine.up(make_ctx(session))
         from flowwatch.records import RecordFormat

@@ -16,6 +16,7 @@ from flowwatch.query.presets import PRESETS
 from tests.support.cli import run_cli
 from tests.query.test_athena import COLUMNS, DATA, queue_results
 from tests.query.test_local import expected_rejects, expected_top_talkers, write_tree
+from tests.support.aws_faults import moto_fixes
 
 
 def invoke(*args: str):
@@ -162,7 +163,7 @@ def stack(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "flowwatch.yaml").write_text("stack: test\n")
-    with mock_aws():
+    with mock_aws(), moto_fixes():
         yield
 
 

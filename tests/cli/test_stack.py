@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.cli import run_cli
 from tests.support.inventory import empty, inventory
+from tests.support.aws_faults import moto_fixes
 
 
 def test_help_does_not_import_boto3():
@@ -41,7 +42,7 @@ def test_every_command_has_help(capsys, monkeypatch):
 def moto_env(monkeypatch):
     from moto import mock_aws
 
-    with mock_aws():
+    with mock_aws(), moto_fixes():
         yield
 
 

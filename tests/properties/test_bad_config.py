@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests.support.cli import run_cli
+from tests.support.aws_faults import moto_fixes
 
 RULE = {"name": "r", "metric": "M", "match": {"action": "REJECT"}}
 
@@ -229,7 +230,7 @@ def test_the_recorder_sees_the_calls_of_a_good_config(tmp_path, capsys, monkeypa
     monkeypatch.setattr(BaseClient, "_make_api_call", record)
     (tmp_path / "flowwatch.yaml").write_text("stack: lab\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    with mock_aws():
+    with mock_aws(), moto_fixes():
         result = run_cli(capsys, monkeypatch, "up", "--dry-run")
     assert result.code == 0, result.err
     assert "DescribeVpcs" in seen and len(seen) > 5

@@ -15,7 +15,7 @@ import pytest
 
 from flowwatch.aws import MAX_ATTEMPTS, Aws
 
-from tests.support.aws_faults import THROTTLE, BackoffRecorder, FailAt, RespondOnce, Throttler, is_mutating, new_session
+from tests.support.aws_faults import THROTTLE, BackoffRecorder, FailAt, RespondOnce, Throttler, is_mutating, new_session, moto_fixes
 from tests.support.cli import run_cli
 from tests.support.context import make_config, make_ctx
 from tests.support.inventory import empty, inventory
@@ -43,7 +43,7 @@ def moto(monkeypatch):
     from moto import mock_aws
 
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    with mock_aws():
+    with mock_aws(), moto_fixes():
         yield
 
 

@@ -25,7 +25,7 @@ import pytest
 from flowwatch import engine
 from flowwatch.errors import AwsError
 
-from tests.support.aws_faults import FailAt, InterruptAt, PooledSession, is_mutating
+from tests.support.aws_faults import FailAt, InterruptAt, PooledSession, is_mutating, moto_fixes
 from tests.support.context import make_config, make_ctx
 from tests.support.stack_state import describe_stack, leftovers, untagged
 
@@ -51,7 +51,7 @@ def clean_run() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...
     """A clean `up` then `down` in a fresh account: their mutating calls, and the stack `up` made."""
     from moto import mock_aws
 
-    with mock.patch.dict(os.environ, FAKE_ENV), mock_aws():
+    with mock.patch.dict(os.environ, FAKE_ENV), mock_aws(), moto_fixes():
         session = PooledSession()
         calls = recorder(session)
         engine.up(make_ctx(session, config()))

@@ -14,7 +14,7 @@ import pytest
 
 from flowwatch import engine
 
-from tests.support.aws_faults import PooledSession
+from tests.support.aws_faults import PooledSession, moto_fixes
 from tests.support.context import make_config, make_ctx
 
 ACCOUNT = "123456789012"
@@ -37,7 +37,7 @@ def stack():
 
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
-    with mock.patch.dict(os.environ, env), mock_aws():
+    with mock.patch.dict(os.environ, env), mock_aws(), moto_fixes():
         session = PooledSession()
         ctx = make_ctx(session, make_config(alerts={"email": "ops@example.com"}))
         engine.up(ctx)

@@ -13,9 +13,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
+from collections.abc import Iterator
+from unittest import mock
 from collections import Counter
 from typing import Any
 
@@ -66,7 +69,6 @@ def new_session(region: str = "us-east-1", emulate: bool = True) -> Any:
     session = boto3.Session(botocore_session=core, region_name=region)
     paths = _LOADER.search_paths          # boto3 appends its data path once per session
     _LOADER.search_paths[:] = list(dict.fromkeys(paths))
-    unconditional_bucket_policies()
     if emulate:
         emulate_create_bucket_tags(session)
     return session
@@ -135,29 +137,55 @@ class _PooledEvents:
             getattr(emitter, how)(event, handler)
 
 
-def unconditional_bucket_policies() -> None:
+def _unconditional_get_permission(self: Any, action: str, resource: str) -> Any:
     """moto applies bucket policies to object calls but cannot evaluate conditions: it treats the TLS-only
     Deny (``aws:SecureTransport = false``) as denying everything, so DeleteObjects fails where AWS would
     allow it. Like flowwatch's local server (flowwatch.local.server), let moto see only the unconditional
-    statements. Idempotent, process-wide."""
+    statements."""
     from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    if self.policy is None:
+        return PermissionResult.NEUTRAL
+    doc = json.loads(self.policy)
+    statements = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
+    doc["Statement"] = [st for st in statements if "Condition" not in st]
+    if not doc["Statement"]:
+        return PermissionResult.NEUTRAL
+    return IAMPolicy(json.dumps(doc)).is_action_permitted(action, resource)
+
+
+def _guarded(original: Any) -> Any:
+    """botocore runs every ``before-send`` handler, so moto's would still execute a request our (earlier)
+    handler answered with an error. The guarded stub skips requests that AWS, in this test, refused."""
+
+    def __call__(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        if getattr(request, "flowwatch_fault", False):
+            return None
+        return original(self, event_name, request, **kwargs)
+
+    __call__.flowwatch_guard = True  # type: ignore[attr-defined]
+    return __call__
+
+
+@contextlib.contextmanager
+def moto_fixes() -> Iterator[None]:
+    """The two patches of moto the suites rely on, applied for the ``with`` block and undone after it:
+    conditional bucket-policy statements ignored (as the local server does), and requests answered by
+    a fault injector never executed by moto as well. The ``session`` / ``pooled_session`` fixtures
+    enter it; a suite that makes its own moto session enters it too."""
+    from moto.core.botocore_stubber import BotocoreStubber
     from moto.s3.models import FakeBucket
 
-    if getattr(FakeBucket.get_permission, "flowwatch", False):
-        return
+    with mock.patch.object(FakeBucket, "get_permission", _unconditional_get_permission), \
+            mock.patch.object(BotocoreStubber, "__call__", _guarded(BotocoreStubber.__call__)):
+        yield
 
-    def get_permission(self: Any, action: str, resource: str) -> Any:
-        if self.policy is None:
-            return PermissionResult.NEUTRAL
-        doc = json.loads(self.policy)
-        statements = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
-        doc["Statement"] = [st for st in statements if "Condition" not in st]
-        if not doc["Statement"]:
-            return PermissionResult.NEUTRAL
-        return IAMPolicy(json.dumps(doc)).is_action_permitted(action, resource)
 
-    get_permission.flowwatch = True  # type: ignore[attr-defined]
-    FakeBucket.get_permission = get_permission
+def _require_guard() -> None:
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    if not getattr(BotocoreStubber.__call__, "flowwatch_guard", False):
+        raise RuntimeError("fault injection needs moto_fixes() (the session fixtures enter it)")
 
 
 def emulate_create_bucket_tags(session: Any) -> None:
@@ -225,32 +253,10 @@ def error_response(service: str, request: Any, code: str, status: int, message: 
     return AWSResponse(request.url, status, headers, _Raw(body))
 
 
-_GUARDED = False
-
-
 def _answer(request: Any, response: Any) -> Any:
     """Mark ``request`` as answered by the fault injector, so that moto does not also execute it."""
     request.flowwatch_fault = True
     return response
-
-
-def guard_moto() -> None:
-    """botocore runs every ``before-send`` handler, so moto's would still execute a request our (earlier)
-    handler answered with an error. Make moto skip requests that AWS, in this test, refused."""
-    global _GUARDED
-    if _GUARDED:
-        return
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    original = BotocoreStubber.__call__
-
-    def __call__(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
-        if getattr(request, "flowwatch_fault", False):
-            return None
-        return original(self, event_name, request, **kwargs)
-
-    BotocoreStubber.__call__ = __call__
-    _GUARDED = True
 
 
 def _service_op(event_name: str) -> tuple[str, str]:
@@ -272,7 +278,7 @@ class Throttler:
         self.codes: Counter[str] = Counter()
 
     def install(self, session: Any) -> "Throttler":
-        guard_moto()
+        _require_guard()
         session.events.register_first("before-send", self._before_send)
         return self
 
@@ -305,7 +311,7 @@ class RespondOnce:
         self.attempts = 0
 
     def install(self, session: Any) -> "RespondOnce":
-        guard_moto()
+        _require_guard()
         session.events.register_first(f"before-send.{self.service}.{self.operation}", self._before_send)
         if self.after:
             session.events.register(f"after-call.{self.service}.{self.after}", self._arm)
@@ -353,7 +359,7 @@ class FailAt(_AtNthMutating):
 
     def install(self, session: Any) -> "FailAt":
         self._armed: tuple[str, str] | None = None
-        guard_moto()
+        _require_guard()
         session.events.register("before-call", self._before_call)
         session.events.register_first("before-send", self._before_send)
         return self
