@@ -42,8 +42,8 @@ def test_s3_plain_text_key_layout_and_gzip_header(aws, api, network):
     (key, body), = objects(s3, bucket).items()
     day = time.strftime("%Y/%m/%d", time.gmtime(server_now(api)))
     assert re.fullmatch(rf"AWSLogs/{ACCOUNT}/vpcflowlogs/{REGION}/{day}/"
-                        rf"{ACCOUNT}_vpcflowlogs_{REGION}_{flow_log_id}_\d{{8}}T\d{{2}}[0-5][05]Z_[0-9a-f]{{8}}\.log\.gz",
-                        key)
+                        rf"{ACCOUNT}_vpcflowlogs_{REGION}_{flow_log_id}_"
+                        rf"\d{{8}}T\d{{2}}[0-5][05]Z_[0-9a-f]{{8}}\.log\.gz", key)
     assert body[:2] == b"\x1f\x8b"                                     # a gzip file
     text = gzip.decompress(body).decode().splitlines()
     assert text[0] == fmt.header() == " ".join(fmt.fields)               # the header line

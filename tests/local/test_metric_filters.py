@@ -68,9 +68,9 @@ def _at(t: int) -> datetime:
 def test_matches_put_their_values_and_a_minute_without_match_its_default_once():
     tr = {"metricName": "Pings", "metricNamespace": "NS", "metricValue": "1", "defaultValue": 0}
     events = _events(3, MINUTE) + _events(2, MINUTE + 60, action="ACCEPT", protocol=6)
-    assert metric_data(compile_pattern(PINGS), tr, events) == [
+    assert metric_data(compile_pattern(PINGS), tr, events) == [   # Unit "None": CloudWatch's default
         {"MetricName": "Pings", "Values": [1.0, 1.0, 1.0], "Timestamp": _at(MINUTE), "Unit": "None"},
-        {"MetricName": "Pings", "Values": [0.0], "Timestamp": _at(MINUTE + 60), "Unit": "None"}]   # CloudWatch's default unit
+        {"MetricName": "Pings", "Values": [0.0], "Timestamp": _at(MINUTE + 60), "Unit": "None"}]
 
 
 def test_no_default_value_puts_nothing_for_a_minute_without_match():

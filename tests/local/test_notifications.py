@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from flowwatch.local import notifications
+import flowwatch.local.notifications as notifications
 from flowwatch.local.notifications import Inbox
 from tests.local.test_dataplane import api, aws, name, server  # noqa: F401 (fixtures)
 

@@ -57,7 +57,8 @@ class MetricFilters:
 
         try:
             pattern = compile_pattern(mf.get("filterPattern") or "")
-            per_transformation = [(tr, metric_data(pattern, tr, events)) for tr in mf.get("metricTransformations") or ()]
+            per_transformation = [(tr, metric_data(pattern, tr, events))
+                                  for tr in mf.get("metricTransformations") or ()]
         except ValueError as exc:
             log.warning("metric filter %s skipped: %s", mf.get("filterName"), exc)
             return 0
