@@ -1,6 +1,6 @@
 """CloudWatch metric-alarm evaluation, as pure functions (no AWS call, no clock).
 
-The local data plane (``flowwatch.local.dataplane``) reads an alarm with DescribeAlarms, the
+The local alarm evaluator (``flowwatch.local.alarm_state``) reads an alarm with DescribeAlarms, the
 datapoints of its evaluation range with GetMetricStatistics, calls :func:`evaluate`, and on a
 state change sets the state on the server and publishes :func:`notification` to the actions.
 
@@ -23,7 +23,7 @@ CloudWatch alarms treat missing data" and "Avoiding premature transitions to ala
   breaching point among the last N periods is at least M periods old (``missing``; ``ignore``
   keeps the state instead); with a non-breaching real point and fewer than M breaching the
   state is OK; otherwise (too few, too recent breaching points) the state is kept. These
-  reproduce every row of both example tables of that page (tests/test_local_alarms.py).
+  reproduce every row of both example tables of that page (tests/local/test_alarms.py).
 * A new alarm starts in INSUFFICIENT_DATA (PutMetricAlarm: "the alarm state is immediately set
   to INSUFFICIENT_DATA"); an update keeps the state.
 

@@ -18,11 +18,16 @@ small middleware:
 * S3 bucket policies: stored as given and returned by GetBucketPolicy, but moto only gets the
   statements without a Condition (moto turns every conditional statement into a denial, which
   would lock a TLS-only or log-delivery bucket). Policies are not enforced locally.
-* everything else goes to moto unchanged; three operations are *also* handed to the data plane
-  after moto accepted them (HTTP 200): ``logs:PutLogEvents`` (metric filters),
-  ``sns:Publish`` (inbox) and ``ec2:CreateFlowLogs`` (flowwatch's copy of DestinationOptions,
-  which moto drops). The region of every signed request is noted so that alarms are
-  evaluated in each region in use.
+* everything else goes to moto unchanged; three operations are *also* handed to a part of the
+  data plane after moto accepted them (HTTP 200): ``logs:PutLogEvents`` to
+  :class:`~flowwatch.local.metric_filters.MetricFilters`, ``sns:Publish`` to the
+  :class:`~flowwatch.local.notifications.Inbox` and ``ec2:CreateFlowLogs`` to the
+  :class:`~flowwatch.local.flow_logs.FlowLogService` (its copy of DestinationOptions, which moto
+  drops). The region of every signed request is noted so that alarms are evaluated in each
+  region in use.
+
+The routes and taps call the parts of :class:`~flowwatch.local.dataplane.DataPlane` directly
+(its docstring has the map of the modules).
 
 This is the only flowwatch module that imports moto.
 """
@@ -44,6 +49,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 from flowwatch.local.dataplane import DataPlane
+from flowwatch.polling import Poll
 
 HOST = "127.0.0.1"
 STATE_FILE = "server.json"
@@ -73,12 +79,6 @@ class FlowwatchApp:
         tap = self._tap_for(environ, region)
         if tap is None:
             return self.moto(environ, start_response)
-        captured: dict[str, str] = {}
-
-        def capture_start(status: str, headers: Any, exc_info: Any = None) -> Any:
-            captured["status"] = status
-            return start_response(status, headers, exc_info)
-
         status, body = self._moto(environ, start_response)
         if status.startswith("200"):
             try:
@@ -161,7 +161,7 @@ class FlowwatchApp:
         status, body = self._moto(environ, start_response)
         if status.startswith("200") and bucket_tags:
             region = _scope(environ)[0] or "us-east-1"
-            self.plane.client("s3", region).put_bucket_tagging(
+            self.plane.clients.client("s3", region).put_bucket_tagging(
                 Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in bucket_tags]})
         return [body]
 
@@ -181,33 +181,35 @@ class FlowwatchApp:
         region = region or "us-east-1"
         if target:   # logs:PutLogEvents (JSON protocol)
             request = json.loads(raw or b"{}")
-            return lambda body: self.plane.tap_put_log_events(region, request, json.loads(body or b"{}"))
+            return lambda body: self.plane.metric_filters.tap_put_log_events(region, request, json.loads(body or b"{}"))
         params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
         action = params.get("Action")
         if action == "Publish":
-            return lambda body: self.plane.tap_publish(region, params, body)
+            return lambda body: self.plane.inbox.tap_publish(region, params, body)
         if action == "CreateFlowLogs":
-            return lambda body: self.plane.tap_create_flow_logs(params, body)
+            return lambda body: self.plane.flow_logs.tap_create_flow_logs(params, body)
         return None
 
     # ---- flowwatch's routes --------------------------------------------------------------
     def _own(self, environ: dict[str, Any], start_response: Callable[..., Any], route: str) -> Any:
         method = environ.get("REQUEST_METHOD", "GET")
+        plane = self.plane
         try:
             payload = json.loads(_read_body(environ) or b"{}") if method == "POST" else {}
             if (method, route) == ("GET", "health"):
-                result: Any = {**self.info, "now": self.plane.now(), "offset": self.plane.offset,
-                               "regions": sorted(self.plane.regions), "inbox": len(self.plane.inbox)}
+                result: Any = {**self.info, "now": plane.clock.now(), "offset": plane.clock.offset,
+                               "regions": sorted(plane.regions), "inbox": len(plane.inbox)}
             elif (method, route) == ("POST", "traffic"):
-                result = self.plane.deliver(payload)
+                plane.saw_region(payload.get("region") or "us-east-1")
+                result = plane.flow_logs.deliver(payload)
             elif (method, route) == ("GET", "inbox"):
-                result = {"messages": list(self.plane.inbox)}
+                result = {"messages": plane.inbox.messages()}
             elif (method, route) == ("GET", "alarms"):
-                result = {"alarms": self.plane.alarm_states(), "history": list(self.plane.history)}
+                result = {"alarms": plane.alarms.states(), "history": plane.alarms.history()}
             elif (method, route) == ("POST", "evaluate"):
-                result = {"changes": self.plane.evaluate_alarms()}
+                result = {"changes": plane.evaluate_alarms()}
             elif (method, route) == ("POST", "clock"):
-                result = {"offset": self.plane.advance(float(payload.get("advance", 0))), "now": self.plane.now()}
+                result = {"offset": plane.advance(float(payload.get("advance", 0))), "now": plane.clock.now()}
             else:
                 return _json(start_response, "404 Not Found", {"error": f"no route {method} /_flowwatch/{route}"})
         except Exception as exc:
@@ -315,9 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps({"pid": os.getpid(), "port": port, "url": plane.endpoint, "started": info["started"]}))
     tmp.replace(state_file)
     log.info("flowwatch local AWS listening on %s (pid %d)", plane.endpoint, os.getpid())
+
+    def pause(seconds: float) -> None:   # a signal ends the pause at once
+        stop.wait(seconds)
+
     try:
-        while not stop.wait(0.1):
-            if not serving.is_alive():
+        for _ in Poll(timeout=None, interval=0.1, sleep=pause).ticks():   # until SIGTERM/SIGINT
+            if stop.is_set() or not serving.is_alive():
                 break
     finally:
         plane.stop()   # first: it talks to the server
