@@ -22,19 +22,22 @@ from pathlib import Path
 
 
 def latency_once() -> float:
-    from flowwatch import engine, local
+    from flowwatch import engine
     from flowwatch.actions import simulate
     from flowwatch.config import parse_config
     from flowwatch.console import Output
     from flowwatch.context import build_context
+    from flowwatch.local import process
+    from flowwatch.local.client import LocalApi
     from flowwatch.settings import Settings
 
     directory = Path(tempfile.mkdtemp(prefix="bench-local-")) / "state"
-    info, _ = local.start(0, directory)
+    info, _ = process.start(0, directory)
     try:
         config = parse_config({"stack": "bench", "alerts": {"email": "you@example.com"}})
         out = Output(stderr=io.StringIO(), stdout=io.StringIO(), color=False)
-        ctx = build_context(Settings(stack="bench", endpoint_url=info.url, local=True), config=config, out=out)
+        ctx = build_context(Settings(stack="bench", local=True), config=config, out=out, endpoint_url=info.url,
+                            local_api=LocalApi(info.url))
         engine.up(ctx)
         cw, name = ctx.aws.cloudwatch, ctx.names.alarm("ping-deny")
 
@@ -50,7 +53,7 @@ def latency_once() -> float:
             time.sleep(0.02)
         return time.monotonic() - started
     finally:
-        local.stop(directory)
+        process.stop(directory)
 
 
 def demo_once() -> float:

@@ -21,7 +21,7 @@ from flowwatch import iam_policy
 from flowwatch.aws import Aws
 
 from tests.support.aws_faults import PooledSession, RespondOnce, moto_fixes
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, use_session
 
 TEST = "(the test itself)"
 ACCOUNT = "123456789012"
@@ -92,8 +92,7 @@ def recorded(tmp_path_factory):
         session = PooledSession()
         session.events.register("before-call.*.*", lambda event_name, **_: calls.setdefault(
             tuple(event_name.split(".")[1:3]), set()).add(label[0]))
-        mp.setattr(Aws, "create", classmethod(lambda cls, *, profile, region, endpoint_url: cls(session,
-                                                                                               endpoint_url)))
+        use_session(mp, session)
         mp.chdir(workdir)
         mp.setattr(sys, "stdout", sys.stdout)      # _Capture swaps them; restored on leaving
         mp.setattr(sys, "stderr", sys.stderr)

@@ -1,15 +1,29 @@
-"""From Settings (global options) to a Context: config, AWS session, output, names."""
+"""From Settings (global options) to a Context: config, AWS session, output, names.
+
+The endpoint and the local AWS's client are handed in (``flowwatch.cli.app.App`` resolves
+``--local``); this module does not know the local AWS exists.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from flowwatch.config import Config, load_config
 from flowwatch.console import Output
-from flowwatch.model import Context, Stack
+from flowwatch.model import Context, LocalAws, Stack
 from flowwatch.naming import Names
 from flowwatch.settings import Settings
+
+#: ``(profile, region) -> boto3.Session``: how a Context gets its session (tests inject one).
+SessionFactory = Callable[[str | None, str], Any]
+
+
+def default_session(profile: str | None, region: str) -> Any:
+    import boto3
+
+    return boto3.Session(profile_name=profile, region_name=region)
 
 
 def load(settings: Settings) -> Config:
@@ -18,33 +32,22 @@ def load(settings: Settings) -> Config:
                        required=settings.config_explicit or settings.stack is None)
 
 
-def endpoint_for(settings: Settings, out: Output) -> str | None:
-    """--endpoint-url wins; --local points at the embedded local AWS, starting it when needed."""
-    if settings.endpoint_url:
-        return settings.endpoint_url
-    if settings.local:
-        from flowwatch.local import ensure_running
-
-        return ensure_running(out)
-    return None
-
-
 def build_context(settings: Settings, *, config: Config | None = None, out: Output | None = None,
-                  session: Any = None, **flags: Any) -> Context:
+                  session: Any = None, session_factory: SessionFactory | None = None,
+                  endpoint_url: str | None = None, local_api: LocalAws | None = None, **flags: Any) -> Context:
+    """A Context for one command. ``endpoint_url`` defaults to ``--endpoint-url``; with ``--local`` the
+    caller passes the local server's URL and its client (``local_api``)."""
     from flowwatch.aws import Aws
 
     config = config or load(settings)
     out = out or Output(settings.verbosity, settings.debug)
-    endpoint = endpoint_for(settings, out)
-    if session is not None:
-        aws = Aws(session, endpoint)
-    else:
+    endpoint = endpoint_url or settings.endpoint_url
+    if session is None:
         if endpoint and settings.local:
             _local_credentials()
-        aws = Aws.create(profile=None if settings.local else settings.profile, region=config.region,
-                         endpoint_url=endpoint)
-    return Context(config=config, aws=aws, out=out, names=Names.from_config(config), stack=Stack(config.stack),
-                   local=settings.local, **flags)
+        session = (session_factory or default_session)(None if settings.local else settings.profile, config.region)
+    return Context(config=config, aws=Aws(session, endpoint), out=out, names=Names.from_config(config),
+                   stack=Stack(config.stack), local=settings.local, local_api=local_api, **flags)
 
 
 def _local_credentials() -> None:

@@ -189,21 +189,7 @@ def status(ctx: Context) -> list[StepStatus]:
             state, detail = "drifted", "; ".join(f"{c.action} {c.target}: {c.reason}" for c in changes)
         rows.append(StepStatus(step.name, state, step.found(have), detail, extra))
     rows.extend(_alert_metrics(ctx))
-    if ctx.local:
-        rows.append(_local_inbox(ctx))
     return rows
-
-
-def _local_inbox(ctx: Context) -> StepStatus:
-    """On the local AWS: the notifications AWS would have e-mailed for this stack's topic."""
-    from flowwatch.local import LocalApi
-
-    topic = ctx.stack.topic_arn
-    messages = [m for m in LocalApi(ctx.aws.endpoint_url).inbox() if m.get("topic_arn") == topic]
-    last = messages[-1] if messages else None
-    return StepStatus("inbox (local)", "found" if last else "no data",
-                      f"{len(messages)} notification(s)" + (f", last: {last.get('subject')}" if last else ""),
-                      extra={"notifications": len(messages)})
 
 
 def _alert_metrics(ctx: Context) -> list[StepStatus]:
@@ -223,67 +209,3 @@ def _alert_metrics(ctx: Context) -> list[StepStatus]:
         rows.append(StepStatus(f"metric {rule.metric}", "found" if points else "no data", text,
                                extra={"datapoints": last}))
     return rows
-
-
-# ---------- commands (called by cli.py) ----------
-def up_command(settings: Settings, *, dry_run: bool) -> None:
-    from flowwatch.context import build_context
-
-    ctx = build_context(settings, dry_run=dry_run)
-    verb = "Planning" if dry_run else "Converging"
-    ctx.out.heading(f"{verb} stack {ctx.stack.name!r} in {ctx.region}"
-                    f"{' (local AWS)' if ctx.local else ''}{' - dry run, nothing will change' if dry_run else ''}")
-    up(ctx)
-
-
-def down_command(settings: Settings, *, yes: bool, keep_data: bool, dry_run: bool) -> None:
-    import sys
-
-    from flowwatch.context import build_context
-
-    ctx = build_context(settings, dry_run=dry_run, keep_data=keep_data, yes=yes)
-
-    def confirm(changes: Sequence[Change]) -> bool:
-        if yes:
-            return True
-        if not sys.stdin or not sys.stdin.isatty():
-            raise UsageError("down: refusing to delete without confirmation; pass --yes")
-        import click
-
-        ctx.out.heading(f"flowwatch down will remove {len(changes)} resource(s) of stack {ctx.stack.name!r}:")
-        for change in changes:
-            ctx.out.info(f"  - {change.step:<14} {change.target}")
-        return click.confirm("Proceed?", default=False, err=True)
-
-    ctx.out.heading(f"Removing stack {ctx.stack.name!r} from {ctx.region}{' (dry run)' if dry_run else ''}")
-    down(ctx, confirm=confirm)
-
-
-def status_command(settings: Settings) -> None:
-    from flowwatch.context import build_context
-
-    ctx = build_context(settings)
-    rows = status(ctx)
-    if settings.output == "json":
-        ctx.out.json({"stack": ctx.stack.name, "region": ctx.region,
-                      "steps": [{"step": r.step, "state": r.state, "found": r.found, "detail": r.detail, **r.extra}
-                                for r in rows]})
-        return
-    table = [(r.step, r.state, r.found or "-", r.detail or _extra_text(r.extra)) for r in rows]
-    ctx.out.data(["step", "state", "found", "detail"], table, settings.output,
-                 title=f"flowwatch stack {ctx.stack.name} ({ctx.region})")
-
-
-def _extra_text(extra: dict[str, Any]) -> str:
-    parts = []
-    for key, value in extra.items():
-        if key == "datapoints":
-            continue
-        if isinstance(value, dict) and "DeliverLogsStatus" in value:
-            err = f" ({value['error']})" if value.get("error") else ""
-            parts.append(f"{key} delivery {value['DeliverLogsStatus']}{err}")
-        elif isinstance(value, dict) and "state" in value:
-            parts.append(f"{key}: {value['state']}")
-        elif key == "subscriptions":
-            parts += [f"{s['endpoint']}: {s['state']}" for s in value]
-    return "; ".join(parts)

@@ -201,33 +201,40 @@ def test_wait_without_alarms_says_run_up(ctx):
 
 @pytest.fixture
 def local_server(tmp_path):
-    from flowwatch import local
+    from flowwatch.local import process
 
     directory = tmp_path / "local-aws"
-    info, _ = local.start(0, directory)
+    info, _ = process.start(0, directory)
     try:
         yield info
     finally:
-        local.stop(directory)
-    assert not local.pid_alive(info.pid)
+        process.stop(directory)
+    assert not process.pid_alive(info.pid)
 
 
 def test_local_inject_reaches_logs_s3_metric_alarm_and_inbox(local_server):
     import gzip
 
-    from flowwatch import local
     from flowwatch.console import Output
     from flowwatch.context import build_context
+    from flowwatch.local.client import LocalApi
     from flowwatch.settings import Settings
 
     config = make_config(alerts={"email": "ops@example.com"})
     err = io.StringIO()
     out = Output(stderr=err, stdout=io.StringIO(), color=False)
-    ctx = build_context(Settings(stack="test", endpoint_url=local_server.url, local=True), config=config, out=out)
+    api = LocalApi(local_server.url)
+    ctx = build_context(Settings(stack="test", local=True), config=config, out=out, endpoint_url=local_server.url,
+                        local_api=api)
     engine.up(ctx, only=STACK_STEPS)
-    started = time.monotonic()
-    assert simulate.simulate(ctx, wait=True, count=5) == 0              # local default: inject, 2 min timeout
-    assert time.monotonic() - started < 30
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        time.sleep(seconds)
+
+    assert simulate.simulate(ctx, wait=True, count=5, sleep=sleep) == 0   # local default: inject, 2 min timeout
+    assert all(p <= 0.5 for p in pauses)                                  # the local poll: every 0.5 s
 
     eni = simulate.synthetic_eni(simulate.find_target(ctx).subnet_id)
     events = ctx.aws.logs.get_log_events(logGroupName=ctx.log_group, logStreamName=f"{eni}-all")["events"]
@@ -238,6 +245,6 @@ def test_local_inject_reaches_logs_s3_metric_alarm_and_inbox(local_server):
     assert lines.splitlines()[0] == config.record_format.header() and len(lines.splitlines()) == 6
     alarm = ctx.aws.cloudwatch.describe_alarms(AlarmNames=[ctx.names.alarm("ping-deny")])["MetricAlarms"][0]
     assert alarm["StateValue"] == "ALARM"
-    fired = [m for m in local.LocalApi(local_server.url).inbox() if str(m["subject"]).startswith("ALARM")]
+    fired = [m for m in api.inbox() if str(m["subject"]).startswith("ALARM")]
     assert fired and fired[-1]["recipients"] == ["ops@example.com"]
     assert "ALARM after" in err.getvalue()

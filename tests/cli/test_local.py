@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from flowwatch import local
+from flowwatch.local import process
 
 from tests.support.cli import run_cli
 
@@ -16,12 +16,12 @@ from tests.support.cli import run_cli
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("local-cli")
-    info, _ = local.start(0, directory / "flowwatch")
+    info, _ = process.start(0, directory / "flowwatch")
     try:
         yield directory
     finally:
-        local.stop(directory / "flowwatch")
-    assert not local.pid_alive(info.pid)
+        process.stop(directory / "flowwatch")
+    assert not process.pid_alive(info.pid)
 
 
 def test_the_lab_story_on_the_local_aws(server, tmp_path, capsys, monkeypatch):

@@ -4,6 +4,7 @@ event for a space-delimited pattern), parsed and shown with protocol names."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_follow_prints_new_records_once(stack_with_records, capsys):
     import boto3
 
     from flowwatch.actions import logs as logs_action
-    from flowwatch.settings import Settings
+    from flowwatch.polling import Poll
 
     logs = boto3.client("logs", region_name="us-east-1")
     extra = "2 123456789012 eni-0abc 10.0.0.5 9.9.9.9 0 0 1 1 84 1790000000 1790000060 REJECT OK"
@@ -82,10 +83,12 @@ def test_follow_prints_new_records_once(stack_with_records, capsys):
         logs.put_log_events(logGroupName="/flowwatch/test/flow-logs", logStreamName="eni-0abc-all",
                             logEvents=[{"timestamp": int(time.time() * 1000), "message": extra}])
 
-    capsys.readouterr()
-    logs_action.tail(Settings(config_path="flowwatch.yaml"), since="10m", follow=True, rejects=True,
-                     pattern_text=None, limit=None, sleep=sleep, max_polls=3)
-    rows = capsys.readouterr().out.strip().splitlines()
+    ctx = make_ctx(boto3.Session(region_name="us-east-1"))
+    pattern_text, pattern = logs_action.pattern_for(ctx.config.record_format, rejects=True, pattern_text=None)
+    logs_action.tail(ctx, since="10m", window=timedelta(minutes=10), follow=True, pattern_text=pattern_text,
+                     pattern=pattern, limit=None, max_polls=3,
+                     poll=Poll(None, interval=logs_action.FOLLOW_INTERVAL, sleep=sleep))
+    rows = ctx.out.out.file.getvalue().strip().splitlines()
     assert pauses == [logs_action.FOLLOW_INTERVAL] * 2
     assert len(rows) == 2 + 2          # the two rejects, then the record added at each of the two pauses
     assert sum("9.9.9.9" in r for r in rows) == 2

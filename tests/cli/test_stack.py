@@ -109,3 +109,55 @@ def test_foreign_collision_is_exit_1(tmp_path, capsys, monkeypatch, moto_env):
 def test_python_dash_m_runs(tmp_path):
     out = subprocess.run([sys.executable, "-m", "flowwatch", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "flowwatch" in out.stdout
+
+
+def test_main_makes_its_aws_calls_on_the_injected_session(tmp_path, capsys, monkeypatch, session, calls):
+    """main(session_factory=...) is the injection point: every AWS call of the command goes through the
+    session it returns, asked for with the --profile and the config's region; the default is not used."""
+    from flowwatch import context
+    from flowwatch.cli import main
+
+    (tmp_path / "flowwatch.yaml").write_text("stack: test\n")
+    monkeypatch.chdir(tmp_path)
+    asked = []
+
+    def factory(profile, region):
+        asked.append((profile, region))
+        return session
+
+    def refuse(*_, **__):
+        raise AssertionError("the default session factory was used")
+
+    monkeypatch.setattr(context, "default_session", refuse)
+    with pytest.raises(SystemExit) as exc:
+        main(["--profile", "ops", "up", "--dry-run"], session_factory=factory)
+    assert exc.value.code == 0, capsys.readouterr().err
+    assert asked == [("ops", "us-east-1")]
+    assert ("ec2", "DescribeVpcs") in calls and ("cloudwatch-logs", "DescribeLogGroups") in calls
+    assert "would create" in capsys.readouterr().err
+
+
+def test_the_app_is_in_clicks_context_and_commands_share_its_output(capsys, monkeypatch):
+    """The group builds one App (settings + Output + session factory) into click's context."""
+    import click
+
+    from flowwatch.cli import cli
+    from flowwatch.cli.app import App
+
+    seen = []
+
+    @cli.command("_probe", hidden=True)
+    @click.pass_obj
+    def probe(app):
+        seen.append(app)
+        assert app.out is app.out                       # one Output per run
+
+    try:
+        result = run_cli(capsys, monkeypatch, "--stack", "x", "--output", "json", "-vv", "_probe",
+                         session_factory=lambda profile, region: None)
+    finally:
+        cli.commands.pop("_probe")
+    assert result.code == 0
+    (app,) = seen
+    assert isinstance(app, App) and app.settings.stack == "x" and app.settings.output == "json"
+    assert app.settings.verbosity == 2 and app.out.verbosity == 2 and app.session_factory is not None

@@ -99,8 +99,8 @@ def test_a_non_retryable_error_is_not_retried(fast_session, backoff):
 # ---------- the whole life cycle, every command, 15 % of all calls throttled ----------
 def _use_session(monkeypatch, session):
     """Every command's Aws.create (profile/region/endpoint from the CLI) gets our instrumented session."""
-    monkeypatch.setattr(Aws, "create", classmethod(lambda cls, *, profile, region, endpoint_url: cls(session,
-                                                                                                    endpoint_url)))
+    from tests.support.cli import use_session
+    use_session(monkeypatch, session)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -150,12 +150,12 @@ def test_down_stopped_at_every_mutating_call_then_run_again(down_point, session)
 def test_an_interrupted_cli_run_exits_130_and_the_next_one_completes(session, tmp_path, capsys, monkeypatch):
     from flowwatch.aws import Aws
 
-    from tests.support.cli import run_cli
+    from tests.support.cli import run_cli, use_session
 
     up_calls, _, clean = clean_run()
     (tmp_path / "flowwatch.yaml").write_text("stack: test\nalerts:\n  email: ops@example.com\n")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(Aws, "create", classmethod(lambda cls, *, profile, region, endpoint_url: cls(session)))
+    use_session(monkeypatch, session)
     stopper = InterruptAt([op for _, op in up_calls].index("CreateBucket"), "after").install(session)
     result = run_cli(capsys, monkeypatch, "up")
     assert (result.code, result.err.strip().splitlines()[-1]) == (130, "interrupted")

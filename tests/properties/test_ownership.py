@@ -187,8 +187,7 @@ OWNERS = {"untagged": None, "other-stack": {"flowwatch:stack": "other", "flowwat
 def _cli(tmp_path, capsys, monkeypatch, session, *args):
     (tmp_path / "flowwatch.yaml").write_text("stack: test\n")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(Aws, "create", classmethod(lambda cls, *, profile, region, endpoint_url: cls(session)))
-    return run_cli(capsys, monkeypatch, *args)
+    return run_cli(capsys, monkeypatch, *args, session_factory=lambda profile, region: session)
 
 
 @pytest.mark.parametrize("owner", sorted(OWNERS))

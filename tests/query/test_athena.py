@@ -91,7 +91,9 @@ def test_polling_backs_off_until_the_query_finishes(athena_ctx):
         requests.post(f"{MOTO_API}/state-manager/unset-transition", json={"model_name": "athena::execution"})
     assert result.rows == []
     assert len(slept) >= 2 and slept == sorted(slept) and slept[1] > slept[0]
-    assert list(zip(range(40), athena_engine.delays()))[-1][1] == 5.0       # capped
+    pauses: list[float] = []
+    list(zip(range(40), athena_engine.POLL.with_(sleep=pauses.append, clock=lambda: 0.0).ticks()))
+    assert pauses[:2] == [0.25, 0.4] and pauses[-1] == 5.0                   # growing, then capped
 
 
 def test_a_cancelled_query_is_a_clean_error(athena_ctx):

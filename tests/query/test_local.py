@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from flowwatch.console import Output
-from flowwatch.query import QueryRequest, run
+from flowwatch.cli.app import App
+from flowwatch.cli.query import run_query
+from flowwatch.query import QueryRequest
 from flowwatch.query import local_engine as local
 from flowwatch.query.presets import PRESETS
 from flowwatch.records import FIELDS, RecordFormat
@@ -127,8 +129,9 @@ def query(preset: str | None = None, *, settings: Settings | None = None, sessio
     """Run one query; (parsed JSON or the text for other outputs, stderr)."""
     err, out = io.StringIO(), io.StringIO()
     request.setdefault("output", "json")
-    run(settings or Settings(), QueryRequest(preset=preset, **request),
-        out=Output(stderr=err, stdout=out, color=False), session=session)
+    app = App(settings or Settings(), session_factory=None if session is None else lambda profile, region: session,
+              output=Output(stderr=err, stdout=out, color=False))
+    run_query(app, QueryRequest(preset=preset, **request))
     text = out.getvalue()
     return (json.loads(text) if request["output"] == "json" else text), err.getvalue()
 

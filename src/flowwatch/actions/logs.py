@@ -8,41 +8,46 @@ evaluate patterns (moto returns every event for a space-delimited pattern).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flowwatch.errors import ConfigError
-from flowwatch.settings import Settings
+from flowwatch.model import Context
+from flowwatch.polling import Poll
 
 PROTOCOLS = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP", 51: "AH", 58: "ICMPv6",
              132: "SCTP"}
 FOLLOW_INTERVAL = 5.0
 
 
-def tail(settings: Settings, *, since: str, follow: bool, rejects: bool, pattern_text: str | None,
-         limit: int | None, sleep: Callable[[float], None] = time.sleep, max_polls: int | None = None) -> int:
-    from flowwatch.context import build_context, load
-    from flowwatch.errors import aws_errors
+def pattern_for(fmt: Any, *, rejects: bool, pattern_text: str | None) -> tuple[str | None, Any]:
+    """(the filter pattern to send, the compiled pattern to apply locally); ConfigError (exit 2) if invalid.
+    ``--rejects`` is the pattern of ``action = REJECT`` in the record format ``fmt``."""
     from flowwatch.patterns import PatternError, compile_pattern
-    from flowwatch.timewindow import parse_duration
 
-    window = parse_duration(since, option="--since")
-    config = load(settings)
-    fmt = config.record_format
     if rejects:
         pattern_text = fmt.filter_pattern({"action": "REJECT"})
     try:
-        pattern = compile_pattern(pattern_text) if pattern_text else None
+        return pattern_text, (compile_pattern(pattern_text) if pattern_text else None)
     except PatternError as exc:
         raise ConfigError(f"--pattern: {exc}") from None
-    ctx = build_context(settings, config=config)
+
+
+def tail(ctx: Context, *, since: str, window: timedelta, follow: bool, pattern_text: str | None, pattern: Any,
+         limit: int | None, poll: Poll | None = None, max_polls: int | None = None) -> int:
+    """Print the records of the last ``window`` (``since`` is its text, for messages); with ``follow``
+    poll again every FOLLOW_INTERVAL s (``poll`` overrides it: tests pass a fake sleep) and show only
+    records not shown yet."""
+    from flowwatch.errors import aws_errors
+
+    fmt = ctx.config.record_format
     parser = fmt.parser()
     start_ms = int((time.time() - window.total_seconds()) * 1000)
     seen_ids: set[str] = set()
     shown = 0
-    polls = 0
-    while True:
+    poll = poll or Poll(None, interval=FOLLOW_INTERVAL, max_interval=FOLLOW_INTERVAL)
+    for polls, _ in enumerate(poll.ticks(), start=1):
         with aws_errors("logs"):
             events = list(_events(ctx.aws.logs, ctx.log_group, start_ms, pattern_text))
         for event in events:
@@ -55,10 +60,8 @@ def tail(settings: Settings, *, since: str, follow: bool, rejects: bool, pattern
             start_ms = max(start_ms, event["timestamp"])
             if limit and shown >= limit:
                 return 0
-        polls += 1
         if not follow or (max_polls is not None and polls >= max_polls):
             break
-        sleep(FOLLOW_INTERVAL)
     if not shown:
         ctx.out.info(f"no flow-log records in {ctx.log_group} for the last {since}"
                      f"{' matching the pattern' if pattern_text else ''}")

@@ -7,43 +7,51 @@ Exit 0 when a line matched, 1 when none did, 2 when the pattern is invalid.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from flowwatch.errors import ConfigError
-from flowwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from flowwatch.console import Output
+    from flowwatch.model import Context
 
 REMOTE_BATCH = 50  # TestMetricFilter accepts at most 50 messages per call
 
 
-def run(settings: Settings, pattern_text: str, source: IO[str], *, remote: bool = False) -> int:
-    from flowwatch.console import Output
+def compile_or_fail(pattern_text: str) -> Any:
+    """The compiled pattern; ConfigError (exit 2) if it is invalid, before any AWS call."""
     from flowwatch.patterns import PatternError, compile_pattern
 
-    out = Output(settings.verbosity, settings.debug)
     try:
-        pattern = compile_pattern(pattern_text)
+        return compile_pattern(pattern_text)
     except PatternError as exc:
         raise ConfigError(f"invalid filter pattern: {exc}") from None
-    lines = [line.rstrip("\n") for line in source if line.strip()]
-    if remote:
-        matches = _remote(settings, pattern_text, lines, out)
+
+
+def read_lines(source: IO[str]) -> list[str]:
+    return [line.rstrip("\n") for line in source if line.strip()]
+
+
+def match_lines(out: Output, pattern: Any, pattern_text: str, lines: list[str], *, ctx: Context | None = None) -> int:
+    """Print the matching lines (with their fields at -v); evaluated by flowwatch's engine, or with a
+    Context by CloudWatch Logs TestMetricFilter. Exit code: 0 if any matched, 1 if none."""
+    if ctx is not None:
+        matches = remote_matches(ctx, pattern_text, lines)
     else:
         matches = [(line, pattern.extract(line)) for line in lines]
         matches = [(line, fields) for line, fields in matches if fields is not None]
     for line, fields in matches:
         out.text(line)
-        if fields and settings.verbosity >= 1:
+        if fields and out.verbosity >= 1:
             out.text("    " + "  ".join(f"{k}={v}" for k, v in fields.items()))
-    where = "CloudWatch Logs TestMetricFilter" if remote else f"flowwatch's engine ({pattern.kind} pattern)"
+    where = "CloudWatch Logs TestMetricFilter" if ctx is not None else f"flowwatch's engine ({pattern.kind} pattern)"
     out.info(f"{len(matches)} of {len(lines)} line(s) matched, evaluated by {where}")
     return 0 if matches else 1
 
 
-def _remote(settings: Settings, pattern_text: str, lines: list[str], out: Any) -> list[tuple[str, dict[str, str]]]:
-    from flowwatch.context import build_context
+def remote_matches(ctx: Context, pattern_text: str, lines: list[str]) -> list[tuple[str, dict[str, str]]]:
     from flowwatch.errors import aws_errors
 
-    ctx = build_context(settings, out=out)
     found: list[tuple[str, dict[str, str]]] = []
     for batch in _batches(lines, REMOTE_BATCH):
         with aws_errors("pattern"):

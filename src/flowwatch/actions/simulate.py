@@ -15,9 +15,9 @@ Modes:
   (``RecordFormat.synth``) from an address of the subnet to that public address, on a synthetic
   ENI of the subnet. On AWS they are written into the stack's log group, one stream per ENI
   (``<eni>-all``, like the flow-log service), so the metric filter sees them at once. On the
-  local AWS they are handed to the local flow-log service (``POST /_flowwatch/traffic``), which
-  delivers them to every flow log of the VPC: the log group AND the S3 bucket. Locally this is
-  the only mode (moto runs no instance).
+  local AWS they are handed to the local flow-log service through ``ctx.local_api.traffic``
+  (``POST /_flowwatch/traffic``), which delivers them to every flow log of the VPC: the log group
+  AND the S3 bucket. Locally this is the only mode (moto runs no instance).
 
 Then, unless ``--no-wait``, :func:`wait_for_alarm` watches the stack's alarms with a live line
 (state, datapoints so far, elapsed time) until one is in ALARM (exit 0) or the timeout (exit 1;
@@ -39,6 +39,7 @@ from flowwatch.errors import error_code
 from flowwatch.errors import AwsError, FlowwatchError, OwnershipError, UsageError
 from flowwatch.model import Context
 from flowwatch.naming import tag_filters, tag_spec
+from flowwatch.polling import Poll
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 INSTANCE_TYPE = "t3.micro"
@@ -68,12 +69,6 @@ class WaitResult:
     alarm: str
     elapsed: float
     datapoints: int
-
-
-def run(settings: Any, *, mode: str | None, wait: bool, timeout: int | None, count: int) -> int:
-    from flowwatch.context import build_context
-
-    return simulate(build_context(settings), mode=mode, wait=wait, timeout=timeout, count=count)
 
 
 def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeout: float | None = None,
@@ -145,10 +140,8 @@ def synth_lines(ctx: Context, target: Target, count: int, now: float | None = No
 
 def inject(ctx: Context, target: Target, count: int) -> None:
     eni, lines = synth_lines(ctx, target, count)
-    if ctx.local:
-        from flowwatch.local import api_for
-
-        result = api_for(ctx.aws.endpoint_url).traffic(
+    if ctx.local_api is not None:
+        result = ctx.local_api.traffic(
             region=ctx.region, fields=ctx.config.record_format.fields, lines=lines, eni=eni,
             vpc_id=target.vpc_id, subnet_id=target.subnet_id)
         if not result["deliveries"]:
@@ -258,10 +251,10 @@ def wait_for_alarm(ctx: Context, *, timeout: float, clock: Callable[[], float] =
     cw = ctx.aws.cloudwatch
     names = [ctx.names.alarm(rule.name) for rule in ctx.config.alerts.rules]
     since = now() - timedelta(minutes=5)
-    started = clock()
-    state, alarm_name, points = "?", names[0], 0
+    state, alarm_name, points, elapsed = "?", names[0], 0, 0.0
+    poll = Poll(timeout, interval=interval, max_interval=interval, sleep=sleep, clock=clock)
     with ctx.out.live() as update:
-        while True:
+        for elapsed in poll.ticks():
             alarms = cw.describe_alarms(AlarmNames=names)["MetricAlarms"]
             if not alarms:
                 raise FlowwatchError(f"stack {ctx.stack.name!r} has no alarm ({', '.join(names)})",
@@ -270,13 +263,12 @@ def wait_for_alarm(ctx: Context, *, timeout: float, clock: Callable[[], float] =
             alarm = firing[0] if firing else alarms[0]
             state, alarm_name = alarm["StateValue"], alarm["AlarmName"]
             points, total = _datapoints(cw, alarm, since, now())
-            elapsed = clock() - started
             color = {"ALARM": "bold red", "OK": "green"}.get(state, "yellow")
             update(f"  alarm {alarm_name}: [{color}]{state}[/{color}]   datapoints: {points} (sum {total:g})   "
                    f"elapsed: {int(elapsed) // 60}:{int(elapsed) % 60:02d}")
-            if state == "ALARM" or elapsed >= timeout:
-                return WaitResult(state, alarm_name, elapsed, points)
-            sleep(min(interval, timeout - elapsed))
+            if state == "ALARM":
+                break
+    return WaitResult(state, alarm_name, elapsed, points)
 
 
 def _datapoints(cw: Any, alarm: dict[str, Any], since: datetime, until: datetime) -> tuple[int, float]:

@@ -87,25 +87,11 @@ class Prepared:
     sql: str
 
 
-def run(settings: "Settings", request: QueryRequest, *, out: "Output | None" = None, session: Any = None) -> None:
-    """Validate everything, then (and only then) talk to AWS: run the query and print the rows."""
-    from flowwatch.console import Output
-
-    out = out or Output(settings.verbosity, settings.debug)
-    engine = choose_engine(request, local=settings.local)
-    if request.source is not None:
-        target, config = offline_target(settings), None
-    else:
-        config = _load_config(settings)
-        target = Target.of(config)
-    prepared = prepare(target, request, engine)
-    # only now an AWS session (and with --local, the local server)
-    ctx = None if config is None else _context(settings, config, out, session)
-    execute(ctx, target, request, prepared, out)
-
-
 def run_in(ctx: "Context", request: QueryRequest) -> None:
-    """The same, for a command that already holds a Context (e.g. `flowwatch demo`)."""
+    """Prepare and execute ``request`` with a Context already built (the CLI, `flowwatch demo`).
+
+    The CLI validates first (``choose_engine``, ``prepare``: no AWS) and builds the Context only
+    then; ``--source`` runs ``execute`` with no Context at all."""
     target = Target.of(ctx.config)
     engine = choose_engine(request, local=ctx.local)
     execute(ctx, target, request, prepare(target, request, engine), ctx.out)
@@ -278,18 +264,6 @@ def _dt_layout(region: str, *, hive: bool = False, per_hour: bool = False) -> "S
     from flowwatch.s3layout import S3Layout
 
     return S3Layout(bucket="flowwatch", account="000000000000", region=region, hive=hive, per_hour=per_hour)
-
-
-def _load_config(settings: "Settings") -> "Config":
-    from flowwatch.context import load
-
-    return load(settings)
-
-
-def _context(settings: "Settings", config: "Config", out: "Output", session: Any) -> "Context":
-    from flowwatch.context import build_context
-
-    return build_context(settings, config=config, out=out, session=session)
 
 
 def _is_query(sql: str) -> bool:

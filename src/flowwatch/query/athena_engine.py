@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from flowwatch.errors import AwsError, TimeoutError_
+from flowwatch.polling import Poll
 
 PRICE_PER_TB = 5.0
 _MB = 1024 ** 2
@@ -81,12 +82,8 @@ def start(athena: Any, sql: str, *, workgroup: str, database: str) -> str:
     return str(response["QueryExecutionId"])
 
 
-def delays(first: float = 0.25, factor: float = 1.6, cap: float = 5.0) -> Iterator[float]:
-    """Poll delays: quick at first (small queries finish in about a second), then every ``cap`` s."""
-    delay = first
-    while True:
-        yield delay
-        delay = min(delay * factor, cap)
+#: Poll delays: quick at first (small queries finish in about a second), then every 5 s.
+POLL = Poll(timeout=1800.0, interval=0.25, backoff=1.6, max_interval=5.0)
 
 
 def wait(athena: Any, query_id: str, *, sleep: Callable[[float], None] = time.sleep,
@@ -94,8 +91,8 @@ def wait(athena: Any, query_id: str, *, sleep: Callable[[float], None] = time.sl
     """The QueryExecution once SUCCEEDED; AwsError when FAILED/CANCELLED, TimeoutError_ after ``timeout``."""
     from botocore.exceptions import ClientError
 
-    deadline = clock() + timeout
-    for delay in delays():
+    state = "QUEUED"
+    for _ in POLL.with_(timeout=timeout, sleep=sleep, clock=clock).ticks():
         try:
             execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
         except ClientError as exc:
@@ -106,11 +103,8 @@ def wait(athena: Any, query_id: str, *, sleep: Callable[[float], None] = time.sl
             return execution
         if state in ("FAILED", "CANCELLED"):
             raise _failure(query_id, state, status)
-        if clock() >= deadline:
-            _stop(athena, query_id)
-            raise TimeoutError_(f"query: Athena query {query_id} still {state} after {timeout:.0f} s; stopped it")
-        sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+    _stop(athena, query_id)
+    raise TimeoutError_(f"query: Athena query {query_id} still {state} after {timeout:.0f} s; stopped it")
 
 
 def fetch(athena: Any, query_id: str) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:

@@ -2,7 +2,8 @@
 
 Only click is imported here; the preset commands are built on demand from
 ``flowwatch.query.presets`` (a lazy group), and the engines (boto3, DuckDB, sqlglot) load inside
-the commands.
+the commands. :func:`run_query` validates the whole request (no AWS) before it builds a Context;
+``--source`` needs none.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 import click
 
-OUTPUTS = ("table", "json", "csv")
+from flowwatch.cli.app import OUTPUTS, App
+
 _FIXED = ("list", "sql")
 
 
@@ -69,30 +71,45 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _run(settings: Any, *, preset: str | None = None, sql: str | None = None, ip: str | None = None,
+def _run(app: App, *, preset: str | None = None, sql: str | None = None, ip: str | None = None,
          **options: Any) -> None:
     """Run the query; bad input (window, address, SQL, options) is a click usage error: exit 2."""
     from flowwatch.errors import UsageError
-    from flowwatch.query import QueryRequest, run
+    from flowwatch.query import QueryRequest
 
-    output = options.pop("output") or settings.output
+    output = options.pop("output") or app.settings.output
     try:
-        run(settings, QueryRequest(preset=preset, sql=sql, ip=ip, output=output, **options))
+        run_query(app, QueryRequest(preset=preset, sql=sql, ip=ip, output=output, **options))
     except UsageError as exc:
         raise click.UsageError(exc.message + (f" (hint: {exc.hint})" if exc.hint else "")) from None
+
+
+def run_query(app: App, request: Any) -> None:
+    """Validate everything, then (and only then) talk to AWS: run the query and print the rows."""
+    from flowwatch.query import Target, choose_engine, execute, offline_target, prepare
+
+    settings = app.settings
+    engine = choose_engine(request, local=settings.local)
+    if request.source is not None:
+        target, config = offline_target(settings), None
+    else:
+        config = app.config()
+        target = Target.of(config)
+    prepared = prepare(target, request, engine)
+    # only now an AWS session (and with --local, the local server)
+    ctx = None if config is None else app.context(config=config)
+    execute(ctx, target, request, prepared, app.out)
 
 
 @query.command("list")
 @click.option("--output", type=click.Choice(OUTPUTS), default=None, help="Data format on stdout.")
 @click.pass_obj
-def list_presets(settings: Any, output: str | None) -> None:
+def list_presets(app: App, output: str | None) -> None:
     """List the presets: what each shows, the parameters it takes."""
-    from flowwatch.console import Output
     from flowwatch.query.presets import PRESETS
 
     rows = [(p.name, p.description, " ".join(_usage(param) for param in p.params), p.limit) for p in PRESETS]
-    Output(settings.verbosity, settings.debug).data(["preset", "description", "parameters", "default_limit"],
-                                                    rows, output or settings.output)
+    app.out.data(["preset", "description", "parameters", "default_limit"], rows, output or app.settings.output)
 
 
 def _usage(param: Any) -> str:
@@ -103,7 +120,7 @@ def _usage(param: Any) -> str:
 @click.argument("statement", metavar="SQL")
 @_options
 @click.pass_obj
-def sql_command(settings: Any, statement: str, **options: Any) -> None:
+def sql_command(app: App, statement: str, **options: Any) -> None:
     """Run your own Athena SQL (SQL, or - to read it from stdin).
 
     Use the Glue columns (srcaddr, dstaddr, start, "end", action, log_status, ..., dt) and the
@@ -114,7 +131,7 @@ def sql_command(settings: Any, statement: str, **options: Any) -> None:
         statement = sys.stdin.read()
     if not statement.strip():
         raise click.UsageError("the SQL statement is empty")
-    _run(settings, sql=statement, **options)
+    _run(app, sql=statement, **options)
 
 
 def _preset_command(preset: Any) -> click.Command:
@@ -122,9 +139,9 @@ def _preset_command(preset: Any) -> click.Command:
     ip_param = next((p for p in preset.params if p.name == "ip"), None)
 
     @click.pass_obj
-    def command(settings: Any, ip: str | None = None, ip_arg: str | None = None, **options: Any) -> None:
+    def command(app: App, ip: str | None = None, ip_arg: str | None = None, **options: Any) -> None:
         address = _address(preset.name, ip, ip_arg, required=bool(ip_param and ip_param.required))
-        _run(settings, preset=preset.name, ip=address, **options)
+        _run(app, preset=preset.name, ip=address, **options)
 
     command = _options(command)
     if ip_param is not None:

@@ -1,0 +1,25 @@
+"""`flowwatch simulate-reject`: forbidden traffic, then the live wait for the alarm (``flowwatch.actions.simulate``)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from flowwatch.cli.app import App
+
+
+@click.command("simulate-reject")
+@click.option("--mode", type=click.Choice(["instance", "inject"]), default=None,
+              help="instance: launch a pinging EC2 instance (AWS default); inject: write synthetic REJECT records.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Watch the alarm until ALARM or timeout.")
+@click.option("--timeout", type=click.IntRange(min=1), default=None,
+              help="Seconds to wait for ALARM (default 900 on AWS, 120 locally).")
+@click.option("--count", type=click.IntRange(1, 10000), default=10, show_default=True,
+              help="Records to inject (inject mode).")
+@click.pass_obj
+def simulate_reject(app: App, mode: str | None, wait: bool, timeout: int | None, count: int) -> None:
+    """Make forbidden (denied ICMP) traffic happen and watch the alarm fire. Not idempotent: each run adds traffic."""
+    from flowwatch.actions import simulate
+
+    sys.exit(simulate.simulate(app.context(), mode=mode, wait=wait, timeout=timeout, count=count))
