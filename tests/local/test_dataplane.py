@@ -4,7 +4,8 @@ log group -> metric filter -> metric -> alarm -> SetAlarmState + SNS notificatio
 
 This module also holds what the other tests/local/test_<part>.py modules share: a server of their
 own (``python -m flowwatch.local.server`` on 127.0.0.1, free port, stopped at the end of the
-module), a client of its ``/_flowwatch/`` routes, clients of moto in-process for the unit tests.
+module), the product's client of its ``/_flowwatch/`` routes (flowwatch.local.client.LocalApi),
+clients of moto in-process for the unit tests.
 
 Assertions are on what AWS would show (objects, streams, metric statistics, alarm state, the
 published message), never on moto's silence. The fast clock (POST /_flowwatch/clock) stands in
@@ -29,6 +30,7 @@ from typing import Any
 import boto3
 import pytest
 
+from flowwatch.local.client import LocalApi
 from flowwatch.local.dataplane import Clock, DataPlane
 from flowwatch.polling import Poll
 from flowwatch.records import RecordFormat
@@ -77,40 +79,6 @@ def stop_server(server: Server) -> None:
     assert not (server.directory / "server.json").exists()   # the server removed its state file
 
 
-class Routes:
-    """A client of the server's ``/_flowwatch/`` routes (the CLI's own client is flowwatch.local's)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def call(self, method: str, route: str, payload: Any = None) -> Any:
-        data = json.dumps(payload).encode() if payload is not None else None
-        req = urllib.request.Request(f"{self.url}/_flowwatch/{route}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
-
-    def health(self) -> dict[str, Any]:
-        return self.call("GET", "health")
-
-    def traffic(self, *, region: str, fields, lines: list[str], eni: str | None = None, vpc_id: str | None = None,
-                subnet_id: str | None = None) -> dict[str, Any]:
-        return self.call("POST", "traffic", {"region": region, "fields": list(fields), "lines": lines, "eni": eni,
-                                             "vpc_id": vpc_id, "subnet_id": subnet_id})
-
-    def inbox(self) -> list[dict[str, Any]]:
-        return self.call("GET", "inbox")["messages"]
-
-    def alarms(self) -> dict[str, Any]:
-        return self.call("GET", "alarms")
-
-    def evaluate(self) -> list[dict[str, Any]]:
-        return self.call("POST", "evaluate", {})["changes"]
-
-    def advance(self, seconds: float) -> float:
-        return self.call("POST", "clock", {"advance": seconds})["offset"]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     running = start_server(tmp_path_factory.mktemp("local-aws"))
@@ -129,7 +97,7 @@ def aws(server):
 
 @pytest.fixture
 def api(server):
-    return Routes(server.url)
+    return LocalApi(server.url)
 
 
 @pytest.fixture
@@ -305,7 +273,7 @@ def test_health_clock_and_unknown_routes(api):
     assert offset == after["offset"] == before["offset"] + 90
     assert after["now"] - before["now"] >= 90
     with pytest.raises(urllib.error.HTTPError) as err:
-        api.call("GET", "nothing-here")
+        urllib.request.urlopen(f"{api.url}/_flowwatch/nothing-here", timeout=30)
     assert err.value.code == 404
     assert json.loads(err.value.read()) == {"error": "no route GET /_flowwatch/nothing-here"}
 

@@ -1,6 +1,6 @@
 """The local AWS server process: moto's server plus flowwatch's data plane, on 127.0.0.1 only.
 
-Started (detached, in its own session) by ``flowwatch.local.start`` as::
+Started (detached, in its own session) by ``flowwatch.local.process.start`` as::
 
     python -m flowwatch.local.server --port N --state-dir DIR [--tick SECONDS]
 
