@@ -370,7 +370,7 @@ def _path(loc: tuple[Any, ...]) -> str:
     return path
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: Any) -> str:
     loc = tuple(err["loc"])
     cause = err.get("ctx", {}).get("error")
     if isinstance(cause, _FieldError):

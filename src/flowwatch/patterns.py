@@ -464,7 +464,8 @@ class Pattern:
 
     def _text_at(self, context: Any, ref: Any) -> str | None:
         if self.kind == "delimited":
-            return context[self._field_index[ref]]  # type: ignore[no-any-return]
+            text: str | None = context[self._field_index[ref]]
+            return text
         nodes = _resolve(context, ref)
         if len(nodes) != 1 or isinstance(nodes[0], (dict, list)):
             return None
@@ -483,15 +484,16 @@ class Pattern:
             transformation.get("metricNamespace"),
             tuple(sorted(transformation)),
         )
+        cache_key: tuple[Any, ...] | None = key
         try:
             cached = self._metric_cache.get(key)
         except TypeError:  # unhashable values: validate every time (and fail below)
-            cached, key = None, None
+            cached, cache_key = None, None
         if cached is not None:
             return cached
         spec = self._validate_transformation(transformation)
-        if key is not None and len(self._metric_cache) < 64:
-            self._metric_cache[key] = spec
+        if cache_key is not None and len(self._metric_cache) < 64:
+            self._metric_cache[cache_key] = spec
         return spec
 
     def _validate_transformation(self, transformation: Mapping[str, Any]) -> _MetricSpec:
@@ -985,7 +987,9 @@ class _DelimitedParser:
     def parse_value(self, operator: str) -> _Condition:
         kind, value = _read_value(self.scanner, operator, self.count_regex,
                                   ends=lambda ch: ch in _DELIMITED_VALUE_END, bad=lambda ch: ch in _DELIMITED_VALUE_BAD)
-        make = {"string": _string_condition, "regex": _regex_condition, "number": _numeric_condition}[kind]
+        makers: dict[str, Callable[[str, Any], _Condition]] = {
+            "string": _string_condition, "regex": _regex_condition, "number": _numeric_condition}
+        make = makers[kind]
         return make(operator, value)
 
 
@@ -1474,7 +1478,9 @@ class _JsonParser:
     def parse_value(self, operator: str) -> Callable[[Any], bool]:
         kind, value = _read_value(self.s, operator, self.count_regex,
                                   ends=lambda ch: ch in ")&|", bad=lambda ch: ch not in _JSON_BARE_CHARS)
-        make = {"string": _json_string_test, "regex": _json_regex_test, "number": _json_number_test}[kind]
+        makers: dict[str, Callable[[str, Any], Callable[[Any], bool]]] = {
+            "string": _json_string_test, "regex": _json_regex_test, "number": _json_number_test}
+        make = makers[kind]
         return make(operator, value)
 
 

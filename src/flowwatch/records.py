@@ -757,4 +757,5 @@ class RecordParser:
             "_small": _SMALL_INTS,
         }
         exec(compile(source, f"<flowwatch.records parser {len(self._header)} fields>", "exec"), namespace)
-        return namespace["_parse"]  # type: ignore[no-any-return]
+        parse: Callable[[Iterable[str]], tuple[list[Any], list[Any], bool, int]] = namespace["_parse"]
+        return parse

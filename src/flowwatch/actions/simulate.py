@@ -169,8 +169,9 @@ def inject(ctx: Context, target: Target, count: int) -> None:
     fields = ctx.config.record_format
     start_at = fields.index("start") if "start" in fields else None
     now_ms = int(time.time() * 1000)
-    events = sorted(({"timestamp": int(line.split()[start_at]) * 1000 if start_at is not None else now_ms,
-                      "message": line} for line in lines), key=lambda e: e["timestamp"])
+    events: list[dict[str, Any]] = sorted(
+        ({"timestamp": int(line.split()[start_at]) * 1000 if start_at is not None else now_ms, "message": line}
+         for line in lines), key=lambda e: e["timestamp"])
     try:
         logs.put_log_events(logGroupName=ctx.log_group, logStreamName=stream, logEvents=events)
     except Exception as exc:

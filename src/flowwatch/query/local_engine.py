@@ -105,8 +105,8 @@ def local_dt(path: str, layout: "S3Layout") -> str | None:
         return None
     parts = [int(g) for g in match.groups() if g is not None]
     try:
-        when = datetime(*parts[:4], tzinfo=timezone.utc) if len(parts) >= 4 else \
-            datetime(*parts[:3], tzinfo=timezone.utc)
+        hour = parts[3] if len(parts) >= 4 else 0
+        when = datetime(parts[0], parts[1], parts[2], hour, tzinfo=timezone.utc)
     except ValueError:
         return None
     return layout.dt_value(when)
@@ -272,7 +272,7 @@ class LocalEngine:
     def _text_kind(self, path: Path) -> tuple[tuple[str, ...], bool] | None:
         try:
             opener = gzip.open if path.name.endswith(".gz") else open
-            with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
+            with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
                 first = handle.readline()
         except (OSError, EOFError) as exc:
             self.out.warn(f"skipped {path}: cannot read it ({exc})")

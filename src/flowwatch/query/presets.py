@@ -151,7 +151,7 @@ def validate_ip(text: str) -> str:
         raise UsageError(f"{text!r} is not an IPv4 or IPv6 address") from None
 
 
-def parse(sql: str) -> "exp.Expression":
+def parse(sql: str) -> "exp.Expr":
     """One Athena SQL statement as a sqlglot tree; UsageError with sqlglot's message otherwise."""
     import sqlglot
     from sqlglot.errors import ParseError
@@ -184,7 +184,7 @@ def build(preset: Preset, *, table: str, window: "TimeWindow | None" = None,
     for param in preset.params:
         value = (params or {}).get(param.name)
         if value is not None:
-            bound: exp.Expression = exp.Literal.string(validate_ip(value))
+            bound: exp.Expr = exp.Literal.string(validate_ip(value))
         elif param.required and placeholders:
             bound = exp.Placeholder()
         elif param.required:
@@ -197,6 +197,7 @@ def build(preset: Preset, *, table: str, window: "TimeWindow | None" = None,
     _rename_table(tree, table, database)
     final_limit = limit if limit is not None else preset.limit
     if final_limit is not None:
+        assert isinstance(tree, exp.Query)
         tree = tree.limit(final_limit)
     return tree.sql(dialect="athena", pretty=True)
 
@@ -266,13 +267,13 @@ def window_conditions(window: "TimeWindow | None", partitions: tuple[str, str] |
     return conditions
 
 
-def parse_condition(text: str) -> "exp.Expression":
+def parse_condition(text: str) -> "exp.Expr":
     import sqlglot
 
     return sqlglot.parse_one(text, read="athena")
 
 
-def _check_columns(preset: Preset, tree: "exp.Expression", columns: Sequence[str]) -> None:
+def _check_columns(preset: Preset, tree: "exp.Expr", columns: Sequence[str]) -> None:
     from sqlglot import exp
 
     from flowwatch.records import PARTITION_KEY
@@ -286,7 +287,7 @@ def _check_columns(preset: Preset, tree: "exp.Expression", columns: Sequence[str
                          hint="add those fields to flow_logs.format, or write the query yourself with `query sql`")
 
 
-def _where(tree: "exp.Expression") -> list["exp.Expression"]:
+def _where(tree: "exp.Expr") -> list["exp.Expr"]:
     from sqlglot import exp
 
     where = tree.args.get("where")
@@ -295,7 +296,7 @@ def _where(tree: "exp.Expression") -> list["exp.Expression"]:
     return list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
 
 
-def _rename_table(tree: "exp.Expression", table: str, database: str | None = None) -> None:
+def _rename_table(tree: "exp.Expr", table: str, database: str | None = None) -> None:
     from sqlglot import exp
 
     for ref in tree.find_all(exp.Table):
@@ -309,7 +310,7 @@ def _is_flow_table(ref: "exp.Table", table: str, database: str) -> bool:
     return ref.name.lower() == table.lower() and (not ref.db or ref.db.lower() == database.lower())
 
 
-def _scoped(ref: "exp.Table", conditions: list[Any]) -> "exp.Expression":
+def _scoped(ref: "exp.Table", conditions: list[Any]) -> "exp.Expr":
     from sqlglot import exp
 
     alias = ref.alias or ref.name
