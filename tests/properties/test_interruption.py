@@ -1,8 +1,10 @@
 """Interruption: `up` and `down` stopped at EVERY mutating call they make, then run again.
 
-The points are not written down by hand: a clean `up` and `down` are recorded once (at collection), and
-each of their mutating calls becomes a test case, so a new call in a step is covered the day it appears.
-Three ways to stop at call N:
+The points are not written down by hand: a clean `up` and `down` are recorded once per test module (a
+module fixture, at test time: nothing runs at collection), and each of their mutating calls becomes a
+case, each in a fresh moto account, so a new call in a step is covered the day it appears. One test per
+command and way of stopping runs all of its cases and reports every failing one by point. Three ways to
+stop at call N:
 
 - ``fail``: AWS answers call N with a non-retryable error (AccessDenied-like): `up` raises AwsError (exit 1);
 - ``interrupt-before``: the process is interrupted (KeyboardInterrupt) as call N is about to be sent;
@@ -16,8 +18,9 @@ interrupted the same way, a second `down` leaves nothing.
 
 from __future__ import annotations
 
-import functools
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from unittest import mock
 
 import pytest
@@ -28,6 +31,8 @@ from flowwatch.errors import AwsError
 from tests.support.aws_faults import FailAt, InterruptAt, PooledSession, is_mutating, moto_fixes
 from tests.support.context import make_config, make_ctx
 from tests.support.stack_state import describe_stack, leftovers, untagged
+
+pytestmark = pytest.mark.slow
 
 MODES = ("fail", "interrupt-before", "interrupt-after")
 FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
@@ -46,8 +51,15 @@ def recorder(session) -> list[tuple[str, str]]:
     return seen
 
 
-@functools.lru_cache(maxsize=1)
-def clean_run() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], dict]:
+@dataclass(frozen=True)
+class CleanRun:
+    up_calls: tuple[tuple[str, str], ...]      # the mutating calls of a clean `up`, in order
+    down_calls: tuple[tuple[str, str], ...]    # ... and of the `down` after it
+    stack: dict                                # the stack the clean `up` made (tests/support/stack_state.py)
+
+
+@pytest.fixture(scope="module")
+def clean() -> CleanRun:
     """A clean `up` then `down` in a fresh account: their mutating calls, and the stack `up` made."""
     from moto import mock_aws
 
@@ -62,16 +74,27 @@ def clean_run() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...
         down_calls = [c for c in calls if is_mutating(c[1])]
         assert leftovers(session) == {}
         session.close()
-    return tuple(up_calls), tuple(down_calls), stack
+    return CleanRun(tuple(up_calls), tuple(down_calls), stack)
 
 
-def pytest_generate_tests(metafunc):
-    for name, which in (("up_point", 0), ("down_point", 1)):
-        if name in metafunc.fixturenames:
-            points = list(enumerate(clean_run()[which]))
-            cases = [(mode, i, call) for i, call in points for mode in MODES]
-            metafunc.parametrize((name, ), [(c,) for c in cases],
-                                 ids=[f"{i:02d}-{s}.{op}-{mode}" for mode, i, (s, op) in cases])
+def every_point(calls: tuple[tuple[str, str], ...], mode: str, case: Callable[[object, int, tuple[str, str]], None],
+                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``case(session, index, call)`` for every mutating call, each in a fresh moto account; fail
+    once at the end, listing every point that failed (so one broken step does not hide another)."""
+    from moto import mock_aws
+
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    failed: list[str] = []
+    for index, call in enumerate(calls):
+        with mock_aws(), moto_fixes():
+            session = PooledSession()
+            try:
+                case(session, index, call)
+            except (Exception, pytest.fail.Exception) as exc:
+                failed.append(f"{index:02d}-{call[0]}.{call[1]}-{mode}: {type(exc).__name__}: {str(exc)[:300]}")
+            finally:
+                session.close()
+    assert failed == [], f"{len(failed)} of {len(calls)} points failed:\n" + "\n".join(failed)
 
 
 @pytest.fixture
@@ -100,8 +123,8 @@ def run_stopped(command, session, mode: str, index: int, expected: tuple[str, st
     stopper.index = -1
 
 
-def test_the_points_cover_every_mutating_call():
-    up_calls, down_calls, _ = clean_run()
+def test_the_points_cover_every_mutating_call(clean):
+    up_calls, down_calls = clean.up_calls, clean.down_calls
     ops = {op for _, op in up_calls}
     assert {"CreateVpc", "CreateSubnet", "CreateInternetGateway", "CreateRoute", "CreateLogGroup", "CreateRole",
             "CreateBucket", "CreateFlowLogs", "CreateNetworkAclEntry", "CreateTopic", "Subscribe", "PutMetricFilter",
@@ -122,37 +145,40 @@ def test_create_bucket_carries_the_stack_tags(session):
     assert tags["flowwatch:stack"] == "test"
 
 
-def test_up_stopped_at_every_mutating_call_then_resumed(up_point, session):
-    mode, index, call = up_point
-    _, _, clean = clean_run()
-    run_stopped(engine.up, session, mode, index, call)
-    assert untagged(session) == []                     # whatever exists already carries the stack tag
+@pytest.mark.parametrize("mode", MODES)
+def test_up_stopped_at_every_mutating_call_then_resumed(mode, clean, monkeypatch):
+    def case(session, index, call):
+        run_stopped(engine.up, session, mode, index, call)
+        assert untagged(session) == []                     # whatever exists already carries the stack tag
 
-    report = engine.up(make_ctx(session, config()))    # a new process: nothing remembered but AWS
-    assert report.errors == 0
-    assert describe_stack(session) == clean            # the same stack as a clean up, property for property
+        report = engine.up(make_ctx(session, config()))    # a new process: nothing remembered but AWS
+        assert report.errors == 0
+        assert describe_stack(session) == clean.stack      # the same stack as a clean up, property for property
 
-    engine.down(make_ctx(session, config()))
-    assert leftovers(session) == {}
+        engine.down(make_ctx(session, config()))
+        assert leftovers(session) == {}
 
-
-def test_down_stopped_at_every_mutating_call_then_run_again(down_point, session):
-    mode, index, call = down_point
-    engine.up(make_ctx(session, config()))
-    run_stopped(engine.down, session, mode, index, call)
-    assert untagged(session) == []                     # what is left is still findable by its tag
-
-    engine.down(make_ctx(session, config()))
-    assert leftovers(session) == {}
-    assert engine.down(make_ctx(session, config())).changed == 0
+    every_point(clean.up_calls, mode, case, monkeypatch)
 
 
-def test_an_interrupted_cli_run_exits_130_and_the_next_one_completes(session, tmp_path, capsys, monkeypatch):
-    from flowwatch.aws import Aws
+@pytest.mark.parametrize("mode", MODES)
+def test_down_stopped_at_every_mutating_call_then_run_again(mode, clean, monkeypatch):
+    def case(session, index, call):
+        engine.up(make_ctx(session, config()))
+        run_stopped(engine.down, session, mode, index, call)
+        assert untagged(session) == []                     # what is left is still findable by its tag
 
+        engine.down(make_ctx(session, config()))
+        assert leftovers(session) == {}
+        assert engine.down(make_ctx(session, config())).changed == 0
+
+    every_point(clean.down_calls, mode, case, monkeypatch)
+
+
+def test_an_interrupted_cli_run_exits_130_and_the_next_one_completes(clean, session, tmp_path, capsys, monkeypatch):
     from tests.support.cli import run_cli, use_session
 
-    up_calls, _, clean = clean_run()
+    up_calls = clean.up_calls
     (tmp_path / "flowwatch.yaml").write_text("stack: test\nalerts:\n  email: ops@example.com\n")
     monkeypatch.chdir(tmp_path)
     use_session(monkeypatch, session)
@@ -162,6 +188,6 @@ def test_an_interrupted_cli_run_exits_130_and_the_next_one_completes(session, tm
     assert "Traceback" not in result.err and stopper.hit == ("s3", "CreateBucket")
     assert untagged(session) == []
     assert run_cli(capsys, monkeypatch, "up").code == 0
-    assert describe_stack(session) == clean
+    assert describe_stack(session) == clean.stack
     assert run_cli(capsys, monkeypatch, "down", "--yes").code == 0
     assert leftovers(session) == {}
