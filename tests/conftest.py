@@ -23,6 +23,9 @@ def _fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # moto loads thousands of default AMIs into every new EC2 backend (seconds per test); flowwatch reads
+    # its AMI from the SSM parameter, which moto answers without them
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     state = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("XDG_STATE_HOME", str(state / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(state / "cache"))
@@ -66,3 +69,4 @@ def calls(session) -> list[tuple[str, str]]:
 @pytest.fixture
 def ctx(session, calls):
     return make_ctx(session)
+
