@@ -33,7 +33,7 @@ def main() -> None:
     from flowwatch.aws import Aws
     from flowwatch.config import parse_config
     from flowwatch.console import Output
-    from flowwatch.model import Context, Stack
+    from flowwatch.model import Context, Stack, default_poll
     from flowwatch.naming import Names
 
     rows = []
@@ -46,7 +46,8 @@ def main() -> None:
 
         def context() -> Context:
             return Context(config=config, aws=Aws(session), out=Output(stderr=io.StringIO(), stdout=io.StringIO()),
-                           names=Names.from_config(config), stack=Stack(config.stack), extras={"sleep": lambda _: None})
+                           names=Names.from_config(config), stack=Stack(config.stack),
+                           poll=default_poll().with_(sleep=lambda _: None))
 
         for label, run in (("first up", lambda: engine.up(context())), ("second up", lambda: engine.up(context())),
                            ("down", lambda: engine.down(context())), ("second down", lambda: engine.down(context()))):

@@ -89,9 +89,12 @@ class Output:
             self.err.print(f"  [{color}]{sym}[/{color}] {name:<14} {verb:<11} {change.target}"
                            f" [dim]({change.reason})[/dim]")
 
-    def summary(self, changed: int, unchanged: int, errors: int = 0, *, dry_run: bool = False) -> None:
+    def summary(self, steps_changed: int, changes: int, unchanged: int, errors: int = 0, *,
+                dry_run: bool = False) -> None:
+        """Counted in steps, with the changes of the changed ones: "Changed: 3 steps (7 changes)  No change: 9 steps"."""
         label = "Would change" if dry_run else "Changed"
-        self.err.print(f"{label}: {changed}  No change: {unchanged}  Errors: {errors}")
+        self.err.print(f"{label}: {_count(steps_changed, 'step')} ({_count(changes, 'change')})  "
+                       f"No change: {_count(unchanged, 'step')}  Errors: {errors}")
 
     # ---- data (stdout) ----
     def data(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table",
@@ -194,6 +197,10 @@ class Output:
             self.err.print_exception(show_locals=False)
         else:
             self.error(f"{type(exc).__name__}: {exc}", hint="run again with --debug for the traceback")
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
 def _escape(text: str) -> str:

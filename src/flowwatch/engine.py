@@ -1,175 +1,285 @@
-"""up / down / status: discover -> plan -> show -> apply, step by step (DESIGN.md "The stack").
+"""up / down / status: discover -> Plan -> show -> execute, step by step (DESIGN.md "The stack").
 
-``up`` runs the steps in order, applying only the difference; ``--dry-run`` stops before ``apply``.
-``down`` discovers everything first (so each step knows its parents), then runs ``plan_destroy``
-backwards. Nothing here prints directly: ``ctx.out`` does.
+``up`` first plans every step read-only (preflight: an ownership, ambiguity or drift error stops it before
+anything is created), then executes that Plan: what preflight read is reused until the first step that
+changes something; every step after it is discovered and planned again, since it reads outputs of earlier
+ones (vpc id, log group arn...). ``up --dry-run`` shows the Plan and stops. ``down`` discovers every step
+(so each knows its parents), plans the removal once, backwards, and executes it. ``converge`` runs one named
+step (its parents only discovered), for simulate-reject. Nothing here prints directly: ``ctx.out`` does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from flowwatch.errors import FlowwatchError, UsageError, aws_errors
-from flowwatch.model import Change, Context
+from flowwatch.model import Change, Context, Plan, Stack, StatusDetail, StepPlan
 from flowwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from flowwatch.records import RecordFormat
+    from flowwatch.steps.base import Step
 
 
 @dataclass
 class Report:
-    changed: int = 0
-    unchanged: int = 0
+    """What a run did (or, in a dry run, would do): per step, and the changes themselves."""
+
+    plan: Plan = field(default_factory=lambda: Plan(()))    # the executed plan (re-planned steps included)
+    changes: list[Change] = field(default_factory=list)     # applied (dry run: planned)
+    steps_changed: int = 0
+    unchanged: int = 0                                      # steps with nothing to do
     errors: int = 0
-    changes: list[Change] = field(default_factory=list)
 
-    def add(self, changes: Sequence[Change]) -> None:
-        if changes:
-            self.changed += len(changes)
-            self.changes.extend(changes)
-        else:
-            self.unchanged += 1
+    @property
+    def changed(self) -> int:
+        """How many changes were applied (dry run: planned). 0: nothing to do."""
+        return len(self.changes)
 
 
-def _steps(only: Sequence[str] | None = None) -> list[Any]:
+def _steps(only: Sequence[str] | None = None) -> list[Step[Any, Any]]:
     from flowwatch.steps import STEPS
 
     return [s for s in STEPS if only is None or s.name in only]
 
 
-def discover_all(ctx: Context, steps: Sequence[Any]) -> dict[str, Any]:
+def _all_steps() -> list[Step[Any, Any]]:
+    from flowwatch.steps import ALL_STEPS
+
+    return list(ALL_STEPS)
+
+
+@functools.lru_cache(maxsize=16)
+def _preset_queries(fmt: "RecordFormat", database: str, table: str) -> Mapping[str, tuple[str, str]]:
+    """The presets' SQL is built with sqlglot (~50 ms): once per (format, database, table)."""
+    from flowwatch.query.presets import named_queries
+
+    return named_queries(fmt, database, table)
+
+
+def _supply(ctx: Context) -> Context:
+    """What steps get from the engine rather than import: the query presets (query/ is above steps/)."""
+    if ctx.named_queries is None:
+        ctx.named_queries = _preset_queries
+    return ctx
+
+
+def _show(ctx: Context, plan: Plan) -> None:
+    for sp in plan.steps:
+        ctx.out.step(sp.step, list(sp.changes), sp.found, dry_run=plan.dry_run)
+
+
+def _summary(ctx: Context, report: Report, *, dry_run: bool = False) -> None:
+    ctx.out.summary(report.steps_changed, report.changed, report.unchanged, report.errors, dry_run=dry_run)
+
+
+def _planned(step: Step[Any, Any], ctx: Context) -> tuple[Any, list[Change]]:
+    with aws_errors(step.name):
+        have = step.discover(ctx)
+        return have, step.plan(step.desired(ctx), have)
+
+
+# ---------- up ----------
+def plan_up(ctx: Context) -> Plan:
+    """Plan every step against what exists, changing nothing (the preflight of ``up``, and ``up --dry-run``).
+
+    A resource with the stack's name that is not the stack's (OwnershipError), several tagged copies
+    (AmbiguousStateError) or drift that can't be fixed in place (DriftError) raise here, before ``up``
+    makes its first change. Steps whose parents don't exist yet see them as PENDING. Each StepPlan keeps
+    what was discovered (``seen``): until ``up`` applies something, that is still what exists.
+    """
+    _supply(ctx)
+    probe = replace(ctx, stack=Stack(ctx.stack.name, account=ctx.stack.account))
+    steps: list[StepPlan] = []
+    for step in _steps():
+        have, changes = _planned(step, probe)
+        steps.append(StepPlan(step.name, tuple(changes), None if changes else step.found(have), have))
+        step.publish(probe.stack, have)
+    ctx.stack.account = probe.stack.account
+    return Plan(tuple(steps), dry_run=ctx.dry_run)
+
+
+def up(ctx: Context, only: Sequence[str] | None = None) -> Report:
+    """Converge the stack: ``plan_up``, then (unless a dry run) ``execute`` that plan.
+
+    ``only``: converge just those steps (see ``converge``)."""
+    if only is not None:
+        return converge(ctx, *only)
+    plan = plan_up(ctx)
+    if ctx.dry_run:
+        _show(ctx, plan)
+        report = Report(plan, plan.changes, plan.steps_changed, plan.steps_unchanged)
+        _summary(ctx, report, dry_run=True)
+        return report
+    return execute(ctx, plan)
+
+
+def execute(ctx: Context, plan: Plan) -> Report:
+    """Apply ``plan`` (from ``plan_up``) step by step. Its reads are reused until the first step that changes
+    something; each step after that is discovered and planned again, on the outputs just published."""
+    _supply(ctx)
+    report = Report()
+    executed: list[StepPlan] = []
+    stale = False                               # a change was applied: later plans may be out of date
+    for step, planned in zip(_steps(), plan.steps):
+        if stale:
+            have, changes = _planned(step, ctx)
+        else:
+            have, changes = planned.seen, list(planned.changes)
+        if changes:
+            have = apply_changes(ctx, step, changes, have, report)
+            report.steps_changed += 1
+            stale = True
+        else:
+            ctx.out.step(step.name, [], step.found(have))
+            report.unchanged += 1
+        executed.append(StepPlan(step.name, tuple(changes), None if changes else step.found(have), have))
+        step.publish(ctx.stack, have)
+    report.plan = Plan(tuple(executed))
+    _summary(ctx, report)
+    return report
+
+
+def converge(ctx: Context, *names: str) -> Report:
+    """Converge only the named steps (``converge(ctx, "nacl")``): every step before the last of them is
+    discovered, read only, for the outputs it publishes (vpc id, subnet id...); the named ones are planned
+    and applied (shown only, in a dry run)."""
+    from flowwatch.steps import STEP_NAMES
+
+    unknown = [n for n in names if n not in STEP_NAMES]
+    if unknown or not names:
+        raise ValueError(f"converge: unknown step(s) {unknown or names}; steps: {', '.join(STEP_NAMES)}")
+    _supply(ctx)
+    steps = _steps()
+    last = max(i for i, s in enumerate(steps) if s.name in names)
+    report = Report()
+    executed: list[StepPlan] = []
+    for step in steps[:last + 1]:
+        if step.name not in names:
+            with aws_errors(step.name):
+                step.publish(ctx.stack, step.discover(ctx))
+            continue
+        have, changes = _planned(step, ctx)
+        if not changes:
+            ctx.out.step(step.name, [], step.found(have))
+            report.unchanged += 1
+        elif ctx.dry_run:
+            ctx.out.step(step.name, changes, None, dry_run=True)
+            report.changes.extend(changes)
+            report.steps_changed += 1
+        else:
+            have = apply_changes(ctx, step, changes, have, report)
+            report.steps_changed += 1
+        executed.append(StepPlan(step.name, tuple(changes), None, have))
+        step.publish(ctx.stack, have)
+    report.plan = Plan(tuple(executed), dry_run=ctx.dry_run)
+    _summary(ctx, report, dry_run=ctx.dry_run)
+    return report
+
+
+def apply_changes(ctx: Context, step: Step[Any, Any], changes: Sequence[Change], have: Any, report: Report) -> Any:
+    """Apply one step's changes in order, each on the result of the one before, each shown as it lands; the
+    first failure is shown and raised. Then the step's notes (facts the user must act on) are shown."""
+    for change in changes:
+        try:
+            with aws_errors(step.name), ctx.out.working(f"{step.name}: {change.action} {change.target}"):
+                have = step.apply(ctx, change.after(have))
+        except FlowwatchError as exc:
+            report.errors += 1
+            ctx.out.step(step.name, [], None, failed=exc.message)
+            _summary(ctx, report)
+            raise
+        ctx.out.step(step.name, [change], None)
+        report.changes.append(change)
+    for note in step.status(have).notes:
+        ctx.out.warn(f"{step.name}: {note}")
+    return have
+
+
+# ---------- down ----------
+def plan_down(ctx: Context) -> Plan:
+    """Discover every step in order (each publishes what later ones read), then plan the removal backwards.
+    Read only; a refusal (a managed policy someone attached to the role...) raises here, before any change."""
+    steps = _all_steps()
     seen: dict[str, Any] = {}
     for step in steps:
         with aws_errors(step.name):
             have = step.discover(ctx)
         step.publish(ctx.stack, have)
         seen[step.name] = have
-    return seen
-
-
-def preflight(ctx: Context) -> dict[str, Any]:
-    """Plan every step against what exists, changing nothing, before ``up`` makes its first change.
-
-    A resource with the stack's name that is not the stack's (OwnershipError), several tagged copies
-    (AmbiguousStateError) or drift that can't be fixed in place (DriftError) then stop ``up`` with
-    nothing created, instead of half-way through. Steps see their parents as PENDING, as in a dry run.
-
-    Returns what was discovered for the steps up to the first one that has changes: until ``up``
-    applies something, that is still what exists, so ``up`` reuses it instead of reading it twice.
-    """
-    from dataclasses import replace
-
-    from flowwatch.model import Stack
-
-    probe = replace(ctx, stack=Stack(ctx.stack.name, account=ctx.stack.account))
-    still_valid: dict[str, Any] = {}
-    changed = False
-    for step in _steps():
-        with aws_errors(step.name):
-            have = step.discover(probe)
-            changes = step.plan(step.desired(probe), have)
-        if not changed:
-            still_valid[step.name] = have
-        changed = changed or bool(changes)
-        step.publish(probe.stack, have)
-    ctx.stack.account = probe.stack.account
-    return still_valid
-
-
-def up(ctx: Context, only: Sequence[str] | None = None) -> Report:
-    """Converge the stack. With ``only``, earlier steps are still discovered (read) for their outputs."""
-    report = Report()
-    steps = _steps()
-    known = preflight(ctx) if only is None and not ctx.dry_run else {}
-    last = max(i for i, s in enumerate(steps) if only is None or s.name in only)
-    for step in steps[:last + 1]:
-        with aws_errors(step.name):
-            # what preflight read is still true until the first change is applied
-            have = known[step.name] if step.name in known and report.changed == 0 else step.discover(ctx)
-            if only is not None and step.name not in only:
-                step.publish(ctx.stack, have)
-                continue
-            changes = step.plan(step.desired(ctx), have)
-        if not changes:
-            ctx.out.step(step.name, [], step.found(have))
-        elif ctx.dry_run:
-            ctx.out.step(step.name, changes, None, dry_run=True)
-        else:
-            have = apply_changes(ctx, step, changes, have, report)
-        if not changes:
-            report.unchanged += 1
-        elif ctx.dry_run:
-            report.add(changes)
-        step.publish(ctx.stack, have)
-    ctx.out.summary(report.changed, report.unchanged, report.errors, dry_run=ctx.dry_run)
-    return report
-
-
-def apply_changes(ctx: Context, step: Any, changes: Sequence[Change], have: Any, report: Report) -> Any:
-    """Apply one step's changes in order, each shown as it lands; the first failure is shown and raised."""
-    for change in changes:
-        try:
-            with aws_errors(step.name), ctx.out.working(f"{step.name}: {change.action} {change.target}"):
-                have = step.apply(ctx, change, have)
-        except FlowwatchError as exc:
-            report.errors += 1
-            ctx.out.step(step.name, [], None, failed=exc.message)
-            ctx.out.summary(report.changed, report.unchanged, report.errors)
-            raise
-        ctx.out.step(step.name, [change], None)
-        report.changed += 1
-        report.changes.append(change)
-    return have
-
-
-def plan_down(ctx: Context) -> tuple[list[Any], dict[str, Any], list[Change]]:
-    steps = _steps()
-    seen = discover_all(ctx, steps)
-    planned: list[Change] = []
+    options = ctx.destroy_options
+    planned = []
     for step in reversed(steps):
-        planned += step.plan_destroy(seen[step.name], ctx)
-    return steps, seen, planned
+        with aws_errors(step.name):
+            changes = step.plan_destroy(seen[step.name], options)
+        planned.append(StepPlan(step.name, tuple(changes), None, seen[step.name]))
+    return Plan(tuple(planned), dry_run=ctx.dry_run)
 
 
-def down(ctx: Context, confirm: Any = None) -> Report:
+def down(ctx: Context, confirm: Callable[[Sequence[Change]], bool] | None = None) -> Report:
     """Remove everything the stack owns, backwards. ``confirm(changes) -> bool`` may stop it first."""
-    report = Report()
-    steps, seen, planned = plan_down(ctx)
-    if not planned:
+    plan = plan_down(ctx)
+    if not plan:
         ctx.out.info(f"Nothing to remove: no resource of stack {ctx.stack.name!r} found in {ctx.region}.")
-        ctx.out.summary(0, len(steps), dry_run=ctx.dry_run)
+        report = Report(plan, unchanged=len(plan.steps))
+        _summary(ctx, report, dry_run=ctx.dry_run)
         return report
     if ctx.dry_run:
-        for step in reversed(steps):
-            ctx.out.step(step.name, [c for c in planned if c.step == step.name], None, dry_run=True)
-        report.add(planned)
-        ctx.out.summary(report.changed, 0, dry_run=True)
+        changed = Plan(tuple(sp for sp in plan.steps if sp.changes), dry_run=True)
+        _show(ctx, changed)
+        report = Report(plan, plan.changes, plan.steps_changed, plan.steps_unchanged)
+        _summary(ctx, report, dry_run=True)
         return report
-    if confirm is not None and not confirm(planned):
+    if confirm is not None and not confirm(plan.changes):
         raise FlowwatchError("down: cancelled, nothing was removed")
-    for step in reversed(steps):
-        changes = step.plan_destroy(seen[step.name], ctx)
-        have = seen[step.name]
-        if not changes:
+    return execute_down(ctx, plan)
+
+
+def execute_down(ctx: Context, plan: Plan) -> Report:
+    """Apply a plan from ``plan_down`` as it was made: nothing is planned again."""
+    steps = {s.name: s for s in _all_steps()}
+    report = Report(plan)
+    for sp in plan.steps:
+        if not sp.changes:
             report.unchanged += 1
             continue
-        seen[step.name] = apply_changes(ctx, step, changes, have, report)
-    ctx.out.summary(report.changed, report.unchanged, report.errors)
+        apply_changes(ctx, steps[sp.step], sp.changes, sp.seen, report)
+        report.steps_changed += 1
+    _summary(ctx, report)
     return report
 
 
+# ---------- status ----------
 @dataclass(frozen=True)
 class StepStatus:
     step: str
     state: str            # found | missing | drifted | partial | not managed
     found: str | None
     detail: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)     # ``facts`` as plain data (JSON output)
+    facts: StatusDetail | None = None                       # what the step reports beyond its state, typed
+
+
+def extra_of(facts: StatusDetail) -> dict[str, Any]:
+    """A step's StatusDetail as the plain data of ``status --output json``."""
+    extra: dict[str, Any] = {d.destination_type: {"id": d.flow_log_id, "DeliverLogsStatus": d.status,
+                                                  "error": d.error} for d in facts.deliveries}
+    extra.update({a.name: {"state": a.state} for a in facts.alarms})
+    if facts.subscriptions is not None:
+        extra["subscriptions"] = [{"protocol": s.protocol, "endpoint": s.endpoint,
+                                   "state": "confirmed" if s.confirmed else "pending confirmation"}
+                                  for s in facts.subscriptions]
+        extra["pending"] = facts.pending_subscriptions
+    return extra
 
 
 def status(ctx: Context) -> list[StepStatus]:
+    _supply(ctx)
     rows: list[StepStatus] = []
-    for step in _steps():
+    for step in _all_steps():
         with aws_errors(step.name):
             have = step.discover(ctx)
             try:
@@ -178,7 +288,7 @@ def status(ctx: Context) -> list[StepStatus]:
             except FlowwatchError as exc:      # drift or ownership: report, don't stop
                 changes, problem = [], exc.message
         step.publish(ctx.stack, have)
-        extra = step.status(ctx, have) if hasattr(step, "status") else {}
+        facts = step.status(have)
         if problem:
             state, detail = "drifted", problem
         elif not changes:
@@ -187,7 +297,7 @@ def status(ctx: Context) -> list[StepStatus]:
             state, detail = "missing", "; ".join(f"{c.target}" for c in changes)
         else:
             state, detail = "drifted", "; ".join(f"{c.action} {c.target}: {c.reason}" for c in changes)
-        rows.append(StepStatus(step.name, state, step.found(have), detail, extra))
+        rows.append(StepStatus(step.name, state, step.found(have), detail, extra_of(facts), facts))
     rows.extend(_alert_metrics(ctx))
     return rows
 

@@ -65,7 +65,7 @@ class Scope:
     why: str = ""
 
 
-BOUNDARY_NAME = "flowwatch-flow-logs-boundary"     # = steps.flow_logs.BOUNDARY_POLICY_NAME (a test checks)
+BOUNDARY_NAME = "flowwatch-flow-logs-boundary"     # = steps.delivery_role.BOUNDARY_POLICY_NAME (a test checks)
 BOUNDARY_ARN = "arn:{partition}:iam::{account}:policy/" + BOUNDARY_NAME
 
 SCOPES: dict[str, Scope] = {
@@ -113,21 +113,24 @@ class Use:
 
 
 UP, STATUS, SIM, QUERY, LOGS, PATTERN, DOWN = COMMANDS
-# Every "discover" read runs in up, status and down (and simulate-reject re-runs the nacl step).
+# Every "discover" read of a step that up converges runs in up, status and down, and in simulate-reject
+# (which converges the nacl step, reading the steps before it). The cleanup step (the traffic instance and
+# its security group) runs only in status and down; simulate-reject finds them too.
 DISCOVER = (UP, STATUS, DOWN, SIM)
+CLEANUP_READ = (STATUS, DOWN, SIM)
 
 # (botocore service, operation) -> who calls it and where it acts
 CALLS: dict[tuple[str, str], Use] = {
     ("sts", "GetCallerIdentity"): Use(COMMANDS, "any"),
-    # --- vpc, subnet, igw, nacl, traffic (EC2) ---
+    # --- vpc, subnet, igw, flow_logs, nacl, cleanup (EC2) ---
     ("ec2", "DescribeVpcs"): Use(DISCOVER, "any"),
     ("ec2", "DescribeSubnets"): Use(DISCOVER, "any"),
     ("ec2", "DescribeInternetGateways"): Use(DISCOVER, "any"),
     ("ec2", "DescribeRouteTables"): Use(DISCOVER, "any"),
     ("ec2", "DescribeNetworkAcls"): Use(DISCOVER, "any"),
     ("ec2", "DescribeFlowLogs"): Use(DISCOVER, "any"),
-    ("ec2", "DescribeInstances"): Use(DISCOVER, "any"),
-    ("ec2", "DescribeSecurityGroups"): Use(DISCOVER, "any"),
+    ("ec2", "DescribeInstances"): Use(CLEANUP_READ, "any"),
+    ("ec2", "DescribeSecurityGroups"): Use(CLEANUP_READ, "any"),
     ("ec2", "CreateVpc"): Use((UP,), "any"),
     ("ec2", "CreateSubnet"): Use((UP,), "any"),
     ("ec2", "CreateInternetGateway"): Use((UP,), "any"),
@@ -148,7 +151,7 @@ CALLS: dict[tuple[str, str], Use] = {
     ("ec2", "DeleteRoute"): Use((DOWN,), "ec2-routing"),
     ("ec2", "CreateNetworkAclEntry"): Use((UP, SIM), "ec2-routing"),
     ("ec2", "DeleteNetworkAclEntry"): Use((UP, DOWN), "ec2-routing"),
-    # --- flow_logs: log group, role, bucket ---
+    # --- log_group, delivery_role, bucket ---
     ("cloudwatch-logs", "DescribeLogGroups"): Use(DISCOVER, "any"),
     ("cloudwatch-logs", "ListTagsForResource"): Use(DISCOVER, "log-group"),
     ("cloudwatch-logs", "CreateLogGroup"): Use((UP,), "log-group"),

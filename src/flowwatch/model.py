@@ -1,24 +1,30 @@
-"""Shared types: Change (one planned mutation), Stack (outputs later steps read), Context."""
+"""Shared types: Change (one planned mutation), Plan (the ordered changes of every step), Stack (the
+outputs later steps read, typed), DestroyOptions, StatusDetail (what ``status`` shows, as data), Context."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from flowwatch.polling import Poll
 
 if TYPE_CHECKING:
     from flowwatch.aws import Aws
     from flowwatch.config import Config
     from flowwatch.console import Output
     from flowwatch.naming import Names
+    from flowwatch.records import RecordFormat
+    from flowwatch.s3layout import S3Layout
 
 
-class _Pending:
-    """A value that will exist once an earlier step is applied (dry-run, empty account)."""
+class Pending:
+    """A value that will exist once an earlier step is applied (dry-run, empty account). One instance: PENDING."""
 
-    _instance: "_Pending | None" = None
+    _instance: "Pending | None" = None
 
-    def __new__(cls) -> "_Pending":
+    def __new__(cls) -> "Pending":
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -30,17 +36,110 @@ class _Pending:
         return False
 
 
-PENDING: Any = _Pending()
-Pending = _Pending
-
+PENDING = Pending()
+_Pending = Pending            # the former private name
 
 @dataclass(frozen=True)
 class Change:
+    """One mutation a step plans. ``apply`` reads nothing but this: ``spec`` is the step's desired state,
+    ``params`` the ids the change acts on, ``before`` what the step had just before it (the engine threads
+    each apply's result into the next change of the same step; None when nothing was there)."""
+
     step: str
     action: Literal["create", "update", "delete"]
     target: str                      # "alarm flowwatch-demo-ping-deny"
     reason: str                      # "not found", "threshold 5 -> 1"
     params: Mapping[str, Any] = field(default_factory=dict)
+    spec: Any = field(default=None, compare=False, repr=False)
+    before: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def kind(self) -> str:
+        """What the change acts on, for steps that own several kinds of resource ("route", "policy"...)."""
+        return str(self.params.get("kind", ""))
+
+    def after(self, before: Any) -> "Change":
+        """This change, to be applied on ``before`` (the result of the previous change of its step)."""
+        from dataclasses import replace
+
+        return replace(self, before=before)
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """One step's part of a Plan: its changes, and what it found (shown on a "no change" line)."""
+
+    step: str
+    changes: tuple[Change, ...]
+    found: str | None = None
+    seen: Any = field(default=None, compare=False, repr=False)   # what discover returned (the engine reuses it)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The ordered changes of every step (``up``: steps in order; ``down``: backwards)."""
+
+    steps: tuple[StepPlan, ...]
+    dry_run: bool = False
+
+    @property
+    def changes(self) -> list[Change]:
+        return [c for s in self.steps for c in s.changes]
+
+    @property
+    def steps_changed(self) -> int:
+        return sum(1 for s in self.steps if s.changes)
+
+    @property
+    def steps_unchanged(self) -> int:
+        return sum(1 for s in self.steps if not s.changes)
+
+    def of(self, step: str) -> StepPlan:
+        return next(s for s in self.steps if s.step == step)
+
+    def __bool__(self) -> bool:
+        return bool(self.changes)
+
+
+@dataclass(frozen=True)
+class DestroyOptions:
+    """What ``plan_destroy`` may know beyond what was discovered."""
+
+    keep_data: bool = False        # --keep-data: keep the log group and the bucket
+
+
+# ---------- status, as data (Output renders it) ----------
+@dataclass(frozen=True)
+class Delivery:
+    flow_log_id: str
+    destination_type: str          # cloud-watch-logs | s3
+    status: str | None             # DeliverLogsStatus
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class AlarmState:
+    name: str
+    state: str                     # OK | ALARM | INSUFFICIENT_DATA
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    protocol: str
+    endpoint: str
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class StatusDetail:
+    """What a step reports beyond found/missing/drifted. ``notes`` are facts the user must act on (an e-mail
+    subscription waiting for confirmation...): the engine hands them to Output; a step never prints."""
+
+    deliveries: tuple[Delivery, ...] = ()
+    alarms: tuple[AlarmState, ...] = ()
+    subscriptions: tuple[SubscriptionState, ...] | None = None
+    pending_subscriptions: int = 0
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -49,19 +148,19 @@ class Stack:
 
     name: str
     account: str | None = None
-    vpc_id: Any = None
-    subnet_id: Any = None
-    route_table_id: Any = None
-    igw_id: Any = None
-    log_group_arn: Any = None
-    role_arn: Any = None
-    bucket: Any = None
-    flow_log_ids: Any = None          # {"cloud-watch-logs": id, "s3": id}
-    nacl_id: Any = None
-    topic_arn: Any = None
-    metric_filters: Any = None        # names
-    alarms: Any = None                # names
-    workgroup: Any = None
+    vpc_id: str | Pending | None = None
+    subnet_id: str | Pending | None = None
+    route_table_id: str | Pending | None = None
+    igw_id: str | Pending | None = None
+    log_group_arn: str | Pending | None = None
+    role_arn: str | Pending | None = None
+    bucket: str | Pending | None = None
+    flow_log_ids: dict[str, str] | Pending | None = None      # {"cloud-watch-logs": id, "s3": id}
+    nacl_id: str | Pending | None = None
+    topic_arn: str | Pending | None = None
+    metric_filters: list[str] | Pending | None = None          # names
+    alarms: list[str] | Pending | None = None                  # names
+    workgroup: str | Pending | None = None
 
 
 class LocalAws(Protocol):
@@ -73,6 +172,17 @@ class LocalAws(Protocol):
                 vpc_id: str | None = None, subnet_id: str | None = None) -> dict[str, Any]: ...
 
     def inbox(self) -> list[dict[str, Any]]: ...
+
+
+#: (record format, database, table) -> {name: (description, SQL)}: the named queries the athena step
+#: keeps in its workgroup. Supplied by the engine (which may import flowwatch.query); steps never do.
+NamedQueries = Callable[["RecordFormat", str, str], Mapping[str, tuple[str, str]]]
+
+
+def default_poll() -> Poll:
+    """Waiting on eventual consistency in steps: up to 60 s (also the budget for a new IAM role to become
+    assumable), first pause 1 s, backoff 1.5x. Tests pass ``Poll(..., sleep=lambda _: None)``."""
+    return Poll(timeout=60.0, interval=1.0, backoff=1.5, sleep=time.sleep)
 
 
 @dataclass
@@ -87,6 +197,9 @@ class Context:
     yes: bool = False
     keep_data: bool = False
     local_api: LocalAws | None = None
+    poll: Poll = field(default_factory=default_poll)
+    named_queries: NamedQueries | None = None
+    # Free-form extras for code outside the steps (flowwatch.query reads "sleep"); steps use ``poll``.
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -107,7 +220,11 @@ class Context:
     def log_group(self) -> str:
         return self.names.of("log_group")
 
-    def s3_layout(self):  # -> flowwatch.s3layout.S3Layout
+    @property
+    def destroy_options(self) -> DestroyOptions:
+        return DestroyOptions(keep_data=self.keep_data)
+
+    def s3_layout(self) -> "S3Layout":
         from flowwatch.s3layout import S3Layout
 
         fl = self.config.flow_logs

@@ -18,7 +18,8 @@ from flowwatch.naming import STACK_TAG, STEP_TAG
 from flowwatch.patterns import compile_pattern
 from tests.support.context import make_config, make_ctx
 
-STACK_STEPS = ("vpc", "subnet", "igw", "flow_logs", "nacl", "traffic", "sns", "metric_filter", "alarm")
+STACK_STEPS = ("vpc", "subnet", "igw", "log_group", "delivery_role", "bucket", "flow_logs", "nacl", "sns",
+               "metric_filter", "alarm")
 
 
 @pytest.fixture
@@ -67,13 +68,13 @@ def test_instance_mode_launches_a_locked_down_pinging_instance(stack):
     rule = [e for a in acl["NetworkAcls"] for e in a["Entries"] if e["RuleNumber"] == 90 and e["Egress"]]
     assert rule and rule[0]["RuleAction"] == "deny" and rule[0]["Protocol"] == "1"
 
-    # a second run while it still pings reuses it; `down`'s traffic step finds both for removal
+    # a second run while it still pings reuses it; `down`'s cleanup step finds both for removal
     assert simulate.simulate(ctx, mode="instance", wait=False) == 0
     again = ec2.describe_instances(Filters=[{"Name": f"tag:{STACK_TAG}", "Values": [ctx.stack.name]}])
     assert len([i for r in again["Reservations"] for i in r["Instances"]]) == 1
-    from flowwatch.steps.traffic import TrafficStep
+    from flowwatch.steps.cleanup import CleanupStep
 
-    seen = TrafficStep().discover(ctx)
+    seen = CleanupStep().discover(ctx)
     assert seen.instances == (instance["InstanceId"],) and seen.security_groups == (group["GroupId"],)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from flowwatch import engine, iam_policy
-from flowwatch.steps.flow_logs import BOUNDARY_POLICY_NAME
+from flowwatch.steps.delivery_role import BOUNDARY_POLICY_NAME
 
 from tests.support.context import fresh, make_ctx, mutating
 

@@ -101,7 +101,8 @@ def test_up_creates_the_lab_stack(ctx, session):
 def test_status_reports_every_resource(ctx, session):
     engine.up(ctx)
     rows = {r.step: r for r in engine.status(fresh(ctx))}
-    for step in ("vpc", "subnet", "igw", "flow_logs", "nacl", "sns", "metric_filter", "alarm", "athena"):
+    for step in ("vpc", "subnet", "igw", "log_group", "delivery_role", "bucket", "flow_logs", "nacl", "sns",
+                 "metric_filter", "alarm", "athena"):
         assert rows[step].state == "found", (step, rows[step])
     assert rows["flow_logs"].extra["cloud-watch-logs"]["DeliverLogsStatus"] == "SUCCESS"
     assert set(rows["alarm"].extra) == {"flowwatch-test-ping-deny"}
@@ -117,8 +118,8 @@ def test_status_reports_drift(ctx, session):
     engine.up(ctx)
     session.client("logs").put_retention_policy(logGroupName="/flowwatch/test/flow-logs", retentionInDays=7)
     rows = {r.step: r for r in engine.status(fresh(ctx))}
-    assert rows["flow_logs"].state == "drifted"
-    assert "retention 7 -> 30" in rows["flow_logs"].detail
+    assert rows["log_group"].state == "drifted"
+    assert "retention 7 -> 30" in rows["log_group"].detail
 
 
 def test_down_leaves_nothing(ctx, session):

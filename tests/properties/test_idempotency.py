@@ -65,7 +65,7 @@ def test_changing_retention_updates_only_log_group_and_bucket_expiry(ctx, sessio
     calls.clear()
     report = engine.up(make_ctx(session, make_config(flow_logs={"retention_days": 90})))
     assert [(c.step, c.action, c.params.get("kind")) for c in report.changes] == [
-        ("flow_logs", "update", "retention"), ("flow_logs", "update", "bucket_lifecycle")]
+        ("log_group", "update", "retention"), ("bucket", "update", "lifecycle")]
     assert mutating(calls) == [("cloudwatch-logs", "PutRetentionPolicy"), ("s3", "PutBucketLifecycleConfiguration")]
     assert session.client("logs").describe_log_groups(
         logGroupNamePrefix="/flowwatch/test/")["logGroups"][0]["retentionInDays"] == 90

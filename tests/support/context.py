@@ -25,18 +25,22 @@ def make_config(**overrides: Any):
     return parse_config(data)
 
 
-def make_ctx(session, config=None, *, dry_run: bool = False, keep_data: bool = False, **extras: Any):
+def make_ctx(session, config=None, *, dry_run: bool = False, keep_data: bool = False, sleep=None,
+             iam_timeout: float | None = None, **extras: Any):
+    """A Context on ``session``; waits never sleep (``sleep`` records them instead, when given)."""
     from flowwatch.aws import Aws
     from flowwatch.console import Output
-    from flowwatch.model import Context, Stack
+    from flowwatch.model import Context, Stack, default_poll
     from flowwatch.naming import Names
 
     config = config or make_config()
     err = io.StringIO()
     out = Output(stderr=err, stdout=io.StringIO(), color=False)
+    sleep = sleep or (lambda _: None)
+    poll = default_poll().with_(sleep=sleep, **({"timeout": iam_timeout} if iam_timeout is not None else {}))
     ctx = Context(config=config, aws=Aws(session), out=out, names=Names.from_config(config),
-                  stack=Stack(config.stack), dry_run=dry_run, keep_data=keep_data,
-                  extras={"sleep": lambda _: None, **extras})
+                  stack=Stack(config.stack), dry_run=dry_run, keep_data=keep_data, poll=poll,
+                  extras={"sleep": sleep, **extras})       # "sleep": flowwatch.query's own waits
     return ctx
 
 

@@ -184,12 +184,11 @@ def inject(ctx: Context, target: Target, count: int) -> None:
 
 def launch_instance(ctx: Context, target: Target) -> str:
     from flowwatch import engine
+    from flowwatch.steps.cleanup import find_instances
 
-    engine.up(ctx, only=("nacl",))
-    from flowwatch.steps.traffic import find_instances
-
+    engine.converge(ctx, "nacl")            # rule 90 denies ICMP egress; its parents are only read
     ec2 = ctx.aws.ec2
-    existing = [i["InstanceId"] for i in find_instances(ctx, ["pending", "running"])]
+    existing = [i["InstanceId"] for i in find_instances(ec2, ctx.stack.name, ["pending", "running"])]
     if existing:
         ctx.out.info(f"  [dim]✓ traffic instance {existing[0]} is still up (it pings for {PING_SECONDS // 60} min, "
                      "then terminates itself); not launching another[/dim]")
@@ -214,12 +213,11 @@ def launch_instance(ctx: Context, target: Target) -> str:
 
 def ensure_security_group(ctx: Context, vpc_id: str) -> str:
     """The traffic instance's security group: ours (step tag ``security_group``), no inbound rule."""
-    from flowwatch.steps.traffic import find_security_groups
+    from flowwatch.steps.cleanup import find_security_groups
 
     ec2 = ctx.aws.ec2
     name = ctx.names.of("security_group")
-    ctx.stack.vpc_id = vpc_id
-    found = find_security_groups(ctx)
+    found = find_security_groups(ec2, ctx.stack.name, vpc_id)
     if found:
         group = found[0]
         if group.get("IpPermissions"):

@@ -4,19 +4,19 @@
   partition column ``dt`` resolved by partition projection (no MSCK REPAIR, no ALTER TABLE ADD PARTITION);
 - workgroup ``flowwatch-<stack>-athena`` (tagged): results to ``s3://<bucket>/athena-results/``, SSE-S3,
   settings enforced, CloudWatch metrics on, 10 GiB scan cutoff per query;
-- one named query per ``flowwatch query`` preset. Deleting the workgroup with RecursiveDeleteOption removes
+- one named query per ``flowwatch query`` preset, as ``ctx.named_queries`` gives them (the engine supplies
+  flowwatch.query's presets: a step never imports query/). Deleting the workgroup with RecursiveDeleteOption removes
   them on AWS (DeleteNamedQuery is therefore never needed).
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from flowwatch.errors import error_code
-from flowwatch.errors import OwnershipError
-from flowwatch.model import PENDING, Change, Context, Stack
+from flowwatch.errors import OwnershipError, error_code
+from flowwatch.model import PENDING, Change, Context, DestroyOptions, Stack, StatusDetail
 from flowwatch.naming import STACK_TAG, tag_dict, tags
 from flowwatch.steps.base import tag_map, when_visible
 
@@ -44,7 +44,8 @@ class AthenaSpec:
     table_input: dict[str, Any]
     workgroup: str
     workgroup_config: dict[str, Any]
-    queries: dict[str, tuple[str, str]]   # name -> (description, sql)
+    queries: Mapping[str, tuple[str, str]]   # name -> (description, sql)
+    stack: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,18 +75,6 @@ def table_input(ctx: Context, name: str) -> dict[str, Any]:
             "StorageDescriptor": {"Columns": fmt.glue_columns(), "Location": layout.table_location(), **storage}}
 
 
-def preset_queries(ctx: Context, database: str, table: str) -> dict[str, tuple[str, str]]:
-    return dict(_named_queries(ctx.config.record_format, database, table))
-
-
-@functools.lru_cache(maxsize=16)
-def _named_queries(fmt: Any, database: str, table: str) -> dict[str, tuple[str, str]]:
-    """The presets' SQL is built with sqlglot (~50 ms); ``desired`` runs for every change: build it once."""
-    from flowwatch.query.presets import named_queries
-
-    return named_queries(fmt, database, table)
-
-
 class AthenaStep:
     name = "athena"
 
@@ -97,8 +86,8 @@ class AthenaStep:
             "EnforceWorkGroupConfiguration": True, "PublishCloudWatchMetricsEnabled": True,
             "BytesScannedCutoffPerQuery": SCAN_CUTOFF_BYTES,
         }
-        return AthenaSpec(database, table, table_input(ctx, table), workgroup, config,
-                          preset_queries(ctx, database, table))
+        queries = ctx.named_queries(ctx.config.record_format, database, table) if ctx.named_queries else {}
+        return AthenaSpec(database, table, table_input(ctx, table), workgroup, config, queries, ctx.stack.name)
 
     def discover(self, ctx: Context) -> AthenaSeen | None:
         glue, athena = ctx.aws.glue, ctx.aws.athena
@@ -150,111 +139,107 @@ class AthenaStep:
         changes: list[Change] = []
         if have.database is None:
             changes.append(Change(self.name, "create", f"Glue database {want.database}", "not found",
-                                  {"kind": "database"}))
+                                  {"kind": "database"}, spec=want))
         elif not have.database_ours:
             raise OwnershipError(f"athena: Glue database {want.database} exists and is not the stack's",
                                  hint="set names.database to another name, or use another --stack")
         if have.table is None:
             changes.append(Change(self.name, "create", f"Glue table {want.database}.{want.table} (partition projection)",
-                                  "not found", {"kind": "table"}))
+                                  "not found", {"kind": "table"}, spec=want))
         else:
             diff = _table_diff(have.table, want.table_input)
             if diff:
                 changes.append(Change(self.name, "update", f"Glue table {want.database}.{want.table}", diff,
-                                      {"kind": "table"}))
+                                      {"kind": "table"}, spec=want))
         if have.workgroup is None:
             changes.append(Change(self.name, "create", f"Athena workgroup {want.workgroup}", "not found",
-                                  {"kind": "workgroup"}))
+                                  {"kind": "workgroup"}, spec=want))
         elif not have.workgroup_ours:
             raise OwnershipError(f"athena: workgroup {want.workgroup} exists and is not the stack's",
                                  hint="set names.workgroup to another name, or use another --stack")
         elif not _same_workgroup(have.workgroup_config, want.workgroup_config):
             changes.append(Change(self.name, "update", f"Athena workgroup {want.workgroup}",
-                                  "settings differ", {"kind": "workgroup"}))
+                                  "settings differ", {"kind": "workgroup"}, spec=want))
         for name, (description, sql) in want.queries.items():
             seen = have.queries.get(name)
             if seen is None:
                 changes.append(Change(self.name, "create", f"named query {name}", "not found",
-                                      {"kind": "query", "name": name}))
+                                      {"kind": "query", "name": name}, spec=want))
             elif (seen[1], seen[2]) != (description, sql):
                 changes.append(Change(self.name, "update", f"named query {name}", "SQL differs",
-                                      {"kind": "query", "name": name, "id": seen[0]}))
+                                      {"kind": "query", "name": name, "id": seen[0]}, spec=want))
         return changes
 
-    def apply(self, ctx: Context, change: Change, have: AthenaSeen | None) -> AthenaSeen:
-        have = have or AthenaSeen()
+    def apply(self, ctx: Context, change: Change) -> AthenaSeen | None:
+        have: AthenaSeen = change.before or AthenaSeen()
         glue, athena = ctx.aws.glue, ctx.aws.athena
-        kind = change.params["kind"]
+        kind = change.kind
         if change.action == "delete":
-            return self._delete(ctx, change, have)
-        want = self.desired(ctx)
+            if kind == "workgroup":
+                athena.delete_work_group(WorkGroup=change.params["name"], RecursiveDeleteOption=True)
+                return replace(have, workgroup=None, workgroup_config={}, queries={})
+            if kind == "table":
+                glue.delete_table(DatabaseName=change.params["database"], Name=change.params["name"])
+                return replace(have, table=None)
+            glue.delete_database(Name=change.params["name"])
+            return replace(have, database=None, database_ours=True, table=None)
+        want: AthenaSpec = change.spec
         if kind == "database":
             glue.create_database(DatabaseInput={
-                "Name": want.database, "Description": f"flowwatch stack {ctx.stack.name}: VPC flow logs"},
-                Tags=tag_dict(ctx.stack.name, self.name, want.database))
-            return AthenaSeen(want.database, True, have.table, have.workgroup, have.workgroup_ours,
-                              have.workgroup_config, have.queries)
+                "Name": want.database, "Description": f"flowwatch stack {want.stack}: VPC flow logs"},
+                Tags=tag_dict(want.stack, self.name, want.database))
+            return replace(have, database=want.database, database_ours=True)
         if kind == "table":
             if change.action == "create":
-                when_visible(ctx, lambda: glue.create_table(DatabaseName=want.database, TableInput=want.table_input),
+                when_visible(ctx.poll, lambda: glue.create_table(DatabaseName=want.database,
+                                                                 TableInput=want.table_input),
                              "glue_database", f"Glue database {want.database} to be visible")
             else:
                 glue.update_table(DatabaseName=want.database, TableInput=want.table_input)
-            return AthenaSeen(have.database, have.database_ours, want.table_input, have.workgroup,
-                              have.workgroup_ours, have.workgroup_config, have.queries)
+            return replace(have, table=want.table_input)
         if kind == "workgroup":
             if change.action == "create":
                 athena.create_work_group(Name=want.workgroup, Configuration=want.workgroup_config,
-                                         Description=f"flowwatch stack {ctx.stack.name}",
-                                         Tags=tags(ctx.stack.name, self.name, want.workgroup))
+                                         Description=f"flowwatch stack {want.stack}",
+                                         Tags=tags(want.stack, self.name, want.workgroup))
             else:
+                result = want.workgroup_config["ResultConfiguration"]
                 athena.update_work_group(WorkGroup=want.workgroup, ConfigurationUpdates={
-                    "ResultConfigurationUpdates": {
-                        "OutputLocation": want.workgroup_config["ResultConfiguration"]["OutputLocation"],
-                        "EncryptionConfiguration": want.workgroup_config["ResultConfiguration"]["EncryptionConfiguration"]},
+                    "ResultConfigurationUpdates": {"OutputLocation": result["OutputLocation"],
+                                                   "EncryptionConfiguration": result["EncryptionConfiguration"]},
                     "EnforceWorkGroupConfiguration": True, "PublishCloudWatchMetricsEnabled": True,
                     "BytesScannedCutoffPerQuery": SCAN_CUTOFF_BYTES})
-            return AthenaSeen(have.database, have.database_ours, have.table, want.workgroup, True,
-                              want.workgroup_config, have.queries)
-        name = change.params["name"]
-        description, sql = want.queries[name]
-        queries = dict(have.queries)
-        if change.action == "update":
-            athena.update_named_query(NamedQueryId=change.params["id"], Name=name, Description=description,
-                                      QueryString=sql)
-            queries[name] = (change.params["id"], description, sql)
-        else:
-            qid = athena.create_named_query(Name=name, Description=description, Database=want.database,
-                                            QueryString=sql, WorkGroup=want.workgroup)["NamedQueryId"]
-            queries[name] = (qid, description, sql)
-        return AthenaSeen(have.database, have.database_ours, have.table, have.workgroup, have.workgroup_ours,
-                          have.workgroup_config, queries)
+            return replace(have, workgroup=want.workgroup, workgroup_ours=True, workgroup_config=want.workgroup_config)
+        if kind == "query":
+            name = change.params["name"]
+            description, sql = want.queries[name]
+            queries = dict(have.queries)
+            if change.action == "update":
+                athena.update_named_query(NamedQueryId=change.params["id"], Name=name, Description=description,
+                                          QueryString=sql)
+                queries[name] = (change.params["id"], description, sql)
+            else:
+                qid = athena.create_named_query(Name=name, Description=description, Database=want.database,
+                                                QueryString=sql, WorkGroup=want.workgroup)["NamedQueryId"]
+                queries[name] = (qid, description, sql)
+            return replace(have, queries=queries)
+        raise ValueError(f"athena: unknown change {kind!r}")
 
-    def _delete(self, ctx: Context, change: Change, have: AthenaSeen) -> AthenaSeen:
-        kind = change.params["kind"]
-        if kind == "workgroup":
-            ctx.aws.athena.delete_work_group(WorkGroup=have.workgroup, RecursiveDeleteOption=True)
-            return AthenaSeen(have.database, have.database_ours, have.table)
-        if kind == "table":
-            ctx.aws.glue.delete_table(DatabaseName=have.database, Name=change.params["name"])
-            return AthenaSeen(have.database, have.database_ours, None, have.workgroup, have.workgroup_ours,
-                              have.workgroup_config, have.queries)
-        ctx.aws.glue.delete_database(Name=have.database)
-        return AthenaSeen(None, True, None, have.workgroup, have.workgroup_ours, have.workgroup_config, have.queries)
-
-    def plan_destroy(self, have: AthenaSeen | None, ctx: Context) -> list[Change]:
+    def plan_destroy(self, have: AthenaSeen | None, options: DestroyOptions) -> list[Change]:
         if have is None:
             return []
         changes = []
         if have.workgroup and have.workgroup_ours:
             changes.append(Change(self.name, "delete", f"Athena workgroup {have.workgroup} and its "
-                                  f"{len(have.queries)} named queries", "down", {"kind": "workgroup"}))
+                                  f"{len(have.queries)} named queries", "down",
+                                  {"kind": "workgroup", "name": have.workgroup}))
         if have.database and have.database_ours:
             if have.table:
                 changes.append(Change(self.name, "delete", f"Glue table {have.database}.{have.table['Name']}",
-                                      "down", {"kind": "table", "name": have.table["Name"]}))
+                                      "down", {"kind": "table", "database": have.database,
+                                               "name": have.table["Name"]}))
             changes.append(Change(self.name, "delete", f"Glue database {have.database}", "down",
-                                  {"kind": "database"}))
+                                  {"kind": "database", "name": have.database}))
         return changes
 
     def publish(self, stack: Stack, have: AthenaSeen | None) -> None:
@@ -265,6 +250,9 @@ class AthenaStep:
             return None
         table = f".{have.table['Name']}" if have.table else ""
         return f"{have.database}{table}, workgroup {have.workgroup}, {len(have.queries)} named queries"
+
+    def status(self, have: AthenaSeen | None) -> StatusDetail:
+        return StatusDetail()
 
 
 def _table_diff(seen: dict[str, Any], want: dict[str, Any]) -> str | None:

@@ -1,33 +1,50 @@
-"""What every step shares: the step protocol and small helpers for ownership and AWS reads."""
+"""What every step shares: the typed step contract (``Step``) and small helpers for ownership and AWS reads.
+
+Every step has the same verbs. ``desired`` and ``discover`` read (config and stack outputs; AWS), ``plan``
+and ``plan_destroy`` are pure, ``apply`` alone changes AWS and reads nothing but the Change it is given
+(plus ``ctx.aws`` for clients and ``ctx.poll`` to wait), ``publish`` hands outputs to later steps,
+``found`` and ``status`` describe what is there, as text and as data. A step never prints.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
-from flowwatch.errors import error_code
-from flowwatch.errors import AmbiguousStateError, OwnershipError
-from flowwatch.model import PENDING, Change, Context, Stack
+from flowwatch.errors import AmbiguousStateError, OwnershipError, error_code
+from flowwatch.model import Change, Context, DestroyOptions, Pending, Stack, StatusDetail
 from flowwatch.naming import STACK_TAG
+from flowwatch.polling import Poll
+
+SpecT = TypeVar("SpecT")
+SeenT = TypeVar("SeenT")
+T = TypeVar("T")
 
 
-class Step(Protocol):
-    """Six methods: `plan`/`plan_destroy` are pure, `discover` only reads, `apply` alone changes AWS."""
+class Step(Protocol[SpecT, SeenT]):
+    """The contract of every step: ``SpecT`` is what the config wants, ``SeenT`` what exists (None: nothing)."""
 
     name: str
 
-    def desired(self, ctx: Context) -> Any: ...
-    def discover(self, ctx: Context) -> Any: ...
-    def plan(self, want: Any, have: Any) -> list[Change]: ...
-    def apply(self, ctx: Context, change: Change, have: Any) -> Any: ...
-    def plan_destroy(self, have: Any, ctx: Context) -> list[Change]: ...
-    def publish(self, stack: Stack, have: Any) -> None: ...
-    def found(self, have: Any) -> str | None: ...
+    def desired(self, ctx: Context) -> SpecT: ...
+    def discover(self, ctx: Context) -> SeenT | None: ...
+    def plan(self, want: SpecT, have: SeenT | None) -> list[Change]: ...
+    def apply(self, ctx: Context, change: Change) -> SeenT | None: ...
+    def plan_destroy(self, have: SeenT | None, options: DestroyOptions) -> list[Change]: ...
+    def publish(self, stack: Stack, have: SeenT | None) -> None: ...
+    def found(self, have: SeenT | None) -> str | None: ...
+    def status(self, have: SeenT | None) -> StatusDetail: ...
+
+
+def ready(value: str | Pending | None) -> str | None:
+    """A parent output that exists (a str), or None when it is not there yet (dry-run or empty account)."""
+    return value if isinstance(value, str) else None
 
 
 def pending(*values: Any) -> bool:
     """True when a parent output is not there yet (dry-run or empty account): discover nothing."""
-    return any(v is PENDING or v is None for v in values)
+    return any(not isinstance(v, str) for v in values)
 
 
 def one(step: str, items: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
@@ -106,11 +123,17 @@ NOT_VISIBLE_YET = {
 }
 
 
-def when_visible(ctx: Context, call: Any, kind: str, what: str, timeout: float = 60) -> Any:
-    """``call()`` on a just-created ``kind``; retried (with backoff) only while AWS says it is not found yet."""
-    import time
-
+def when_visible(poll: Poll, call: Callable[[], T], kind: str, what: str) -> T:
+    """``call()`` on a just-created ``kind``; retried (with ``poll``'s backoff) only while AWS says it is not
+    found yet. A call that returns nothing (None) counts as done."""
     from flowwatch.aws import wait_until
 
-    return wait_until(call, timeout=timeout, interval=1, retry_codes=NOT_VISIBLE_YET[kind],
-                      sleep=ctx.extras.get("sleep") or time.sleep, what=what)
+    done: list[T] = []
+
+    def attempt() -> bool:
+        done.append(call())
+        return True
+
+    wait_until(attempt, timeout=poll.timeout or 60.0, interval=poll.interval, sleep=poll.sleep, clock=poll.clock,
+               retry_codes=NOT_VISIBLE_YET[kind], what=what)
+    return done[-1]

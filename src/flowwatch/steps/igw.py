@@ -6,14 +6,23 @@ The gateway is found by its flowwatch tags; the route by destination in the VPC'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from flowwatch.errors import OwnershipError
-from flowwatch.model import PENDING, Change, Context, Stack
+from flowwatch.errors import FlowwatchError, OwnershipError
+from flowwatch.model import PENDING, Change, Context, DestroyOptions, Pending, Stack, StatusDetail
 from flowwatch.naming import tag_filters, tag_spec
-from flowwatch.steps.base import missing, one, pending, when_visible
+from flowwatch.steps.base import missing, one, ready, when_visible
 
 DEFAULT_ROUTE = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class IgwSpec:
+    managed: bool                  # False in an adopted VPC: read-only
+    vpc_id: str | Pending | None = None
+    stack: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -23,108 +32,118 @@ class IgwSeen:
     route_table_id: str | None
     route_target: str | None       # GatewayId of the 0.0.0.0/0 route in the main table, if any
     adopted: bool = False
+    vpc_id: str | None = None      # the stack's VPC, where it was looked for
+
+
+def main_route(ec2: Any, vpc_id: str) -> tuple[str | None, str | None]:
+    """(main route table id, GatewayId of its 0.0.0.0/0 route) of ``vpc_id``."""
+    tables = ec2.describe_route_tables(Filters=[
+        {"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
+    if not tables:
+        return None, None
+    table = tables[0]
+    target = next((r.get("GatewayId") for r in table.get("Routes", ())
+                   if r.get("DestinationCidrBlock") == DEFAULT_ROUTE), None)
+    return table["RouteTableId"], target
 
 
 class IgwStep:
     name = "igw"
 
-    def desired(self, ctx: Context) -> bool:
-        return not ctx.config.adopted
+    def desired(self, ctx: Context) -> IgwSpec:
+        return IgwSpec(not ctx.config.adopted, ctx.stack.vpc_id, ctx.stack.name, ctx.names.of("igw"))
 
     def discover(self, ctx: Context) -> IgwSeen | None:
-        if pending(ctx.stack.vpc_id):
+        vpc_id = ready(ctx.stack.vpc_id)
+        if vpc_id is None:
             return None
         ec2 = ctx.aws.ec2
-        vpc_id = ctx.stack.vpc_id
         if ctx.config.adopted:
             igws = ec2.describe_internet_gateways(
                 Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])["InternetGateways"]
             igw_id = igws[0]["InternetGatewayId"] if igws else None
-            table_id, target = self._main_route(ctx, vpc_id)
-            return IgwSeen(igw_id, vpc_id if igw_id else None, table_id, target, adopted=True)
+            table_id, target = main_route(ec2, vpc_id)
+            return IgwSeen(igw_id, vpc_id if igw_id else None, table_id, target, adopted=True, vpc_id=vpc_id)
         igws = ec2.describe_internet_gateways(Filters=tag_filters(ctx.stack.name, self.name))["InternetGateways"]
         igw = one(self.name, igws, "InternetGatewayId")
-        table_id, target = self._main_route(ctx, vpc_id)
+        table_id, target = main_route(ec2, vpc_id)
         if igw is None:
-            return IgwSeen(None, None, table_id, target)
+            return IgwSeen(None, None, table_id, target, vpc_id=vpc_id)
         attached = next((a["VpcId"] for a in igw.get("Attachments", ())
                          if a.get("State") in ("attached", "available", "attaching")), None)
-        return IgwSeen(igw["InternetGatewayId"], attached, table_id, target)
+        return IgwSeen(igw["InternetGatewayId"], attached, table_id, target, vpc_id=vpc_id)
 
-    @staticmethod
-    def _main_route(ctx: Context, vpc_id: str) -> tuple[str | None, str | None]:
-        tables = ctx.aws.ec2.describe_route_tables(Filters=[
-            {"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
-        if not tables:
-            return None, None
-        table = tables[0]
-        target = next((r.get("GatewayId") for r in table.get("Routes", ())
-                       if r.get("DestinationCidrBlock") == DEFAULT_ROUTE), None)
-        return table["RouteTableId"], target
-
-    def plan(self, want: bool, have: IgwSeen | None) -> list[Change]:
-        if not want:
+    def plan(self, want: IgwSpec, have: IgwSeen | None) -> list[Change]:
+        if not want.managed:
             return []
         if have is None or have.id is None:
-            changes = [Change(self.name, "create", "internet gateway, attached", reason="not found")]
             if have is not None and have.route_target:
                 raise OwnershipError(f"igw: the main route table {have.route_table_id} already routes "
                                      f"{DEFAULT_ROUTE} to {have.route_target}, which is not the stack's",
                                      hint="remove that route, or adopt the VPC with network.vpc_id")
-            return changes + [Change(self.name, "create", f"route {DEFAULT_ROUTE} -> internet gateway",
-                                     reason="not found", params={"kind": "route"})]
+            # the route's gateway is the one the first change creates (the engine hands it on as ``before``)
+            return [Change(self.name, "create", "internet gateway, attached", reason="not found",
+                           params={"kind": "igw"}, spec=want),
+                    Change(self.name, "create", f"route {DEFAULT_ROUTE} -> internet gateway", reason="not found",
+                           params={"kind": "route"}, spec=want)]
         changes = []
         if have.attached_to is None:
             changes.append(Change(self.name, "update", f"attach {have.id}", reason="detached",
-                                  params={"kind": "attach", "igw_id": have.id}))
+                                  params={"kind": "attach", "igw_id": have.id}, spec=want))
         if have.route_target is None:
             changes.append(Change(self.name, "create", f"route {DEFAULT_ROUTE} -> {have.id}", reason="not found",
-                                  params={"kind": "route", "igw_id": have.id, "table": have.route_table_id}))
+                                  params={"kind": "route", "igw_id": have.id, "table": have.route_table_id},
+                                  spec=want))
         elif have.route_target != have.id:
             raise OwnershipError(f"igw: the main route table {have.route_table_id} routes {DEFAULT_ROUTE} to "
                                  f"{have.route_target}, not to the stack's {have.id}",
                                  hint="remove that route and run up again")
         return changes
 
-    def apply(self, ctx: Context, change: Change, have: IgwSeen | None) -> IgwSeen | None:
+    def apply(self, ctx: Context, change: Change) -> IgwSeen | None:
         ec2 = ctx.aws.ec2
-        vpc_id = ctx.stack.vpc_id
-        kind = change.params.get("kind", "igw")
+        before: IgwSeen | None = change.before
         if change.action == "delete":
-            if kind == "route":
+            if change.kind == "route":
                 ec2.delete_route(RouteTableId=change.params["table"], DestinationCidrBlock=DEFAULT_ROUTE)
-                return have and IgwSeen(have.id, have.attached_to, have.route_table_id, None)
-            if kind == "detach":
+                return before and replace(before, route_target=None)
+            if change.kind == "detach":
                 ec2.detach_internet_gateway(InternetGatewayId=change.params["igw_id"], VpcId=change.params["vpc_id"])
-                return have and IgwSeen(have.id, None, have.route_table_id, have.route_target)
+                return before and replace(before, attached_to=None)
             ec2.delete_internet_gateway(InternetGatewayId=change.params["igw_id"])
             return None
-        if kind == "igw":
-            name = ctx.names.of("igw")
+        spec: IgwSpec = change.spec
+        vpc_id = ready(spec.vpc_id)
+        if vpc_id is None:
+            raise FlowwatchError("igw: the stack's VPC does not exist yet; run up again")
+        if change.kind == "igw":
             igw_id = ec2.create_internet_gateway(TagSpecifications=tag_spec(
-                "internet-gateway", ctx.stack.name, self.name, name))["InternetGateway"]["InternetGatewayId"]
-            when_visible(ctx, lambda: ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id), "igw",
-                         f"internet gateway {igw_id} to be visible")
-            table_id, target = self._main_route(ctx, vpc_id)
-            return IgwSeen(igw_id, vpc_id, table_id, target)
-        if kind == "attach":
+                "internet-gateway", spec.stack, self.name, spec.name))["InternetGateway"]["InternetGatewayId"]
+            when_visible(ctx.poll, lambda: ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id),
+                         "igw", f"internet gateway {igw_id} to be visible")
+            table_id, target = main_route(ec2, vpc_id)
+            return IgwSeen(igw_id, vpc_id, table_id, target, vpc_id=vpc_id)
+        if change.kind == "attach":
             ec2.attach_internet_gateway(InternetGatewayId=change.params["igw_id"], VpcId=vpc_id)
-            return IgwSeen(have.id, vpc_id, have.route_table_id, have.route_target)
-        # route: the gateway may have been created by the change just before this one
-        igw_id = change.params.get("igw_id") or have.id
-        table_id = change.params.get("table") or have.route_table_id
+            assert before is not None
+            return replace(before, attached_to=vpc_id)
+        # route: to the gateway of the change just before this one when it was created by it
+        igw_id = change.params.get("igw_id") or (before.id if before else None)
+        table_id = change.params.get("table") or (before.route_table_id if before else None)
+        if igw_id is None or table_id is None:
+            raise FlowwatchError(f"igw: no gateway or main route table in {vpc_id} yet; run up again")
         try:
-            when_visible(ctx, lambda: ec2.create_route(RouteTableId=table_id, DestinationCidrBlock=DEFAULT_ROUTE,
-                                                       GatewayId=igw_id), "route", f"gateway {igw_id} to be visible")
+            when_visible(ctx.poll, lambda: ec2.create_route(RouteTableId=table_id, DestinationCidrBlock=DEFAULT_ROUTE,
+                                                            GatewayId=igw_id), "route", f"gateway {igw_id} to be visible")
         except Exception as exc:
             if not missing(exc, "RouteAlreadyExists"):
                 raise
-        return IgwSeen(igw_id, vpc_id, table_id, igw_id)
+        return IgwSeen(igw_id, vpc_id, table_id, igw_id, vpc_id=vpc_id)
 
-    def plan_destroy(self, have: IgwSeen | None, ctx: Context) -> list[Change]:
+    def plan_destroy(self, have: IgwSeen | None, options: DestroyOptions) -> list[Change]:
         if have is None or have.adopted or have.id is None:
             return []
-        if have.attached_to and have.attached_to != ctx.stack.vpc_id:
+        if have.attached_to and have.attached_to != have.vpc_id:
             raise OwnershipError(f"igw: the stack's gateway {have.id} is attached to {have.attached_to}, which is not "
                                  f"the stack's VPC; down will not detach it from there",
                                  hint="detach it yourself (aws ec2 detach-internet-gateway), then run down again")
@@ -141,7 +160,7 @@ class IgwStep:
 
     def publish(self, stack: Stack, have: IgwSeen | None) -> None:
         stack.igw_id = have.id if have and have.id else PENDING
-        stack.route_table_id = have.route_table_id if have else PENDING
+        stack.route_table_id = (have.route_table_id or PENDING) if have else PENDING
 
     def found(self, have: IgwSeen | None) -> str | None:
         if have is None:
@@ -149,3 +168,6 @@ class IgwStep:
         if have.adopted:
             return f"{have.id or 'no gateway'} (adopted VPC, read-only)"
         return f"{have.id} attached to {have.attached_to}, route {DEFAULT_ROUTE} in {have.route_table_id}"
+
+    def status(self, have: IgwSeen | None) -> StatusDetail:
+        return StatusDetail()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowwatch.errors import error_code
-from flowwatch.model import PENDING, Change, Context, Stack
+from flowwatch.model import PENDING, Change, Context, DestroyOptions, Stack, StatusDetail
 from flowwatch.steps.base import pending
 
 
@@ -22,6 +22,7 @@ class FilterSpec:
     pattern: str
     metric: str
     namespace: str
+    log_group: str = ""
 
     def transformation(self) -> dict[str, Any]:
         return {"metricName": self.metric, "metricNamespace": self.namespace, "metricValue": "1",
@@ -33,12 +34,13 @@ class FilterSeen:
     name: str
     pattern: str
     transformation: dict[str, Any]
+    log_group: str = ""
 
 
 def rule_pattern(ctx: Context, rule: Any) -> str:
     if rule.pattern is not None:
-        return rule.pattern
-    return ctx.config.record_format.filter_pattern(rule.match)
+        return str(rule.pattern)
+    return str(ctx.config.record_format.filter_pattern(rule.match))
 
 
 class MetricFilterStep:
@@ -46,7 +48,7 @@ class MetricFilterStep:
 
     def desired(self, ctx: Context) -> dict[str, FilterSpec]:
         return {ctx.names.metric_filter(r.name): FilterSpec(ctx.names.metric_filter(r.name), rule_pattern(ctx, r),
-                                                            r.metric, r.namespace)
+                                                            r.metric, r.namespace, ctx.log_group)
                 for r in ctx.config.alerts.rules}
 
     def discover(self, ctx: Context) -> dict[str, FilterSeen] | None:
@@ -61,7 +63,8 @@ class MetricFilterStep:
                 for f in page["metricFilters"]:
                     if f.get("logGroupName", ctx.log_group) == ctx.log_group:
                         t = (f.get("metricTransformations") or [{}])[0]
-                        seen[f["filterName"]] = FilterSeen(f["filterName"], f.get("filterPattern", ""), t)
+                        seen[f["filterName"]] = FilterSeen(f["filterName"], f.get("filterPattern", ""), t,
+                                                           ctx.log_group)
         except Exception as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 return None
@@ -75,31 +78,35 @@ class MetricFilterStep:
             seen = have.get(name)
             if seen is None:
                 changes.append(Change(self.name, "create", f"metric filter {name} -> {spec.namespace}/{spec.metric}",
-                                      "not found", {"name": name}))
+                                      "not found", {"name": name}, spec=spec))
             elif seen.pattern != spec.pattern:
-                changes.append(Change(self.name, "update", f"metric filter {name}", "pattern differs", {"name": name}))
+                changes.append(Change(self.name, "update", f"metric filter {name}", "pattern differs", {"name": name},
+                                      spec=spec))
             elif not _same_transformation(seen.transformation, spec.transformation()):
-                changes.append(Change(self.name, "update", f"metric filter {name}", "metric differs", {"name": name}))
+                changes.append(Change(self.name, "update", f"metric filter {name}", "metric differs", {"name": name},
+                                      spec=spec))
         for name in sorted(set(have) - set(want)):
             changes.append(Change(self.name, "delete", f"metric filter {name}", "rule no longer configured",
-                                  {"name": name}))
+                                  {"name": name, "log_group": have[name].log_group}))
         return changes
 
-    def apply(self, ctx: Context, change: Change, have: dict[str, FilterSeen] | None) -> dict[str, FilterSeen]:
-        have = dict(have or {})
+    def apply(self, ctx: Context, change: Change) -> dict[str, FilterSeen] | None:
+        """``change.spec`` is the one filter's FilterSpec."""
+        have = dict(change.before or {})
         name = change.params["name"]
         if change.action == "delete":
-            ctx.aws.logs.delete_metric_filter(logGroupName=ctx.log_group, filterName=name)
+            ctx.aws.logs.delete_metric_filter(logGroupName=change.params["log_group"], filterName=name)
             have.pop(name, None)
             return have
-        spec = self.desired(ctx)[name]
-        ctx.aws.logs.put_metric_filter(logGroupName=ctx.log_group, filterName=name, filterPattern=spec.pattern,
+        spec: FilterSpec = change.spec
+        ctx.aws.logs.put_metric_filter(logGroupName=spec.log_group, filterName=name, filterPattern=spec.pattern,
                                        metricTransformations=[spec.transformation()])
-        have[name] = FilterSeen(name, spec.pattern, spec.transformation())
+        have[name] = FilterSeen(name, spec.pattern, spec.transformation(), spec.log_group)
         return have
 
-    def plan_destroy(self, have: dict[str, FilterSeen] | None, ctx: Context) -> list[Change]:
-        return [Change(self.name, "delete", f"metric filter {name}", "down", {"name": name}) for name in sorted(have or {})]
+    def plan_destroy(self, have: dict[str, FilterSeen] | None, options: DestroyOptions) -> list[Change]:
+        return [Change(self.name, "delete", f"metric filter {name}", "down",
+                       {"name": name, "log_group": seen.log_group}) for name, seen in sorted((have or {}).items())]
 
     def publish(self, stack: Stack, have: dict[str, FilterSeen] | None) -> None:
         stack.metric_filters = sorted(have) if have is not None else PENDING
@@ -107,9 +114,12 @@ class MetricFilterStep:
     def found(self, have: dict[str, FilterSeen] | None) -> str | None:
         return ", ".join(sorted(have)) if have else None
 
+    def status(self, have: dict[str, FilterSeen] | None) -> StatusDetail:
+        return StatusDetail()
+
 
 def _same_transformation(seen: dict[str, Any], want: dict[str, Any]) -> bool:
-    def norm(t: dict[str, Any]) -> tuple:
+    def norm(t: dict[str, Any]) -> tuple[Any, ...]:
         default = t.get("defaultValue")
         return (t.get("metricName"), t.get("metricNamespace"), str(t.get("metricValue")),
                 None if default is None else float(default), tuple(sorted((t.get("dimensions") or {}).items())),

@@ -6,11 +6,12 @@ Found by its flowwatch tags. In an adopted VPC it is read-only: the subnet with 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from flowwatch.errors import DriftError
-from flowwatch.model import PENDING, Change, Context, Stack
+from flowwatch.errors import DriftError, FlowwatchError
+from flowwatch.model import PENDING, Change, Context, DestroyOptions, Pending, Stack, StatusDetail
 from flowwatch.naming import tag_filters, tag_spec
-from flowwatch.steps.base import one, pending, when_visible
+from flowwatch.steps.base import one, ready, when_visible
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,9 @@ class SubnetSpec:
     cidr: str
     zone: str
     adopted: bool = False
+    vpc_id: str | Pending | None = None
+    stack: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -33,12 +37,14 @@ class SubnetStep:
     name = "subnet"
 
     def desired(self, ctx: Context) -> SubnetSpec:
-        return SubnetSpec(ctx.config.network.subnet_cidr, ctx.config.availability_zone, ctx.config.adopted)
+        return SubnetSpec(ctx.config.network.subnet_cidr, ctx.config.availability_zone, ctx.config.adopted,
+                          vpc_id=ctx.stack.vpc_id, stack=ctx.stack.name, name=ctx.names.of("subnet"))
 
     def discover(self, ctx: Context) -> SubnetSeen | None:
-        if pending(ctx.stack.vpc_id):
+        vpc_id = ready(ctx.stack.vpc_id)
+        if vpc_id is None:
             return None
-        vpc_filter = [{"Name": "vpc-id", "Values": [ctx.stack.vpc_id]}]
+        vpc_filter = [{"Name": "vpc-id", "Values": [vpc_id]}]
         if ctx.config.adopted:
             found = ctx.aws.ec2.describe_subnets(
                 Filters=vpc_filter + [{"Name": "cidr-block", "Values": [ctx.config.network.subnet_cidr]}])["Subnets"]
@@ -49,7 +55,7 @@ class SubnetStep:
         return self._seen(subnet) if subnet else None
 
     @staticmethod
-    def _seen(subnet: dict, adopted: bool = False) -> SubnetSeen:
+    def _seen(subnet: dict[str, Any], adopted: bool = False) -> SubnetSeen:
         return SubnetSeen(subnet["SubnetId"], subnet["CidrBlock"], subnet["AvailabilityZone"],
                           bool(subnet.get("MapPublicIpOnLaunch")), adopted)
 
@@ -57,35 +63,38 @@ class SubnetStep:
         if want.adopted:
             return []
         if have is None:
-            return [Change(self.name, "create", f"subnet {want.cidr} in {want.zone}", reason="not found")]
+            return [Change(self.name, "create", f"subnet {want.cidr} in {want.zone}", reason="not found", spec=want)]
         if (have.cidr, have.zone) != (want.cidr, want.zone):
             raise DriftError(f"subnet: {have.id} is {have.cidr} in {have.zone}, the config wants {want.cidr} in "
                              f"{want.zone}", hint="a subnet can't move; run `flowwatch down` first")
         if not have.public_ip:
             return [Change(self.name, "update", f"subnet {have.id}", reason="public IPs on launch off -> on",
-                           params={"subnet_id": have.id})]
+                           params={"subnet_id": have.id}, spec=want)]
         return []
 
-    def apply(self, ctx: Context, change: Change, have: SubnetSeen | None) -> SubnetSeen | None:
+    def apply(self, ctx: Context, change: Change) -> SubnetSeen | None:
         ec2 = ctx.aws.ec2
         if change.action == "delete":
             ec2.delete_subnet(SubnetId=change.params["subnet_id"])
             return None
+        spec: SubnetSpec = change.spec
         if change.action == "create":
-            name = ctx.names.of("subnet")
-            subnet = when_visible(ctx, lambda: ec2.create_subnet(
-                VpcId=ctx.stack.vpc_id, CidrBlock=ctx.config.network.subnet_cidr,
-                AvailabilityZone=ctx.config.availability_zone,
-                TagSpecifications=tag_spec("subnet", ctx.stack.name, self.name, name)), "vpc",
-                f"vpc {ctx.stack.vpc_id} to be visible")["Subnet"]
+            vpc_id = ready(spec.vpc_id)
+            if vpc_id is None:
+                raise FlowwatchError("subnet: the stack's VPC does not exist yet; run up again")
+            subnet = when_visible(ctx.poll, lambda: ec2.create_subnet(
+                VpcId=vpc_id, CidrBlock=spec.cidr, AvailabilityZone=spec.zone,
+                TagSpecifications=tag_spec("subnet", spec.stack, self.name, spec.name)), "vpc",
+                f"vpc {vpc_id} to be visible")["Subnet"]
             subnet_id = subnet["SubnetId"]
         else:
             subnet_id = change.params["subnet_id"]
-        when_visible(ctx, lambda: ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True}),
+        when_visible(ctx.poll, lambda: ec2.modify_subnet_attribute(SubnetId=subnet_id,
+                                                                   MapPublicIpOnLaunch={"Value": True}),
                      "subnet", f"subnet {subnet_id} to be visible")
-        return SubnetSeen(subnet_id, ctx.config.network.subnet_cidr, ctx.config.availability_zone, True)
+        return SubnetSeen(subnet_id, spec.cidr, spec.zone, True)
 
-    def plan_destroy(self, have: SubnetSeen | None, ctx: Context) -> list[Change]:
+    def plan_destroy(self, have: SubnetSeen | None, options: DestroyOptions) -> list[Change]:
         if have is None or have.adopted:
             return []
         return [Change(self.name, "delete", f"subnet {have.id}", reason="down", params={"subnet_id": have.id})]
@@ -97,3 +106,6 @@ class SubnetStep:
         if have is None:
             return None
         return f"{have.id} ({have.cidr} in {have.zone}{', adopted, read-only' if have.adopted else ''})"
+
+    def status(self, have: SubnetSeen | None) -> StatusDetail:
+        return StatusDetail()

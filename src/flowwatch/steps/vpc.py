@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flowwatch.errors import DriftError, FlowwatchError
-from flowwatch.model import PENDING, Change, Context, Stack
+from flowwatch.model import PENDING, Change, Context, DestroyOptions, Stack, StatusDetail
 from flowwatch.naming import tag_filters, tag_spec
 from flowwatch.steps.base import missing, one
 
@@ -17,6 +17,8 @@ from flowwatch.steps.base import missing, one
 class VpcSpec:
     cidr: str
     adopt_id: str | None = None
+    stack: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class VpcStep:
     name = "vpc"
 
     def desired(self, ctx: Context) -> VpcSpec:
-        return VpcSpec(cidr=ctx.config.network.vpc_cidr, adopt_id=ctx.config.network.vpc_id)
+        return VpcSpec(cidr=ctx.config.network.vpc_cidr, adopt_id=ctx.config.network.vpc_id, stack=ctx.stack.name,
+                       name=ctx.names.of("vpc"))
 
     def discover(self, ctx: Context) -> VpcSeen | None:
         vpc_id = ctx.config.network.vpc_id
@@ -51,26 +54,26 @@ class VpcStep:
         if want.adopt_id:
             return []
         if have is None:
-            return [Change(self.name, "create", f"vpc {want.cidr}", reason="not found")]
+            return [Change(self.name, "create", f"vpc {want.cidr}", reason="not found", spec=want)]
         if have.cidr != want.cidr:
             raise DriftError(f"vpc: {have.id} has {have.cidr}, the config wants {want.cidr}",
                              hint="a VPC's CIDR can't change in place; run `flowwatch down` first")
         return []
 
-    def apply(self, ctx: Context, change: Change, have: VpcSeen | None) -> VpcSeen | None:
+    def apply(self, ctx: Context, change: Change) -> VpcSeen | None:
         ec2 = ctx.aws.ec2
         if change.action == "delete":
             ec2.delete_vpc(VpcId=change.params["vpc_id"])
             return None
-        name = ctx.names.of("vpc")
-        vpc = ec2.create_vpc(CidrBlock=ctx.config.network.vpc_cidr,
-                             TagSpecifications=tag_spec("vpc", ctx.stack.name, self.name, name))["Vpc"]
+        spec: VpcSpec = change.spec
+        vpc = ec2.create_vpc(CidrBlock=spec.cidr,
+                             TagSpecifications=tag_spec("vpc", spec.stack, self.name, spec.name))["Vpc"]
         # vpc_exists retries InvalidVpcID.NotFound (a new id not visible yet); vpc_available waits for the state.
         for waiter in ("vpc_exists", "vpc_available"):
             ec2.get_waiter(waiter).wait(VpcIds=[vpc["VpcId"]], WaiterConfig={"Delay": 2, "MaxAttempts": 30})
         return VpcSeen(vpc["VpcId"], vpc["CidrBlock"])
 
-    def plan_destroy(self, have: VpcSeen | None, ctx: Context) -> list[Change]:
+    def plan_destroy(self, have: VpcSeen | None, options: DestroyOptions) -> list[Change]:
         if have is None or have.adopted:
             return []
         return [Change(self.name, "delete", f"vpc {have.id}", reason="down", params={"vpc_id": have.id})]
@@ -82,3 +85,6 @@ class VpcStep:
         if have is None:
             return None
         return f"{have.id} ({have.cidr}{', adopted, read-only' if have.adopted else ''})"
+
+    def status(self, have: VpcSeen | None) -> StatusDetail:
+        return StatusDetail()
