@@ -33,13 +33,14 @@ def _fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
 
 @pytest.fixture
 def session():
-    import boto3
+    """A plain boto3 session on moto (its own clients, as a CLI run has); botocore's service models are
+    read from disk once per process (tests/support/aws_faults.new_session), not once per client."""
     from moto import mock_aws
 
-    from tests.support.aws_faults import moto_fixes
+    from tests.support.aws_faults import moto_fixes, new_session
 
     with mock_aws(), moto_fixes():
-        yield boto3.Session(region_name="us-east-1")
+        yield new_session(emulate=False)
 
 
 @pytest.fixture
