@@ -3,6 +3,8 @@ it are planned again; the summary counts steps (with their changes), never mixed
 
 from __future__ import annotations
 
+import pytest
+
 import io
 
 from flowwatch import engine
@@ -10,6 +12,8 @@ from flowwatch.console import Output
 from flowwatch.steps import STEP_NAMES
 
 from tests.support.context import fresh, make_config, make_ctx
+
+pytestmark = pytest.mark.slow   # whole up/down cycles on moto
 
 
 def signature(changes):

@@ -23,6 +23,8 @@ from flowwatch.aws import Aws
 from tests.support.aws_faults import PooledSession, RespondOnce, moto_fixes
 from tests.support.cli import run_cli, use_session
 
+pytestmark = pytest.mark.slow   # records every call of a full run
+
 TEST = "(the test itself)"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

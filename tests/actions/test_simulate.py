@@ -18,6 +18,8 @@ from flowwatch.naming import STACK_TAG, STEP_TAG
 from flowwatch.patterns import compile_pattern
 from tests.support.context import make_config, make_ctx
 
+pytestmark = pytest.mark.slow   # local servers and whole stacks
+
 STACK_STEPS = ("vpc", "subnet", "igw", "log_group", "delivery_role", "bucket", "flow_logs", "nacl", "sns",
                "metric_filter", "alarm")
 

@@ -3,11 +3,15 @@ query rejects, down; nothing left running afterwards."""
 
 from __future__ import annotations
 
+import pytest
+
 import re
 import tempfile
 from pathlib import Path
 
 from tests.support.cli import run_cli
+
+pytestmark = pytest.mark.slow   # the whole demo
 
 
 def _servers_under(path: Path) -> list[int]:

@@ -12,6 +12,8 @@ from flowwatch.local import process
 
 from tests.support.cli import run_cli
 
+pytestmark = pytest.mark.slow   # the lab story on a real local server
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -14,6 +14,8 @@ from tests.support.cli import run_cli
 from tests.support.context import make_ctx
 from tests.support.aws_faults import moto_fixes
 
+pytestmark = pytest.mark.slow   # whole stacks on moto
+
 
 @pytest.fixture
 def stack_with_records(tmp_path, monkeypatch):

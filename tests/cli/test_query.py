@@ -180,6 +180,7 @@ def test_athena_is_the_default_engine_on_aws(stack, capsys, monkeypatch):
     assert "Athena: 7 row(s)" in result.stderr and "$5/TB" in result.stderr
 
 
+@pytest.mark.slow
 def test_icmp_defaults_to_the_traffic_instance(stack):
     import boto3
 

@@ -46,6 +46,7 @@ def moto_env(monkeypatch):
         yield
 
 
+@pytest.mark.slow
 def test_up_dry_run_prints_the_plan_and_changes_nothing(tmp_path, capsys, monkeypatch, moto_env):
     import boto3
 
@@ -58,6 +59,7 @@ def test_up_dry_run_prints_the_plan_and_changes_nothing(tmp_path, capsys, monkey
     assert empty(inventory(boto3.Session(region_name="us-east-1"))) == {}
 
 
+@pytest.mark.slow
 def test_up_status_down_through_the_cli(tmp_path, capsys, monkeypatch, moto_env):
     import boto3
 
@@ -80,6 +82,7 @@ def test_up_status_down_through_the_cli(tmp_path, capsys, monkeypatch, moto_env)
     assert again.code == 0 and "Nothing to remove" in again.err
 
 
+@pytest.mark.slow
 def test_stack_option_works_without_a_config_file(tmp_path, capsys, monkeypatch, moto_env):
     monkeypatch.chdir(tmp_path)
     result = run_cli(capsys, monkeypatch, "--stack", "other", "up", "--dry-run")
@@ -95,6 +98,7 @@ def test_missing_config_file_is_exit_2(tmp_path, capsys, monkeypatch):
     assert "Traceback" not in result.err
 
 
+@pytest.mark.slow
 def test_foreign_collision_is_exit_1(tmp_path, capsys, monkeypatch, moto_env):
     import boto3
 

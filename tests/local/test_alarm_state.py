@@ -22,6 +22,7 @@ from tests.local.test_dataplane import (REGION, SessionClients, alarm_stack, ala
 
 @pytest.mark.parametrize(("treat", "expected"), [("missing", "INSUFFICIENT_DATA"), ("breaching", "ALARM"),
                                                  ("notBreaching", "OK"), ("ignore", "INSUFFICIENT_DATA")])
+@pytest.mark.slow
 def test_new_alarm_without_data_by_treat_missing_data(aws, api, treat, expected):
     _, alarm, topic = alarm_stack(aws, treat=treat, email=None)
     api.evaluate()
@@ -31,6 +32,7 @@ def test_new_alarm_without_data_by_treat_missing_data(aws, api, treat, expected)
     assert all(m["recipients"] == [] for m in sent)        # nobody subscribed: nobody would get the e-mail
 
 
+@pytest.mark.slow
 def test_m_of_n_needs_m_breaching_periods(aws, api, network):
     group, alarm, topic = alarm_stack(aws, treat="missing", n=3, m=2)
     logs = aws("logs")
@@ -51,6 +53,7 @@ def test_m_of_n_needs_m_breaching_periods(aws, api, network):
     assert [json.loads(m["message"])["NewStateValue"] for m in messages(api, topic)] == ["ALARM"]
 
 
+@pytest.mark.slow
 def test_set_alarm_state_from_outside_fires_the_actions(aws, api):
     _, alarm, topic = alarm_stack(aws)
     api.evaluate()

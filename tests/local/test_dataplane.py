@@ -265,6 +265,7 @@ def test_the_alarm_thread_survives_a_failed_evaluation():
 
 # ---- end to end on the server --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_health_clock_and_unknown_routes(api):
     before = api.health()
     assert before["service"] == "flowwatch-local" and before["pid"] > 0
@@ -278,6 +279,7 @@ def test_health_clock_and_unknown_routes(api):
     assert json.loads(err.value.read()) == {"error": "no route GET /_flowwatch/nothing-here"}
 
 
+@pytest.mark.slow
 def test_pattern_metric_alarm_notification_and_back_to_ok(aws, api, network):
     vpc, subnet = network
     group, alarm, topic = alarm_stack(aws)

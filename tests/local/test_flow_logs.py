@@ -25,6 +25,7 @@ FIXED = datetime(2026, 11, 27, 12, 7, 30, tzinfo=timezone.utc).timestamp()   # i
 
 # ---- end to end on the server --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_s3_plain_text_key_layout_and_gzip_header(aws, api, network):
     vpc, subnet = network
     ec2, s3 = aws("ec2"), aws("s3")
@@ -53,6 +54,7 @@ def test_s3_plain_text_key_layout_and_gzip_header(aws, api, network):
                                      "error": None}]
 
 
+@pytest.mark.slow
 def test_s3_parquet_hive_per_hour(aws, api, network):
     import duckdb
 
@@ -84,6 +86,7 @@ def _tmp_file(data: bytes) -> str:
     return fh.name
 
 
+@pytest.mark.slow
 def test_cloudwatch_logs_streams_per_eni_and_traffic_type(aws, api, network):
     vpc, subnet = network
     ec2, logs = aws("ec2"), aws("logs")
@@ -104,12 +107,14 @@ def test_cloudwatch_logs_streams_per_eni_and_traffic_type(aws, api, network):
     assert events[0]["timestamp"] == int(lines[0].split()[10]) * 1000     # the record's start
 
 
+@pytest.mark.slow
 def test_traffic_outside_any_flow_log_is_not_delivered(api, aws):
     vpc = aws("ec2").create_vpc(CidrBlock="10.9.0.0/24")["Vpc"]["VpcId"]
     result = api.traffic(region=REGION, fields=V2.fields, lines=records(api, "eni-0ccccccccccccccc0", 2), vpc_id=vpc)
     assert result["deliveries"] == [] and result["uncovered"] == 2
 
 
+@pytest.mark.slow
 def test_missing_destinations_are_reported_not_raised(aws, api, network):
     vpc, _ = network
     ec2 = aws("ec2")

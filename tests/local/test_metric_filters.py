@@ -7,6 +7,8 @@ End to end on a server of this module's own; unit tests with fake clients (no AW
 
 from __future__ import annotations
 
+import pytest
+
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,6 +21,7 @@ MINUTE = 1_700_000_040   # a minute boundary
 
 # ---- end to end on the server --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_metric_filter_values_default_and_dimensions(aws, api):
     logs, cw = aws("logs"), aws("cloudwatch")
     group, ns = f"/fw/{name()}", f"NS{name()}"

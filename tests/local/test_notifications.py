@@ -22,6 +22,7 @@ TOPIC = "arn:aws:sns:eu-west-1:123456789012:alerts"
 
 # ---- end to end on the server --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_published_message_reaches_the_inbox_with_its_recipients(aws, api):
     sns = aws("sns")
     topic = sns.create_topic(Name=f"t{name()}")["TopicArn"]
@@ -40,6 +41,7 @@ def test_a_published_message_reaches_the_inbox_with_its_recipients(aws, api):
     assert abs(first["time"] - api.health()["now"]) < 600 and api.health()["inbox"] >= 2
 
 
+@pytest.mark.slow
 def test_a_rejected_publish_is_not_in_the_inbox(aws, api):
     sns = aws("sns")
     before = len(api.inbox())

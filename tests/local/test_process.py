@@ -18,6 +18,8 @@ from flowwatch.local.client import LocalApi, LocalError
 
 from tests.support.cli import run_cli
 
+pytestmark = pytest.mark.slow   # starts and stops server processes
+
 
 def _free_port() -> int:
     with socket.socket() as s:

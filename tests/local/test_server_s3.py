@@ -11,6 +11,7 @@ from tests.local.test_dataplane import (ACCOUNT, REGION, V2, api, aws, flow_log,
                                         network, objects, records, server)
 
 
+@pytest.mark.slow
 def test_bucket_policy_is_kept_and_does_not_lock_the_bucket(aws, api, network):
     """moto turns conditional statements into denials; the local AWS stores the policy as given."""
     vpc, _ = network
@@ -35,6 +36,7 @@ def test_bucket_policy_is_kept_and_does_not_lock_the_bucket(aws, api, network):
         s3.get_bucket_policy(Bucket=bucket)
 
 
+@pytest.mark.slow
 def test_create_bucket_tags_are_applied_as_aws_does(aws):
     """AWS tags a bucket atomically from CreateBucketConfiguration.Tags (moto drops them): the local AWS
     applies them, so an interrupted `up` never leaves an untagged bucket of the stack's."""

@@ -215,6 +215,7 @@ def test_every_command_validates_before_its_first_call(command, tmp_path, capsys
     check(run_cli(capsys, monkeypatch, *command), case, aws_calls)
 
 
+@pytest.mark.slow
 def test_the_recorder_sees_the_calls_of_a_good_config(tmp_path, capsys, monkeypatch):
     """Control: the same funnel records the calls of a valid config, so `calls == []` above means something."""
     from botocore.client import BaseClient

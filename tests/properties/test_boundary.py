@@ -3,12 +3,16 @@ create an over-privileged role."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from flowwatch import engine, iam_policy
 from flowwatch.steps.delivery_role import BOUNDARY_POLICY_NAME
 
 from tests.support.context import fresh, make_ctx, mutating
+
+pytestmark = pytest.mark.slow   # whole up/down cycles on moto
 
 
 def test_delivery_role_gets_the_permissions_boundary_when_the_administrator_made_it(session):

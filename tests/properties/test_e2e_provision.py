@@ -5,12 +5,16 @@ Properties are asserted through boto3 (what AWS would show), not through flowwat
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from flowwatch import engine
 
 from tests.support.context import fresh, make_config, make_ctx
 from tests.support.inventory import empty, inventory
+
+pytestmark = pytest.mark.slow   # whole up/down cycles on moto
 
 ACCOUNT = "123456789012"
 

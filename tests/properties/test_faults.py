@@ -20,6 +20,8 @@ from tests.support.cli import run_cli
 from tests.support.context import make_config, make_ctx
 from tests.support.inventory import empty, inventory
 
+pytestmark = pytest.mark.slow   # whole up/down cycles on moto
+
 FAULT_RATE = 0.15
 CONFIG = """\
 stack: test

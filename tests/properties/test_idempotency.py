@@ -3,10 +3,14 @@ updates only that resource; adopting a VPC never creates or deletes anything of 
 
 from __future__ import annotations
 
+import pytest
+
 from flowwatch import engine
 
 from tests.support.context import fresh, make_config, make_ctx, mutating
 from tests.support.inventory import empty, inventory
+
+pytestmark = pytest.mark.slow   # whole up/down cycles on moto
 
 
 def test_second_up_is_silent(ctx, calls):

@@ -22,6 +22,8 @@ from tests.support.cli import run_cli
 from tests.support.context import make_config, make_ctx
 from tests.support.stack_state import account_dump, leftovers
 
+pytestmark = pytest.mark.slow   # whole up/down cycles on moto
+
 ACCOUNT = "123456789012"
 BUCKET = f"flowwatch-test-{ACCOUNT}-us-east-1"
 # The lab's names for the stack's own resources (what config.example.yaml-style configs use).

@@ -17,6 +17,8 @@ from flowwatch import engine
 from tests.support.aws_faults import PooledSession, moto_fixes
 from tests.support.context import make_config, make_ctx
 
+pytestmark = pytest.mark.slow   # whole up/down cycles on moto
+
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 ROLE = "flowwatch-test-flow-logs-role"

@@ -49,6 +49,7 @@ STEP: Step[VpcSpec, VpcSeen] = Wrong()
 
 @pytest.mark.skipif(shutil.which("mypy") is None and not Path(sys.executable).with_name("mypy").exists(),
                     reason="mypy is not installed")
+@pytest.mark.slow
 def test_a_step_with_a_wrong_verb_fails_mypy(tmp_path):
     bad = tmp_path / "bad_step.py"
     bad.write_text(BAD_STEP)

@@ -26,7 +26,7 @@ def make_config(**overrides: Any):
 
 
 def make_ctx(session, config=None, *, dry_run: bool = False, keep_data: bool = False, sleep=None,
-             iam_timeout: float | None = None, **extras: Any):
+             iam_timeout: float | None = None):
     """A Context on ``session``; waits never sleep (``sleep`` records them instead, when given)."""
     from flowwatch.aws import Aws
     from flowwatch.console import Output
@@ -39,8 +39,7 @@ def make_ctx(session, config=None, *, dry_run: bool = False, keep_data: bool = F
     sleep = sleep or (lambda _: None)
     poll = default_poll().with_(sleep=sleep, **({"timeout": iam_timeout} if iam_timeout is not None else {}))
     ctx = Context(config=config, aws=Aws(session), out=out, names=Names.from_config(config),
-                  stack=Stack(config.stack), dry_run=dry_run, keep_data=keep_data, poll=poll,
-                  extras={"sleep": sleep, **extras})       # "sleep": flowwatch.query's own waits
+                  stack=Stack(config.stack), dry_run=dry_run, keep_data=keep_data, poll=poll)
     return ctx
 
 
