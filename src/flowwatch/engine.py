@@ -15,9 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from flowwatch.errors import FlowwatchError, UsageError, aws_errors
+from flowwatch.errors import FlowwatchError, aws_errors
 from flowwatch.model import Change, Context, Plan, Stack, StatusDetail, StepPlan
-from flowwatch.settings import Settings
 
 if TYPE_CHECKING:
     from flowwatch.records import RecordFormat

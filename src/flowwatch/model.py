@@ -199,8 +199,6 @@ class Context:
     local_api: LocalAws | None = None
     poll: Poll = field(default_factory=default_poll)
     named_queries: NamedQueries | None = None
-    # Free-form extras for code outside the steps (flowwatch.query reads "sleep"); steps use ``poll``.
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def account(self) -> str:

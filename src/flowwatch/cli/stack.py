@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,7 +16,7 @@ from flowwatch.cli.app import App
 
 if TYPE_CHECKING:
     from flowwatch.engine import StepStatus
-    from flowwatch.model import Change, Context
+    from flowwatch.model import Change, Context, StatusDetail
 
 
 @click.command()
@@ -91,22 +91,18 @@ def render_status(ctx: "Context", rows: Sequence["StepStatus"], fmt: str) -> Non
                       "steps": [{"step": r.step, "state": r.state, "found": r.found, "detail": r.detail, **r.extra}
                                 for r in rows]})
         return
-    table = [(r.step, r.state, r.found or "-", r.detail or extra_text(r.extra)) for r in rows]
+    table = [(r.step, r.state, r.found or "-", r.detail or facts_text(r.facts)) for r in rows]
     ctx.out.data(["step", "state", "found", "detail"], table, fmt,
                  title=f"flowwatch stack {ctx.stack.name} ({ctx.region})")
 
 
-def extra_text(extra: dict[str, Any]) -> str:
-    """A step's status data as one table cell: delivery status, alarm state, subscriptions."""
-    parts = []
-    for key, value in extra.items():
-        if key == "datapoints":
-            continue
-        if isinstance(value, dict) and "DeliverLogsStatus" in value:
-            err = f" ({value['error']})" if value.get("error") else ""
-            parts.append(f"{key} delivery {value['DeliverLogsStatus']}{err}")
-        elif isinstance(value, dict) and "state" in value:
-            parts.append(f"{key}: {value['state']}")
-        elif key == "subscriptions":
-            parts += [f"{s['endpoint']}: {s['state']}" for s in value]
+def facts_text(facts: "StatusDetail | None") -> str:
+    """A step's typed status facts as one table cell: delivery status, alarm states, subscriptions."""
+    if facts is None:
+        return ""
+    parts = [f"{d.destination_type} delivery {d.status}" + (f" ({d.error})" if d.error else "")
+             for d in facts.deliveries]
+    parts += [f"{a.name}: {a.state}" for a in facts.alarms]
+    parts += [f"{s.endpoint}: {'confirmed' if s.confirmed else 'pending confirmation'}"
+              for s in facts.subscriptions or ()]
     return "; ".join(parts)

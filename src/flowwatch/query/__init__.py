@@ -185,13 +185,11 @@ def traffic_instance_ip(ctx: "Context") -> str | None:
 
 
 def run_athena(ctx: "Context", sql: str, fmt: str, out: "Output") -> None:
-    import time
-
     from flowwatch.query import athena_engine
 
     result = athena_engine.run(ctx.aws.athena, sql, workgroup=ctx.names.of("workgroup"),
                                database=ctx.names.of("database"), out=out,
-                               sleep=ctx.extras.get("sleep", time.sleep))
+                               sleep=ctx.poll.sleep)
     render(out, result.columns, result.rows, fmt)
     billed = athena_engine.billed_bytes(result.scanned_bytes)
     out.info(f"Athena: {len(result.rows)} row(s); data scanned {human_bytes(result.scanned_bytes)} "
