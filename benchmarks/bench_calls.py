@@ -3,7 +3,7 @@
 Usage: python benchmarks/bench_calls.py [--json]
 
 Every call is recorded with botocore's before-call event hook; "mutating" means an operation whose
-name does not start with Describe/List/Get/Head/Lookup/Search/BatchGet. No network: moto only.
+name does not start with a read-only prefix (flowwatch.aws.READ_ONLY_PREFIXES). No network: moto only.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 import time
 from collections import Counter
 
-READS = ("Describe", "List", "Get", "Head", "Lookup", "Search", "BatchGet")
 
 
 def main() -> None:
@@ -30,7 +29,7 @@ def main() -> None:
     from moto import mock_aws
 
     from flowwatch import engine
-    from flowwatch.aws import Aws
+    from flowwatch.aws import Aws, is_mutating
     from flowwatch.config import parse_config
     from flowwatch.console import Output
     from flowwatch.model import Context, Stack, default_poll
@@ -55,7 +54,7 @@ def main() -> None:
             started = time.perf_counter()
             report = run()
             elapsed = time.perf_counter() - started
-            mutating = [c for c in seen if not c[1].startswith(READS)]
+            mutating = [c for c in seen if is_mutating(c[1])]
             per_service = Counter(service for service, _ in seen)
             rows.append({"run": label, "calls": len(seen), "reads": len(seen) - len(mutating),
                          "mutating": len(mutating), "changes": report.changed, "seconds": round(elapsed, 2),

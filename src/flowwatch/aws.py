@@ -10,6 +10,15 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: Operations that change nothing: a dry run, a second `up` and a second `down` make only these.
+READ_ONLY_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "BatchGet", "TestMetricFilter")
+
+
+def is_mutating(operation: str) -> bool:
+    """Whether a botocore operation name (``CreateVpc``, ``DescribeVpcs``) can change anything."""
+    return not operation.startswith(READ_ONLY_PREFIXES)
+
+
 # Botocore "standard" retry mode: exponential backoff with jitter on throttling and transient
 # errors (Throttling, ThrottlingException, RequestLimitExceeded, SlowDown, 5xx, ...).
 MAX_ATTEMPTS = 10

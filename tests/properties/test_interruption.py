@@ -35,6 +35,7 @@ from tests.support.stack_state import describe_stack, leftovers, untagged
 pytestmark = pytest.mark.slow
 
 MODES = ("fail", "interrupt-before", "interrupt-after")
+PARTS = 3   # each command's points are split in PARTS tests per mode (point i goes to part i % PARTS), to spread them over workers
 FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
             "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
 
@@ -77,15 +78,16 @@ def clean() -> CleanRun:
     return CleanRun(tuple(up_calls), tuple(down_calls), stack)
 
 
-def every_point(calls: tuple[tuple[str, str], ...], mode: str, case: Callable[[object, int, tuple[str, str]], None],
-                monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run ``case(session, index, call)`` for every mutating call, each in a fresh moto account; fail
-    once at the end, listing every point that failed (so one broken step does not hide another)."""
+def every_point(calls: tuple[tuple[str, str], ...], mode: str, part: int,
+                case: Callable[[object, int, tuple[str, str]], None], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``case(session, index, call)`` for every mutating call of this part, each in a fresh moto
+    account; fail once at the end, listing every point that failed (one broken step hides no other)."""
     from moto import mock_aws
 
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     failed: list[str] = []
-    for index, call in enumerate(calls):
+    mine = [(index, call) for index, call in enumerate(calls) if index % PARTS == part]
+    for index, call in mine:
         with mock_aws(), moto_fixes():
             session = PooledSession()
             try:
@@ -94,7 +96,7 @@ def every_point(calls: tuple[tuple[str, str], ...], mode: str, case: Callable[[o
                 failed.append(f"{index:02d}-{call[0]}.{call[1]}-{mode}: {type(exc).__name__}: {str(exc)[:300]}")
             finally:
                 session.close()
-    assert failed == [], f"{len(failed)} of {len(calls)} points failed:\n" + "\n".join(failed)
+    assert failed == [], f"{len(failed)} of {len(mine)} points failed:\n" + "\n".join(failed)
 
 
 @pytest.fixture
@@ -145,8 +147,9 @@ def test_create_bucket_carries_the_stack_tags(session):
     assert tags["flowwatch:stack"] == "test"
 
 
+@pytest.mark.parametrize("part", range(PARTS))
 @pytest.mark.parametrize("mode", MODES)
-def test_up_stopped_at_every_mutating_call_then_resumed(mode, clean, monkeypatch):
+def test_up_stopped_at_every_mutating_call_then_resumed(mode, part, clean, monkeypatch):
     def case(session, index, call):
         run_stopped(engine.up, session, mode, index, call)
         assert untagged(session) == []                     # whatever exists already carries the stack tag
@@ -158,11 +161,12 @@ def test_up_stopped_at_every_mutating_call_then_resumed(mode, clean, monkeypatch
         engine.down(make_ctx(session, config()))
         assert leftovers(session) == {}
 
-    every_point(clean.up_calls, mode, case, monkeypatch)
+    every_point(clean.up_calls, mode, part, case, monkeypatch)
 
 
+@pytest.mark.parametrize("part", range(PARTS))
 @pytest.mark.parametrize("mode", MODES)
-def test_down_stopped_at_every_mutating_call_then_run_again(mode, clean, monkeypatch):
+def test_down_stopped_at_every_mutating_call_then_run_again(mode, part, clean, monkeypatch):
     def case(session, index, call):
         engine.up(make_ctx(session, config()))
         run_stopped(engine.down, session, mode, index, call)
@@ -172,7 +176,7 @@ def test_down_stopped_at_every_mutating_call_then_run_again(mode, clean, monkeyp
         assert leftovers(session) == {}
         assert engine.down(make_ctx(session, config())).changed == 0
 
-    every_point(clean.down_calls, mode, case, monkeypatch)
+    every_point(clean.down_calls, mode, part, case, monkeypatch)
 
 
 def test_an_interrupted_cli_run_exits_130_and_the_next_one_completes(clean, session, tmp_path, capsys, monkeypatch):

@@ -22,7 +22,7 @@ from unittest import mock
 from collections import Counter
 from typing import Any
 
-from tests.support.context import READS, is_mutating  # noqa: F401 (re-exported for the suites)
+from flowwatch.aws import is_mutating  # noqa: F401 (the suites import it from here)
 ACCOUNT = "123456789012"
 PARTITION = "aws"
 

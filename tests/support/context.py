@@ -5,12 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-#: Operations that only read (a second `up` or `down` must make none but these).
-READS = ("Describe", "List", "Get", "Head", "Lookup", "Search", "BatchGet", "TestMetricFilter")
-
-
-def is_mutating(operation: str) -> bool:
-    return not operation.startswith(READS)
+from flowwatch.aws import is_mutating
 
 
 def mutating(calls: list[tuple[str, str]]) -> list[tuple[str, str]]:
