@@ -32,6 +32,13 @@ def retry_config(endpoint_url: str | None = None) -> Any:
                   user_agent_extra="flowwatch")
 
 
+def default_session(profile: str | None, region: str) -> Any:
+    """The standard AWS credential chain (``--profile``/AWS_PROFILE, SSO, environment, instance role)."""
+    import boto3
+
+    return boto3.Session(profile_name=profile, region_name=region)
+
+
 class Aws:
     """A boto3 session plus lazily created clients, all pointed at one endpoint when given."""
 
@@ -43,12 +50,6 @@ class Aws:
         self.endpoint_url = endpoint_url
         self._clients: dict[str, Any] = {}
         self._account: str | None = None
-
-    @classmethod
-    def create(cls, *, profile: str | None, region: str, endpoint_url: str | None) -> "Aws":
-        import boto3
-
-        return cls(boto3.Session(profile_name=profile, region_name=region), endpoint_url)
 
     @property
     def region(self) -> str:

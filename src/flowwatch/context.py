@@ -20,12 +20,6 @@ from flowwatch.settings import Settings
 SessionFactory = Callable[[str | None, str], Any]
 
 
-def default_session(profile: str | None, region: str) -> Any:
-    import boto3
-
-    return boto3.Session(profile_name=profile, region_name=region)
-
-
 def load(settings: Settings) -> Config:
     """Validate the config (exit 2 on anything wrong) before any AWS call."""
     return load_config(settings.config_path, stack=settings.stack, region=settings.region,
@@ -37,7 +31,7 @@ def build_context(settings: Settings, *, config: Config | None = None, out: Outp
                   endpoint_url: str | None = None, local_api: LocalAws | None = None, **flags: Any) -> Context:
     """A Context for one command. ``endpoint_url`` defaults to ``--endpoint-url``; with ``--local`` the
     caller passes the local server's URL and its client (``local_api``)."""
-    from flowwatch.aws import Aws
+    from flowwatch.aws import Aws, default_session
 
     config = config or load(settings)
     out = out or Output(settings.verbosity, settings.debug)

@@ -118,7 +118,7 @@ def test_python_dash_m_runs(tmp_path):
 def test_main_makes_its_aws_calls_on_the_injected_session(tmp_path, capsys, monkeypatch, session, calls):
     """main(session_factory=...) is the injection point: every AWS call of the command goes through the
     session it returns, asked for with the --profile and the config's region; the default is not used."""
-    from flowwatch import context
+    from flowwatch import aws
     from flowwatch.cli import main
 
     (tmp_path / "flowwatch.yaml").write_text("stack: test\n")
@@ -132,7 +132,7 @@ def test_main_makes_its_aws_calls_on_the_injected_session(tmp_path, capsys, monk
     def refuse(*_, **__):
         raise AssertionError("the default session factory was used")
 
-    monkeypatch.setattr(context, "default_session", refuse)
+    monkeypatch.setattr(aws, "default_session", refuse)
     with pytest.raises(SystemExit) as exc:
         main(["--profile", "ops", "up", "--dry-run"], session_factory=factory)
     assert exc.value.code == 0, capsys.readouterr().err

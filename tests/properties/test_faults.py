@@ -100,7 +100,7 @@ def test_a_non_retryable_error_is_not_retried(fast_session, backoff):
 
 # ---------- the whole life cycle, every command, 15 % of all calls throttled ----------
 def _use_session(monkeypatch, session):
-    """Every command's Aws.create (profile/region/endpoint from the CLI) gets our instrumented session."""
+    """Every command run through the CLI (whatever profile and region) gets our instrumented session."""
     from tests.support.cli import use_session
     use_session(monkeypatch, session)
 
