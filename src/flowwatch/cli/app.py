@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from flowwatch.local.process import ServerInfo
     from flowwatch.model import Context
 
-OUTPUTS = ("table", "json", "csv")   # the data formats of --output (global and per query command)
+OUTPUTS = ("table", "json", "csv")   # the data formats of the global --output
 
 
 @dataclass
