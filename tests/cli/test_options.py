@@ -299,3 +299,16 @@ def test_local_status_never_suggests_local_to_who_gave_it(capsys, monkeypatch, a
     assert "--local" not in result.err
     plain = run_cli(capsys, monkeypatch, "local", "status")
     assert plain.code == 1 and "--local" in plain.err
+
+
+def test_a_command_with_its_own_flag_keeps_it():
+    from flowwatch.cli.options import with_global_options
+
+    @click.command()
+    @click.option("--output", type=click.Choice(["x", "y"]))
+    def own(output: str | None) -> None:
+        pass
+
+    with_global_options(own)
+    flags = [flag for param in own.params for flag in getattr(param, "opts", ())]
+    assert flags.count("--output") == 1 and "--local" in flags and "-v" in flags

@@ -53,7 +53,9 @@ def global_options() -> list[click.Option]:
 def with_global_options(command: click.Command) -> click.Command:
     """Give ``command`` (and, for a group, every command it holds) its copy of the global options."""
     if not getattr(command, _MARK, False):
-        command.params.extend(global_options())
+        # a command that defines one of these flags itself keeps its own (it then does not feed Settings)
+        taken = {flag for param in command.params for flag in getattr(param, "opts", ())}
+        command.params.extend(opt for opt in global_options() if not taken.intersection(opt.opts))
         setattr(command, _MARK, True)
     for sub in getattr(command, "commands", {}).values():
         with_global_options(sub)
