@@ -10,6 +10,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: ``(service, operation, milliseconds, request_id, error_code)``: told of every AWS call made (``-v``).
+CallHook = Callable[[str, str, float, "str | None", "str | None"], None]
+
 #: Operations that change nothing: a dry run, a second `up` and a second `down` make only these.
 READ_ONLY_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "BatchGet", "TestMetricFilter")
 
@@ -45,9 +48,10 @@ class Aws:
     SERVICES = ("ec2", "iam", "logs", "s3", "sns", "cloudwatch", "glue", "athena", "sts", "ssm", "sqs",
                 "resourcegroupstaggingapi")
 
-    def __init__(self, session: Any, endpoint_url: str | None = None) -> None:
+    def __init__(self, session: Any, endpoint_url: str | None = None, *, on_call: CallHook | None = None) -> None:
         self.session = session
         self.endpoint_url = endpoint_url
+        self.on_call = on_call
         self._clients: dict[str, Any] = {}
         self._account: str | None = None
 
@@ -57,8 +61,11 @@ class Aws:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(
-                service, endpoint_url=self.endpoint_url, config=retry_config(self.endpoint_url))
+            client = self.session.client(service, endpoint_url=self.endpoint_url,
+                                         config=retry_config(self.endpoint_url))
+            if self.on_call is not None:
+                _report_calls(client, service, self.on_call)
+            self._clients[service] = client
         return self._clients[service]
 
     def __getattr__(self, name: str) -> Any:
@@ -75,6 +82,30 @@ class Aws:
     @property
     def partition(self) -> str:
         return self.session.get_partition_for_region(self.region)
+
+
+def _report_calls(client: Any, service: str, on_call: CallHook) -> None:
+    """Tell ``on_call`` of every call of this client (its own events: a shared session's other clients,
+    e.g. a test's, stay silent): operation, wall time including retries, request id, error code."""
+    key = "flowwatch_started"
+
+    def before(model: Any, context: dict[str, Any], **_: Any) -> None:
+        context[key] = (model.name, time.perf_counter())
+
+    def after(context: dict[str, Any], parsed: Any = None, exception: Any = None, **_: Any) -> None:
+        if key not in context:
+            return
+        operation, started = context.pop(key)
+        meta = parsed.get("ResponseMetadata", {}) if isinstance(parsed, dict) else {}
+        headers = meta.get("HTTPHeaders") or {}
+        request_id = meta.get("RequestId") or headers.get("x-amzn-requestid") or headers.get("x-amz-request-id")
+        error = parsed.get("Error", {}).get("Code") if isinstance(parsed, dict) else None
+        on_call(service, operation, (time.perf_counter() - started) * 1000, request_id,
+                error or (type(exception).__name__ if exception is not None else None))
+
+    client.meta.events.register("before-call", before)
+    client.meta.events.register("after-call", after)
+    client.meta.events.register("after-call-error", after)
 
 
 def wait_until(check: Callable[[], T | None], *, timeout: float, interval: float = 2.0,

@@ -50,6 +50,18 @@ class Output:
         if self.verbosity >= 2 or self.debug:
             self.err.print(f"[dim]debug: {message}[/dim]")
 
+    def call(self, service: str, operation: str, ms: float, request_id: str | None = None,
+             error: str | None = None) -> None:
+        """One AWS call made (``-v``): service, operation, duration; ``-vv`` adds the request id."""
+        if self.verbosity < 1:
+            return
+        line = f"aws {service} {operation} {ms:.0f} ms"
+        if error:
+            line += f" {error}"
+        if self.verbosity >= 2:
+            line += f" request-id {request_id or '-'}"
+        self.err.print(f"[dim]{_escape(line)}[/dim]")
+
     def warn(self, message: str) -> None:
         self.err.print(f"[yellow]warning:[/yellow] {_escape(message)}")
 

@@ -40,7 +40,7 @@ def build_context(settings: Settings, *, config: Config | None = None, out: Outp
         if endpoint and settings.local:
             _local_credentials()
         session = (session_factory or default_session)(None if settings.local else settings.profile, config.region)
-    return Context(config=config, aws=Aws(session, endpoint), out=out, names=Names.from_config(config),
+    return Context(config=config, aws=Aws(session, endpoint, on_call=out.call), out=out, names=Names.from_config(config),
                    stack=Stack(config.stack), local=settings.local, local_api=local_api, **flags)
 
 

@@ -15,5 +15,6 @@ class Settings:
     endpoint_url: str | None = None
     local: bool = False
     output: str = "table"
+    wide: bool = False          # tables: every column, nothing cut (--wide, FLOWWATCH_WIDE)
     verbosity: int = 0
     debug: bool = False

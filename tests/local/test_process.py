@@ -189,3 +189,16 @@ def test_local_start_command_prints_where(state, monkeypatch, capsys):
         assert f"local AWS running on {info.url} (pid {info.pid})" in started.err
     finally:
         run_cli(capsys, monkeypatch, "local", "stop")
+
+
+def test_of_two_concurrent_ensure_running_only_one_says_it_started(state, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("FLOWWATCH_LOCAL_PORT", str(_free_port()))
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: local.ensure_running(state), range(2)))
+    try:
+        assert sorted(started for _, started in results) == [False, True]
+        assert results[0][0] == results[1][0] and len(_servers_of(state)) == 1
+    finally:
+        local.stop(state)

@@ -15,46 +15,52 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from flowwatch.cli import demo, local, logs, pattern, query, simulate, stack
-from flowwatch.cli.app import OUTPUTS, App
+from flowwatch.cli.app import App
+from flowwatch.cli.options import FlowwatchGroup, debug_requested, settings_from, with_global_options
 from flowwatch.settings import Settings
 
 if TYPE_CHECKING:
     from flowwatch.context import SessionFactory
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_path", default="flowwatch.yaml", show_default=True, envvar="FLOWWATCH_CONFIG",
-              type=click.Path(dir_okay=False), help="YAML config file.")
-@click.option("--stack", envvar="FLOWWATCH_STACK", help="Stack name (overrides the config's `stack`).")
-@click.option("--profile", envvar="FLOWWATCH_PROFILE", help="AWS profile (else AWS_PROFILE / the default chain).")
-@click.option("--region", envvar="FLOWWATCH_REGION", help="AWS region (overrides the config's `region`).")
-@click.option("--endpoint-url", envvar="FLOWWATCH_ENDPOINT_URL", help="Send every AWS call to this endpoint.")
-@click.option("--local", is_flag=True, envvar="FLOWWATCH_LOCAL",
-              help="Use the embedded local AWS on 127.0.0.1 (started if not running).")
-@click.option("--output", type=click.Choice(OUTPUTS), default="table", envvar="FLOWWATCH_OUTPUT",
-              help="Data format on stdout.")
-@click.option("-v", "--verbose", count=True, help="More detail (-vv for debug lines).")
-@click.option("--debug", is_flag=True, envvar="FLOWWATCH_DEBUG", help="Show tracebacks.")
-@click.version_option(package_name="flowwatch")
-@click.pass_context
-def cli(ctx: click.Context, config_path: str, stack: str | None, profile: str | None, region: str | None,
-        endpoint_url: str | None, local: bool, output: str, verbose: int, debug: bool) -> None:
-    """Network monitoring from VPC Flow Logs: CloudWatch metric filter, alarm, SNS and Athena, in one command."""
-    from click.core import ParameterSource
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """flowwatch's version and those of the libraries that make its AWS calls and queries (no import)."""
+    if not value or ctx.resilient_parsing:
+        return
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
 
-    explicit = ctx.get_parameter_source("config_path") not in (ParameterSource.DEFAULT, None)
-    if endpoint_url and local:
-        raise click.UsageError("--local and --endpoint-url exclude each other")
-    settings = Settings(config_path=config_path, config_explicit=explicit, stack=stack, profile=profile,
-                        region=region, endpoint_url=endpoint_url, local=local, output=output,
-                        verbosity=verbose, debug=debug)
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    click.echo(f"flowwatch {of('flowwatch')}")
+    for package in ("boto3", "botocore", "moto", "duckdb"):
+        click.echo(f"  {package:<9} {of(package)}")
+    click.echo(f"  {'python':<9} {platform.python_version()}")
+    ctx.exit()
+
+
+@click.group(cls=FlowwatchGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the versions of flowwatch, boto3, botocore, moto and DuckDB, and exit.")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Network monitoring from VPC Flow Logs: CloudWatch metric filter, alarm, SNS and Athena, in one command.
+
+    The global options (--config, --stack, --profile, --region, --endpoint-url, --local, --output,
+    --wide, -v, --debug) go before or after the command, and each is also read from FLOWWATCH_<NAME>.
+    """
     make_app: Callable[[Settings], App] = ctx.obj if callable(ctx.obj) else App   # main() may hand in a factory
-    ctx.obj = make_app(settings)
+    ctx.obj = make_app(settings_from(ctx))
 
 
 for _command in (stack.up, stack.status, stack.down, simulate.simulate_reject, logs.logs, pattern.pattern,
                  local.local, demo.demo, query.query):
     cli.add_command(_command)
+with_global_options(cli)
 
 
 def main(args: Sequence[str] | None = None, *, session_factory: "SessionFactory | None" = None) -> NoReturn:
@@ -86,7 +92,7 @@ def main(args: Sequence[str] | None = None, *, session_factory: "SessionFactory 
     except FlowwatchError as exc:                 # expected: one clean line (+ hint), its exit code
         _out(made, args).error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
-    except Exception as exc:  # unexpected: type + message; traceback with --debug
+    except Exception as exc:  # unexpected: type + message; traceback with --debug or FLOWWATCH_DEBUG
         _out(made, args).crash(exc)
         sys.exit(1)
 
@@ -97,4 +103,4 @@ def _out(made: list[App], args: Sequence[str] | None) -> Any:
         return made[-1].out
     from flowwatch.console import Output
 
-    return Output(debug="--debug" in (args if args is not None else sys.argv))
+    return Output(debug=debug_requested(list(args if args is not None else sys.argv)))

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from flowwatch.local.process import ServerInfo
     from flowwatch.model import Context
 
-OUTPUTS = ("table", "json", "csv")   # the data formats of --output (global and per query command)
+OUTPUTS = ("table", "json", "csv")   # the data formats of the global --output
 
 
 @dataclass
@@ -35,6 +35,12 @@ class App:
 
             self.output = Output(self.settings.verbosity, self.settings.debug)
         return self.output
+
+    def use(self, settings: Settings) -> None:
+        """The global options as merged so far (an option after the subcommand is parsed after the group)."""
+        self.settings = settings
+        if self.output is not None:
+            self.output.verbosity, self.output.debug = settings.verbosity, settings.debug
 
     def config(self, settings: Settings | None = None) -> "Config":
         """The validated config (exit 2 on anything wrong), before any AWS call."""

@@ -8,26 +8,40 @@ import sys
 import click
 
 from flowwatch.cli.app import App
+from flowwatch.cli.options import FlowwatchGroup
 
 
-@click.group()
+class _PortOption(click.Option):
+    """``--port``, whose help names the effective default (FLOWWATCH_LOCAL_PORT, else 4599), read when shown."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from flowwatch.local.process import default_port
+
+        self.help = f"Port on 127.0.0.1 (default {default_port()}: FLOWWATCH_LOCAL_PORT or 4599; 0 picks a free one)."
+        return super().get_help_record(ctx)
+
+
+@click.group(cls=FlowwatchGroup)
 def local() -> None:
     """The embedded local AWS (moto's server + flowwatch's data plane) on 127.0.0.1."""
 
 
 @local.command("start")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
-              help="Port on 127.0.0.1 (default 4599; 0 picks a free one).")
+@click.option("--port", cls=_PortOption, type=click.IntRange(0, 65535), default=None)
 @click.pass_obj
 def local_start(app: App, port: int | None) -> None:
     """Start the local AWS in the background."""
     from flowwatch.local import process
+    from flowwatch.local.client import LocalError
 
     out = app.out
     info = process.running()
     if info is not None:
-        note = f" (not on port {port}: stop it first)" if port not in (None, 0, info.port) else ""
-        out.info(f"local AWS already running on {info.url} (pid {info.pid}){note}")
+        if port not in (None, 0, info.port):
+            raise LocalError(f"the local AWS is already running on port {info.port} (pid {info.pid}), not on {port}",
+                             hint=f"stop it first (`flowwatch local stop`, its state is lost), then "
+                                  f"`flowwatch local start --port {port}`")
+        out.info(f"local AWS already running on {info.url} (pid {info.pid})")
         return
     with out.working("starting the local AWS..."):
         info, _ = process.start(port)
@@ -62,7 +76,9 @@ def local_status(app: App) -> None:
     if info is None:
         stale = process.read_info()
         out.info("local AWS is not running" + (f" (stale state for pid {stale.pid} ignored)" if stale else ""))
-        out.info("[dim]start it with `flowwatch local start`, or use --local[/dim]")
+        # someone who gave --local (or FLOWWATCH_LOCAL) already knows it: never suggest it back
+        alternative = "" if app.settings.local else ", or use --local on any command (it starts it)"
+        out.info(f"[dim]start it with `flowwatch local start`{alternative}[/dim]")
         sys.exit(1)
     api = LocalApi(info.url)
     health = api.health() or {}

@@ -15,13 +15,15 @@ from typing import Any
 
 import click
 
-from flowwatch.cli.app import OUTPUTS, App
+from flowwatch.cli.app import App
+from flowwatch.cli.options import FlowwatchGroup, with_global_options
 
 _FIXED = ("list", "sql")
 
 
-class _QueryGroup(click.Group):
-    """`list` and `sql` are ordinary commands; the presets are made from their definitions when asked for."""
+class _QueryGroup(FlowwatchGroup):
+    """`list` and `sql` are ordinary commands; the presets are made from their definitions when asked for
+    (so they complete in the shell and an unknown name gets a "did you mean")."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         from flowwatch.query.presets import PRESETS
@@ -34,7 +36,7 @@ class _QueryGroup(click.Group):
         from flowwatch.query.presets import BY_NAME
 
         preset = BY_NAME.get(cmd_name)
-        return _preset_command(preset) if preset else None
+        return with_global_options(_preset_command(preset)) if preset else None
 
 
 @click.group(cls=_QueryGroup)
@@ -53,8 +55,6 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--from", "from_", metavar="TIME", help="Window start, ISO-8601 (UTC unless an offset is given)."),
         click.option("--to", metavar="TIME", help="Window end, ISO-8601 (default: now)."),
         click.option("--limit", type=click.IntRange(min=1), help="At most N rows."),
-        click.option("--output", type=click.Choice(OUTPUTS), default=None,
-                     help="Data format on stdout (default: the global --output)."),
         click.option("--engine", type=click.Choice(["athena", "local"]), default=None,
                      help="athena (default on AWS) or local: DuckDB over the S3 objects, cached "
                           "(default with --local or --source)."),
@@ -77,9 +77,8 @@ def _run(app: App, *, preset: str | None = None, sql: str | None = None, ip: str
     from flowwatch.errors import UsageError
     from flowwatch.query import QueryRequest
 
-    output = options.pop("output") or app.settings.output
-    try:
-        run_query(app, QueryRequest(preset=preset, sql=sql, ip=ip, output=output, **options))
+    try:   # --output is a global option: before or after the command, or FLOWWATCH_OUTPUT
+        run_query(app, QueryRequest(preset=preset, sql=sql, ip=ip, output=app.settings.output, **options))
     except UsageError as exc:
         raise click.UsageError(exc.message + (f" (hint: {exc.hint})" if exc.hint else "")) from None
 
@@ -102,14 +101,13 @@ def run_query(app: App, request: Any) -> None:
 
 
 @query.command("list")
-@click.option("--output", type=click.Choice(OUTPUTS), default=None, help="Data format on stdout.")
 @click.pass_obj
-def list_presets(app: App, output: str | None) -> None:
+def list_presets(app: App) -> None:
     """List the presets: what each shows, the parameters it takes."""
     from flowwatch.query.presets import PRESETS
 
     rows = [(p.name, p.description, " ".join(_usage(param) for param in p.params), p.limit) for p in PRESETS]
-    app.out.data(["preset", "description", "parameters", "default_limit"], rows, output or app.settings.output)
+    app.out.data(["preset", "description", "parameters", "default_limit"], rows, app.settings.output)
 
 
 def _usage(param: Any) -> str:

@@ -121,7 +121,11 @@ def start(port: int | None = None, directory: Path | None = None, *, tick: float
 
 
 def ensure_running(directory: Path | None = None) -> tuple[ServerInfo, bool]:
-    """``--local``: the running server of the state dir, started first if needed; (info, started_now)."""
+    """``--local``: the running server of the state dir, started first if needed; (info, started_now).
+
+    ``started_now`` is True only for the call that started it: ``start`` looks again under the start
+    lock, so of two concurrent ``--local`` commands the one that waited reuses the other's server
+    (and must not say "local AWS started")."""
     info = running(directory)
     if info is not None:
         return info, False
