@@ -189,3 +189,65 @@ def test_local_start_command_prints_where(state, monkeypatch, capsys):
         assert f"local AWS running on {info.url} (pid {info.pid})" in started.err
     finally:
         run_cli(capsys, monkeypatch, "local", "stop")
+
+
+def test_stop_forgets_the_state_and_only_flowwatch_files(state):
+    """`local stop` removes what flowwatch wrote in the state dir (state, log, lock), never anything else."""
+    info, _ = local.start(0, state)
+    (state / "notes.txt").write_text("mine")                         # not flowwatch's: stays
+    (state / "sub").mkdir()
+    assert {"server.json", "server.log", "start.lock"} <= {p.name for p in state.iterdir()}
+    assert local.stop(state) == info
+    assert sorted(p.name for p in state.iterdir()) == ["notes.txt", "sub"]
+    assert not local.pid_alive(info.pid)
+
+
+def test_stop_with_nothing_running_still_removes_stale_files(state):
+    state.mkdir(parents=True)
+    for name in local.STATE_FILES:
+        (state / name).write_text("stale")
+    (state / "server.json").write_text(json.dumps({"pid": os.getpid(), "port": _free_port(), "started": 0}))
+    (state / "keep.json").write_text("{}")
+    assert local.stop(state) is None                                 # this test's pid: never signalled
+    assert [p.name for p in state.iterdir()] == ["keep.json"]
+    assert local.stop(tmp_dir := state / "never-made") is None and not tmp_dir.exists()   # nothing created
+
+
+def test_a_start_waiting_on_a_lock_stop_removed_locks_the_new_file(state):
+    """`stop` unlinks start.lock while holding it. A start already waiting on that file must not take it
+    as the lock once it is free (a newcomer locks the new file): it takes the lock again on the new file."""
+    import fcntl
+    import threading
+
+    state.mkdir(parents=True)
+    lock = state / local.LOCK_FILE
+    order: list[str] = []
+    entered = threading.Event()
+
+    def waiter() -> None:
+        with local._start_lock(state):
+            order.append("waiter in")
+            entered.set()
+
+    with open(lock, "a") as old:                                     # "stop" holds the lock...
+        fcntl.flock(old, fcntl.LOCK_EX)
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        while len([fd for fd in Path("/proc/self/fd").iterdir() if _points_to(fd, lock)]) < 2:
+            pass                                                     # ...the waiter has opened the file
+        lock.unlink()                                                # stop removes it, then
+        with open(lock, "a") as new:                                 # a newcomer takes the new file
+            fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(old, fcntl.LOCK_UN)                          # stop is done
+            entered.wait(0.5)                                        # (no wait at all with the fix)
+            order.append("newcomer out")
+            fcntl.flock(new, fcntl.LOCK_UN)
+    thread.join()
+    assert order == ["newcomer out", "waiter in"]
+
+
+def _points_to(fd: Path, target: Path) -> bool:
+    try:
+        return os.readlink(fd).removesuffix(" (deleted)") == str(target)
+    except OSError:
+        return False
