@@ -95,6 +95,19 @@ def test_down_forgets_only_the_buckets_it_deleted():
     assert lines == [f"removed the query cache of s3://{BUCKET} (312 B)"]
 
 
+def test_down_warns_when_the_cache_cannot_be_removed(monkeypatch):
+    from flowwatch.cli.stack import forget_query_cache
+
+    def denied(self, bucket):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(FileCache, "forget_bucket", denied)
+    warnings: list[str] = []
+    ctx = SimpleNamespace(out=SimpleNamespace(detail=warnings.append, warn=warnings.append))
+    forget_query_cache(ctx, [Change("bucket", "delete", "S3 bucket b", "down", {"kind": "bucket", "name": "b"})])
+    assert len(warnings) == 1 and "Permission denied" in warnings[0] and "cache clear" in warnings[0]
+
+
 @pytest.mark.slow
 def test_down_removes_the_deleted_buckets_cache(tmp_path, capsys, monkeypatch):
     from moto import mock_aws

@@ -69,7 +69,12 @@ def forget_query_cache(ctx: "Context", removed: Sequence["Change"]) -> None:
     cache = local_engine.FileCache(local_engine.cache_root())
     for change in removed:
         if change.step == "bucket" and change.action == "delete" and change.kind == "bucket":
-            freed = cache.forget_bucket(str(change.params["name"]))
+            try:
+                freed = cache.forget_bucket(str(change.params["name"]))
+            except OSError as exc:   # the stack is gone all the same: say so, do not fail the run
+                ctx.out.warn(f"could not remove the query cache of s3://{change.params['name']}: {exc}"
+                             " (`flowwatch cache clear` removes it)")
+                continue
             if freed:
                 ctx.out.detail(f"removed the query cache of s3://{change.params['name']} ({human_bytes(freed)})")
 
