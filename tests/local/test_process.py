@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from flowwatch.polling import Poll
+
 from flowwatch.local import process as local
 from flowwatch.local.client import LocalApi, LocalError
 
@@ -202,3 +204,66 @@ def test_of_two_concurrent_ensure_running_only_one_says_it_started(state, monkey
         assert results[0][0] == results[1][0] and len(_servers_of(state)) == 1
     finally:
         local.stop(state)
+
+
+def test_stop_forgets_the_state_and_only_flowwatch_files(state):
+    """`local stop` removes what flowwatch wrote in the state dir (state, log, lock), never anything else."""
+    info, _ = local.start(0, state)
+    (state / "notes.txt").write_text("mine")                         # not flowwatch's: stays
+    (state / "sub").mkdir()
+    assert {"server.json", "server.log", "start.lock"} <= {p.name for p in state.iterdir()}
+    assert local.stop(state) == info
+    assert sorted(p.name for p in state.iterdir()) == ["notes.txt", "sub"]
+    assert not local.pid_alive(info.pid)
+
+
+def test_stop_with_nothing_running_still_removes_stale_files(state):
+    state.mkdir(parents=True)
+    for name in local.STATE_FILES:
+        (state / name).write_text("stale")
+    (state / "server.json").write_text(json.dumps({"pid": os.getpid(), "port": _free_port(), "started": 0}))
+    (state / "keep.json").write_text("{}")
+    assert local.stop(state) is None                                 # this test's pid: never signalled
+    assert [p.name for p in state.iterdir()] == ["keep.json"]
+    assert local.stop(tmp_dir := state / "never-made") is None and not tmp_dir.exists()   # nothing created
+
+
+def test_a_start_waiting_on_a_lock_stop_removed_locks_the_new_file(state):
+    """`stop` unlinks start.lock while holding it. A start already waiting on that file must not take it
+    as the lock once it is free (a newcomer locks the new file): it takes the lock again on the new file."""
+    import fcntl
+    import threading
+
+    state.mkdir(parents=True)
+    lock = state / local.LOCK_FILE
+    order: list[str] = []
+    entered = threading.Event()
+
+    def waiter() -> None:
+        with local._start_lock(state):
+            order.append("waiter in")
+            entered.set()
+
+    with open(lock, "a") as old:                                     # "stop" holds the lock...
+        fcntl.flock(old, fcntl.LOCK_EX)
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        for _ in Poll(timeout=10, interval=0.001).ticks():           # ...the waiter has opened the file
+            if len([fd for fd in Path("/proc/self/fd").iterdir() if _points_to(fd, lock)]) >= 2:
+                break
+        lock.unlink()                                                # stop removes it, then
+        with open(lock, "a") as new:                                 # a newcomer takes the new file
+            fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(old, fcntl.LOCK_UN)                          # stop is done
+            entered.wait(0.5)                                        # (no wait at all with the fix)
+            order.append("newcomer out")
+            fcntl.flock(new, fcntl.LOCK_UN)
+    thread.join()
+    assert order == ["newcomer out", "waiter in"]
+
+
+def _points_to(fd: Path, target: Path) -> bool:
+    try:
+        return os.readlink(fd).removesuffix(" (deleted)") == str(target)
+    except OSError:
+        return False

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from flowwatch.cli import demo, local, logs, pattern, query, simulate, stack
+from flowwatch.cli import cache, demo, local, logs, pattern, query, simulate, stack
 from flowwatch.cli.app import App
 from flowwatch.cli.options import FlowwatchGroup, debug_requested, settings_from, with_global_options
 from flowwatch.settings import Settings
@@ -58,7 +58,7 @@ def cli(ctx: click.Context) -> None:
 
 
 for _command in (stack.up, stack.status, stack.down, simulate.simulate_reject, logs.logs, pattern.pattern,
-                 local.local, demo.demo, query.query):
+                 local.local, demo.demo, query.query, cache.cache):
     cli.add_command(_command)
 with_global_options(cli)
 

@@ -57,7 +57,26 @@ def down(app: App, yes: bool, keep_data: bool, dry_run: bool) -> None:
 
     ctx = app.context(dry_run=dry_run, keep_data=keep_data, yes=yes)
     ctx.out.heading(f"Removing stack {ctx.stack.name!r} from {ctx.region}{' (dry run)' if dry_run else ''}")
-    engine.down(ctx, confirm=lambda changes: yes or confirm_down(ctx, changes))
+    report = engine.down(ctx, confirm=lambda changes: yes or confirm_down(ctx, changes))
+    if not dry_run:
+        forget_query_cache(ctx, report.changes)
+
+
+def forget_query_cache(ctx: "Context", removed: Sequence["Change"]) -> None:
+    """The local query engine's copies of a bucket this ``down`` deleted: nothing can refresh them now."""
+    from flowwatch.query import human_bytes, local_engine
+
+    cache = local_engine.FileCache(local_engine.cache_root())
+    for change in removed:
+        if change.step == "bucket" and change.action == "delete" and change.kind == "bucket":
+            try:
+                freed = cache.forget_bucket(str(change.params["name"]))
+            except OSError as exc:   # the stack is gone all the same: say so, do not fail the run
+                ctx.out.warn(f"could not remove the query cache of s3://{change.params['name']}: {exc}"
+                             " (`flowwatch cache clear` removes it)")
+                continue
+            if freed:
+                ctx.out.detail(f"removed the query cache of s3://{change.params['name']} ({human_bytes(freed)})")
 
 
 def confirm_down(ctx: "Context", changes: Sequence["Change"]) -> bool:

@@ -10,6 +10,8 @@ long as the process. Files, in the state dir ``$XDG_STATE_HOME/flowwatch/``
 * ``server.log``: the server's output;
 * ``start.lock``: taken while starting, so that two ``--local`` commands start one server.
 
+``stop`` removes these (and only these) once the server is gone: its state is forgotten.
+
 "Running" means: the pid is alive AND ``GET /_flowwatch/health`` on its port answers with that
 pid. ``stop`` sends SIGTERM, waits for the process to exit (SIGKILL after a grace period), and
 only signals a pid that is our server (by the health route or its command line).
@@ -38,6 +40,10 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 4599
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
+LOCK_FILE = "start.lock"
+# Every file flowwatch writes in the state dir (the server writes server.json through server.tmp):
+# what `stop` removes, and nothing else.
+STATE_FILES = (STATE_FILE, Path(STATE_FILE).with_suffix(".tmp").name, LOG_FILE, LOCK_FILE)
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -133,17 +139,24 @@ def ensure_running(directory: Path | None = None) -> tuple[ServerInfo, bool]:
 
 
 def stop(directory: Path | None = None, timeout: float = STOP_TIMEOUT) -> ServerInfo | None:
-    """Stop the server of this state dir and wait until its process is gone; None if none was running."""
+    """Stop the server of this state dir and wait until its process is gone; None if none was running.
+
+    Then the state is forgotten: the files of STATE_FILES are removed (also when nothing was running:
+    stale ones); anything else in the state dir stays, and so does the dir (a start may be making it). Runs
+    under the start lock, so a server another command is starting right now is stopped, not orphaned.
+    """
     directory = directory or state_dir()
-    info = read_info(directory)
-    if info is None:
+    if not directory.is_dir():
         return None
     stopped = None
-    if pid_alive(info.pid) and _is_our_server(info):
-        _terminate(info.pid, timeout)
-        stopped = info
-    with contextlib.suppress(FileNotFoundError):
-        (directory / STATE_FILE).unlink()
+    with _start_lock(directory):
+        info = read_info(directory)
+        if info is not None and pid_alive(info.pid) and _is_our_server(info):
+            _terminate(info.pid, timeout)
+            stopped = info
+        for name in STATE_FILES:   # start.lock last: unlinked while held (see _start_lock)
+            with contextlib.suppress(FileNotFoundError):
+                (directory / name).unlink()
     return stopped
 
 
@@ -201,12 +214,22 @@ def _port_busy(port: int) -> bool:
 def _start_lock(directory: Path) -> Iterator[None]:
     import fcntl
 
-    with open(directory / "start.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    path = directory / LOCK_FILE
+    while True:
+        with open(path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                # `stop` unlinks the lock file while holding it: a lock taken on that old file
+                # excludes no one (a newcomer locks a new file), so take it again on the current one.
+                if os.fstat(fh.fileno()).st_ino != os.stat(path).st_ino:
+                    continue
+            except FileNotFoundError:
+                continue
+            try:
+                yield
+                return
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _log_tail(directory: Path, lines: int = 3) -> str:

@@ -17,6 +17,7 @@ limit keep the whole process under 256 MiB.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -167,6 +168,42 @@ class FileCache:
 
     def parquet_done(self, source: Path, target: Path, malformed: int) -> None:
         _stamp(target).write_text(json.dumps({"source": _file_stamp(source), "malformed": malformed}))
+
+    # -- removal (`down`, `flowwatch cache clear`) ---------------------------------------------------
+    # Only the entries this class and LocalEngine write: the cache root itself may hold anything else.
+    ENTRIES = ("s3", "parquet", "duckdb-tmp")
+
+    def usage(self) -> tuple[int, int]:
+        """(files, bytes) of what flowwatch keeps here: downloads, stamps, Parquet copies, spill."""
+        files = size = 0
+        for entry in self.ENTRIES:
+            for path in _files_under(self.root / entry):
+                files += 1
+                size += path.lstat().st_size
+        return files, size
+
+    def forget_bucket(self, bucket: str) -> int:
+        """Remove the downloads of ``bucket`` and their Parquet copies; the bytes freed (0: none cached)."""
+        if not bucket or "/" in bucket or bucket in (".", ".."):
+            raise FlowwatchError(f"cache: refusing bucket name {bucket!r} (not a plain name)")
+        folder = self.root / "s3" / bucket
+        freed = 0
+        for path in _files_under(folder):
+            if not path.name.endswith((".stamp", ".part")):
+                copy = self.parquet_path(path)
+                freed += _remove(copy) + _remove(_stamp(copy))
+        freed += sum(p.lstat().st_size for p in _files_under(folder))
+        _remove_tree(folder)
+        return freed
+
+    def clear(self) -> int:
+        """Remove everything flowwatch cached here; the bytes freed. The root goes too if left empty."""
+        _, size = self.usage()
+        for entry in self.ENTRIES:
+            _remove_tree(self.root / entry)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
+        return size
 
 
 def list_objects(s3: Any, bucket: str, prefixes: list[str]) -> list[dict[str, Any]]:
@@ -521,6 +558,33 @@ def _widen_pipe(fd: int) -> None:
         fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _CHUNK)
     except OSError:
         pass
+
+
+def _files_under(folder: Path) -> Iterator[Path]:
+    """Every file (or symlink, never followed) below ``folder``; nothing if it does not exist."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        base = Path(dirpath)
+        yield from (base / n for n in filenames)
+        yield from (base / n for n in dirnames if (base / n).is_symlink())
+
+
+def _remove(path: Path) -> int:
+    """Unlink one file; its size, 0 if it was not there."""
+    try:
+        size = path.lstat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
+
+
+def _remove_tree(folder: Path) -> None:
+    import shutil
+
+    if folder.is_symlink():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder)
 
 
 def _stamp(path: Path) -> Path:
