@@ -1,0 +1,56 @@
+"""Messages a user reads: defaults that need no explanation, plan lines, `down` cancelled, simulate and demo
+hints. Each goes through the real entry point (``flowwatch.cli.main``) or the unit that builds the message."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.aws_faults import moto_fixes
+from tests.support.cli import run_cli
+
+
+@pytest.fixture
+def moto_env():
+    from moto import mock_aws
+
+    with mock_aws(), moto_fixes():
+        yield
+
+
+# ---- config: a rule needs only name and match; the namespace is the stack's -----------------------------
+
+def test_a_rule_with_only_name_and_match_gets_its_own_metric_and_the_stacks_namespace():
+    from flowwatch.config import parse_config
+
+    rules = parse_config({"stack": "blue", "alerts": {"rules": [
+        {"name": "rejected-ssh", "match": {"dstport": 22, "action": "REJECT"}},
+        {"name": "any-reject", "pattern": "REJECT"}]}}).alerts.rules
+    assert [(r.metric, r.namespace) for r in rules] == [("Rejected-Ssh", "flowwatch/blue"),
+                                                        ("Any-Reject", "flowwatch/blue")]
+
+
+def test_the_default_rule_of_two_stacks_feeds_two_namespaces():
+    from flowwatch.config import parse_config
+
+    blue, green = (parse_config({"stack": s}).alerts.rules[0] for s in ("blue", "green"))
+    assert (blue.name, blue.metric, blue.namespace) == ("ping-deny", "Ping-Deny", "flowwatch/blue")
+    assert green.namespace == "flowwatch/green"
+
+
+def test_explicit_names_are_kept_as_in_config_example(tmp_path):
+    from pathlib import Path
+
+    from flowwatch.config import load_config
+
+    example = Path(__file__).resolve().parents[2] / "config.example.yaml"
+    (rule,) = load_config(example).alerts.rules
+    assert (rule.metric, rule.namespace) == ("Ping-Deny", "Lab-VPC-Flow-Log-Ping")
+
+
+def test_up_dry_run_shows_the_stacks_namespace(tmp_path, capsys, monkeypatch, moto_env):
+    (tmp_path / "flowwatch.yaml").write_text(
+        "stack: blue\nalerts:\n  rules:\n    - name: rejected-ssh\n      match: {dstport: 22, action: REJECT}\n")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(capsys, monkeypatch, "up", "--dry-run")
+    assert result.code == 0, result.err
+    assert "-> flowwatch/blue/Rejected-Ssh" in result.err
