@@ -54,3 +54,51 @@ def test_up_dry_run_shows_the_stacks_namespace(tmp_path, capsys, monkeypatch, mo
     result = run_cli(capsys, monkeypatch, "up", "--dry-run")
     assert result.code == 0, result.err
     assert "-> flowwatch/blue/Rejected-Ssh" in result.err
+
+
+# ---- down: answering "n" is a choice, not an error -------------------------------------------------------
+
+class _Terminal:
+    """stdin as a terminal that answers ``answer``."""
+
+    def __init__(self, answer: str) -> None:
+        import io
+
+        self._in = io.StringIO(answer)
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self, *args: object) -> str:
+        return self._in.readline(*args)   # type: ignore[arg-type]
+
+    def read(self, *args: object) -> str:
+        return self._in.read(*args)   # type: ignore[arg-type]
+
+
+def test_answering_no_to_down_is_a_neutral_line_and_exit_0(tmp_path, capsys, monkeypatch, moto_env):
+    import sys
+
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/24", TagSpecifications=[{"ResourceType": "vpc", "Tags": [
+        {"Key": "flowwatch:stack", "Value": "test"}, {"Key": "flowwatch:step", "Value": "vpc"}]}])["Vpc"]["VpcId"]
+    (tmp_path / "flowwatch.yaml").write_text("stack: test\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    result = run_cli(capsys, monkeypatch, "down")
+    assert result.code == 0, result.err
+    assert "Proceed?" in result.err and f"vpc {vpc}" in result.err
+    assert result.err.strip().endswith("down cancelled: nothing was removed")   # (a terminal echoes the "n")
+    assert "error" not in result.err
+    assert [v["VpcId"] for v in ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"]] == [vpc]
+
+
+def test_down_cancelled_in_the_engine_is_a_report_not_an_error(ctx):
+    from flowwatch import engine
+
+    ctx.aws.ec2.create_vpc(CidrBlock="10.0.0.0/24", TagSpecifications=[{"ResourceType": "vpc", "Tags": [
+        {"Key": "flowwatch:stack", "Value": ctx.stack.name}, {"Key": "flowwatch:step", "Value": "vpc"}]}])
+    report = engine.down(ctx, confirm=lambda changes: False)
+    assert report.cancelled and report.changed == 0

@@ -57,7 +57,9 @@ def down(app: App, yes: bool, keep_data: bool, dry_run: bool) -> None:
 
     ctx = app.context(dry_run=dry_run, keep_data=keep_data, yes=yes)
     ctx.out.heading(f"Removing stack {ctx.stack.name!r} from {ctx.region}{' (dry run)' if dry_run else ''}")
-    engine.down(ctx, confirm=lambda changes: yes or confirm_down(ctx, changes))
+    report = engine.down(ctx, confirm=lambda changes: yes or confirm_down(ctx, changes))
+    if report.cancelled:
+        ctx.out.info("down cancelled: nothing was removed")
 
 
 def confirm_down(ctx: "Context", changes: Sequence["Change"]) -> bool:
