@@ -102,3 +102,49 @@ def test_down_cancelled_in_the_engine_is_a_report_not_an_error(ctx):
         {"Key": "flowwatch:stack", "Value": ctx.stack.name}, {"Key": "flowwatch:step", "Value": "vpc"}]}])
     report = engine.down(ctx, confirm=lambda changes: False)
     assert report.cancelled and report.changed == 0
+
+
+# ---- plan lines: the verb is the action, the target a noun ---------------------------------------------
+
+def _plan_lines(changes, *, dry_run):
+    import io
+
+    from flowwatch.console import Output
+
+    buf = io.StringIO()
+    Output(stderr=buf, color=False).step("igw", changes, None, dry_run=dry_run)
+    return [" ".join(line.split()) for line in buf.getvalue().splitlines()]
+
+
+def test_igw_targets_are_nouns_after_the_verb():
+    from flowwatch.model import DestroyOptions
+    from flowwatch.steps.igw import IgwSeen, IgwSpec, IgwStep
+
+    step = IgwStep()
+    down = step.plan_destroy(IgwSeen("igw-1", "vpc-1", "rtb-1", "igw-1", vpc_id="vpc-1"), DestroyOptions())
+    assert _plan_lines(down, dry_run=True) == [
+        "- igw would delete route 0.0.0.0/0 -> igw-1 (down)",
+        "- igw would delete attachment of igw-1 to vpc-1 (down)",
+        "- igw would delete internet gateway igw-1 (down)"]
+    detached = step.plan(IgwSpec(True, "vpc-1"), IgwSeen("igw-1", None, "rtb-1", None, vpc_id="vpc-1"))
+    assert _plan_lines(detached[:1], dry_run=False) == ["~ igw update attachment of igw-1 to vpc-1 (detached)"]
+    created = step.plan(IgwSpec(True, "vpc-1"), None)
+    assert _plan_lines(created[:1], dry_run=True) == [
+        "+ igw would create internet gateway, attached to the VPC (not found)"]
+
+
+def test_the_down_prompt_counts_in_words(monkeypatch, capsys):
+    import io
+    import sys
+
+    from flowwatch.cli.stack import confirm_down
+    from flowwatch.console import Output
+    from flowwatch.model import Change
+
+    class Ctx:
+        out = Output(color=False)
+        stack = type("S", (), {"name": "test"})()
+
+    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    assert confirm_down(Ctx(), [Change("vpc", "delete", "vpc vpc-1", "down")]) is False   # type: ignore[arg-type]
+    assert "will remove 1 resource of stack 'test':" in capsys.readouterr().err

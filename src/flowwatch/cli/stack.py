@@ -68,7 +68,7 @@ def confirm_down(ctx: "Context", changes: Sequence["Change"]) -> bool:
 
     if not sys.stdin or not sys.stdin.isatty():
         raise UsageError("down: refusing to delete without confirmation; pass --yes")
-    ctx.out.heading(f"flowwatch down will remove {len(changes)} resource(s) of stack {ctx.stack.name!r}:")
+    ctx.out.heading(f"flowwatch down will remove {len(changes)} resource{'' if len(changes) == 1 else 's'} of stack {ctx.stack.name!r}:")
     for change in changes:
         ctx.out.info(f"  - {change.step:<14} {change.target}")
     return click.confirm("Proceed?", default=False, err=True)
