@@ -287,7 +287,8 @@ class Config(_Model):
     @classmethod
     def _region(cls, v: str) -> str:
         if not REGION_RE.fullmatch(v):
-            raise ValueError(f"{v!r} is not an AWS region{_did_you_mean(v, _known_regions(), cutoff=0.9) or ' (e.g. us-east-1)'}")
+            close = _did_you_mean(v, _known_regions(), cutoff=0.9)
+            raise ValueError(f"{v!r} is not an AWS region{close or ' (e.g. us-east-1)'}")
         return v
 
     @field_validator("names")

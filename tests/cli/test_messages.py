@@ -148,3 +148,38 @@ def test_the_down_prompt_counts_in_words(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
     assert confirm_down(Ctx(), [Change("vpc", "delete", "vpc vpc-1", "down")]) is False   # type: ignore[arg-type]
     assert "will remove 1 resource of stack 'test':" in capsys.readouterr().err
+
+
+# ---- simulate-reject -----------------------------------------------------------------------------------
+
+def test_simulate_before_up_with_local_names_the_exact_command(session):
+    from flowwatch.actions import simulate
+    from flowwatch.errors import FlowwatchError
+    from tests.support.context import make_ctx
+
+    ctx = make_ctx(session)
+    ctx.local = True
+    with pytest.raises(FlowwatchError, match="has no subnet") as err:
+        simulate.simulate(ctx, mode="inject", wait=False)
+    assert err.value.hint == "run `flowwatch --local up` first"
+
+
+@pytest.mark.parametrize(("total", "peak", "local", "said", "hint"), [
+    (0.0, 0.0, False, "reached 0 in one 60 s period (sum 0 over 0 datapoints), below the threshold 1",
+     "no matching record has reached the metric filter yet"),
+    (0.0, 0.0, True, "below the threshold 1, so the alarm had nothing to fire on", "no record matched the metric filter"),
+    (4.0, 2.0, True, "reached 2 in one 60 s period (sum 4 over 2 datapoints), below the threshold 5",
+     "the rule needs 5 matching records in one period"),
+])
+def test_a_timeout_below_the_threshold_says_the_sum_and_the_threshold(session, total, peak, local, said, hint):
+    from flowwatch.actions import simulate
+    from tests.support.context import make_ctx
+
+    ctx = make_ctx(session)
+    ctx.local = local
+    threshold = 1.0 if peak == 0 else 5.0
+    result = simulate.WaitResult("OK", "a", 60.0, 0 if total == 0 else 2, total, peak, threshold, "ns/M", 60)
+    line, why = simulate.timed_out(ctx, result)
+    assert line.startswith("timed out after 60 s: alarm a is OK, not ALARM; its metric ns/M ")
+    assert said in line and why.startswith(hint)
+    assert "evaluates alarms" not in why            # the evaluator is not blamed for data that never came

@@ -280,7 +280,8 @@ def test_a_bad_region_from_the_environment_is_blamed_on_the_variable(tmp_path, c
     monkeypatch.setenv("FLOWWATCH_REGION", "us-east-1x")
     result = run_cli(capsys, monkeypatch, "up")
     assert result.code == 2
-    assert result.err.strip() == "error: FLOWWATCH_REGION: 'us-east-1x' is not an AWS region (did you mean 'us-east-1'?)"
+    assert result.err.strip() == ("error: FLOWWATCH_REGION: 'us-east-1x' is not an AWS region "
+                                  "(did you mean 'us-east-1'?)")
     assert aws_calls == []
 
 
