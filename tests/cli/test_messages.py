@@ -167,7 +167,8 @@ def test_simulate_before_up_with_local_names_the_exact_command(session):
 @pytest.mark.parametrize(("total", "peak", "local", "said", "hint"), [
     (0.0, 0.0, False, "reached 0 in one 60 s period (sum 0 over 0 datapoints), below the threshold 1",
      "no matching record has reached the metric filter yet"),
-    (0.0, 0.0, True, "below the threshold 1, so the alarm had nothing to fire on", "no record matched the metric filter"),
+    (0.0, 0.0, True, "below the threshold 1, so the alarm had nothing to fire on",
+     "no record matched the metric filter"),
     (4.0, 2.0, True, "reached 2 in one 60 s period (sum 4 over 2 datapoints), below the threshold 5",
      "the rule needs 5 matching records in one period"),
 ])
@@ -183,3 +184,76 @@ def test_a_timeout_below_the_threshold_says_the_sum_and_the_threshold(session, t
     assert line.startswith("timed out after 60 s: alarm a is OK, not ALARM; its metric ns/M ")
     assert said in line and why.startswith(hint)
     assert "evaluates alarms" not in why            # the evaluator is not blamed for data that never came
+
+
+# ---- the demo: only commands that work afterwards; a failure names the server log ----------------------
+
+class _LocalApi:
+    def inbox(self):
+        return []
+
+
+@pytest.fixture
+def demo_ctx(session, monkeypatch):
+    """The demo's story on moto, its stages that need a real local AWS replaced (they have tests of their own)."""
+    from flowwatch import engine
+    from flowwatch.actions import demo
+    from tests.support.context import make_ctx
+
+    ctx = make_ctx(session, demo.config())
+    ctx.local, ctx.local_api = True, _LocalApi()   # type: ignore[assignment]
+    monkeypatch.setattr(engine, "up", lambda ctx: None)
+    monkeypatch.setattr(engine, "down", lambda ctx: None)
+    monkeypatch.setattr(demo, "query_rejects", lambda ctx, fmt: None)
+    return ctx
+
+
+def test_the_demo_without_keep_suggests_no_command_of_its_removed_server(demo_ctx, monkeypatch):
+    from flowwatch.actions import demo, simulate
+
+    asked: list[bool] = []
+    monkeypatch.setattr(simulate, "simulate", lambda ctx, **kw: asked.append(kw["suggest"]) or 0)
+    assert demo.story(demo_ctx, keep=False, began=0.0) == 0
+    err = " ".join(demo_ctx.out.err.file.getvalue().split())
+    assert asked == [False]                                      # simulate names no `local inbox` afterwards
+    assert "--local" not in err.split("demo finished")[-1]
+    assert "stack and its temporary local AWS are removed" in err and "`flowwatch demo --keep`" in err
+
+
+def test_the_demo_with_keep_suggests_commands_on_the_server_it_left(demo_ctx, monkeypatch):
+    from flowwatch.actions import demo, simulate
+
+    asked: list[bool] = []
+    monkeypatch.setattr(simulate, "simulate", lambda ctx, **kw: asked.append(kw["suggest"]) or 0)
+    assert demo.story(demo_ctx, keep=True, began=0.0) == 0
+    err = " ".join(demo_ctx.out.err.file.getvalue().split())
+    assert asked == [True]
+    assert "`flowwatch --local local inbox`" in err and "are removed" not in err
+
+
+def test_a_failed_demo_names_the_server_log(demo_ctx, monkeypatch, tmp_path):
+    from flowwatch.actions import demo, simulate
+    from flowwatch.errors import FlowwatchError
+
+    monkeypatch.setattr(simulate, "simulate", lambda ctx, **kw: 1)
+    with pytest.raises(FlowwatchError, match="the alarm did not fire") as err:
+        demo.story(demo_ctx, keep=False, began=0.0, server_log=tmp_path / "server.log")
+    assert err.value.hint is not None and str(tmp_path / "server.log") in err.value.hint
+    assert "-vv" not in err.value.hint
+
+
+@pytest.mark.slow
+def test_a_failed_demo_keeps_the_log_it_names_and_stops_its_server(tmp_path, capsys, monkeypatch):
+    """Through the entry point, with a real server: the alarm "does not fire"; the hint's log file exists."""
+    import tempfile
+    from pathlib import Path
+
+    from flowwatch.actions import simulate
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(simulate, "simulate", lambda ctx, **kw: 1)
+    result = run_cli(capsys, monkeypatch, "demo")
+    assert result.code == 1, result.err
+    (hint,) = [line for line in result.err.splitlines() if line.startswith("hint: ")]
+    log = Path(hint.rsplit(": ", 1)[-1])
+    assert log.name == "server.log" and log.is_file() and tmp_path in log.parents

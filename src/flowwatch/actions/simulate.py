@@ -79,7 +79,8 @@ class WaitResult:
 
 def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeout: float | None = None,
              count: int = 10, clock: Callable[[], float] = time.monotonic,
-             sleep: Callable[[float], None] = time.sleep) -> int:
+             sleep: Callable[[float], None] = time.sleep, suggest: bool = True) -> int:
+    """``suggest``: name follow-up commands (the demo says no when its server is gone afterwards)."""
     if ctx.local and mode == "instance":
         raise UsageError("the local AWS runs no EC2 instance: use --mode inject (the default with --local)")
     mode = mode or ("inject" if ctx.local else "instance")
@@ -114,7 +115,7 @@ def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeou
     if result.state == "ALARM":
         out.info(f"[green]✓[/green] alarm {result.alarm} is in [bold red]ALARM[/bold red] after "
                  f"{result.elapsed:.0f} s ({_n(result.datapoints, 'datapoint')}); it changed state, so its actions "
-                 "were notified" + (" — see `flowwatch --local local inbox`" if ctx.local else ""))
+                 "were notified" + (" — see `flowwatch --local local inbox`" if ctx.local and suggest else ""))
         return 0
     message, hint = timed_out(ctx, result)
     out.error(message, hint)
