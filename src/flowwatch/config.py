@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from flowwatch.errors import ConfigError
 
@@ -131,12 +132,25 @@ class Nacl(_Model):
     deny_icmp_egress: bool | None = None  # default: on, or off when adopting an existing VPC
 
 
+def default_metric(rule_name: str) -> str:
+    """A rule's own metric name: ``ping-deny`` -> ``Ping-Deny`` (the lab's metric for the lab's rule)."""
+    return "-".join(part.capitalize() for part in rule_name.split("-"))
+
+
+def default_namespace(stack: str) -> str:
+    """One namespace per stack, so two stacks never feed each other's alarms (DESIGN.md "Detections")."""
+    return f"flowwatch/{stack}"
+
+
 class AlertRule(_Model):
+    """``metric`` defaults to one of the rule's own (``default_metric``); ``namespace`` to the stack's
+    (``default_namespace``), filled in by ``Config`` (a rule alone does not know its stack)."""
+
     name: str
     match: dict[str, str | int] | None = None
     pattern: str | None = None
-    metric: str
-    namespace: str = "Lab-VPC-Flow-Log-Ping"
+    metric: str = ""
+    namespace: str = "flowwatch"
     threshold: float = 1
     period: int = 60
     evaluation_periods: int = 1
@@ -147,6 +161,13 @@ class AlertRule(_Model):
         if not RULE_NAME_RE.fullmatch(v):
             raise ValueError(f"{v!r}: use 1-40 lowercase letters, digits and '-'")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metric(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("metric") is None and isinstance(data.get("name"), str):
+            data = {**data, "metric": default_metric(data["name"])}
+        return data
 
     @field_validator("metric")
     @classmethod
@@ -206,13 +227,14 @@ class AlertRule(_Model):
         return self
 
 
-LAB_RULE = AlertRule(name="ping-deny", match={"protocol": 1, "action": "REJECT"}, metric="Ping-Deny",
-                     namespace="Lab-VPC-Flow-Log-Ping", threshold=1, period=60, evaluation_periods=1)
+#: The lab's one rule (rejected ICMP, metric Ping-Deny); its namespace is the stack's (``Config`` sets it).
+DEFAULT_RULE = AlertRule(name="ping-deny", match={"protocol": 1, "action": "REJECT"}, threshold=1, period=60,
+                         evaluation_periods=1)
 
 
 class Alerts(_Model):
     email: str | None = None
-    rules: list[AlertRule] = Field(default_factory=lambda: [LAB_RULE])
+    rules: list[AlertRule] = Field(default_factory=lambda: [DEFAULT_RULE])
 
     @field_validator("email")
     @classmethod
@@ -239,8 +261,19 @@ class Config(_Model):
     network: Network = Field(default_factory=Network)
     flow_logs: FlowLogs = Field(default_factory=FlowLogs)
     nacl: Nacl = Field(default_factory=Nacl)
-    alerts: Alerts = Field(default_factory=Alerts)
+    alerts: Alerts = Field(default_factory=Alerts, validate_default=True)
     names: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("alerts")
+    @classmethod
+    def _stack_namespace(cls, v: Alerts, info: ValidationInfo) -> Alerts:
+        """A rule without ``namespace`` (the default rule too) gets the stack's: ``flowwatch/<stack>``."""
+        stack = info.data.get("stack")
+        if stack is None:                      # the stack itself is wrong: that error is reported
+            return v
+        ns = default_namespace(stack)
+        rules = [r if "namespace" in r.model_fields_set else r.model_copy(update={"namespace": ns}) for r in v.rules]
+        return v.model_copy(update={"rules": rules})
 
     @field_validator("stack")
     @classmethod
@@ -254,7 +287,8 @@ class Config(_Model):
     @classmethod
     def _region(cls, v: str) -> str:
         if not REGION_RE.fullmatch(v):
-            raise ValueError(f"{v!r} is not an AWS region name (e.g. us-east-1)")
+            close = _did_you_mean(v, _known_regions(), cutoff=0.9)
+            raise ValueError(f"{v!r} is not an AWS region{close or ' (e.g. us-east-1)'}")
         return v
 
     @field_validator("names")
@@ -282,10 +316,13 @@ class Config(_Model):
     @model_validator(mode="after")
     def _zone(self) -> "Config":
         az = self.network.availability_zone
-        if az is not None and not re.fullmatch(re.escape(self.region) + r"(?:-[a-z]+-\d)?[a-z]", az):
-            raise _FieldError("network.availability_zone", f"{az!r} is not in region {self.region} "
-                              f"(e.g. {self.region}a)")
-        return self
+        if az is None or re.fullmatch(re.escape(self.region) + r"(?:-[a-z]+-\d)?[a-z]", az):
+            return self
+        if REGION_RE.fullmatch(az):
+            other = "" if az == self.region else f", and not this stack's region {self.region}"
+            raise _FieldError("network.availability_zone", f"{az!r} is a region, not an availability zone{other}; "
+                              f"did you mean {self.region}a?")
+        raise _FieldError("network.availability_zone", f"{az!r} is not in region {self.region} (e.g. {self.region}a)")
 
     @model_validator(mode="after")
     def _matches(self) -> "Config":
@@ -331,8 +368,19 @@ class Config(_Model):
         return RecordFormat.parse(self.flow_logs.format)
 
 
-def _did_you_mean(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
+def _known_regions() -> list[str]:
+    """The regions botocore knows (its bundled endpoint data; no AWS call): for "did you mean"."""
+    try:
+        import botocore.session
+
+        session = botocore.session.get_session()
+        return sorted({r for p in session.get_available_partitions() for r in session.get_available_regions("ec2", p)})
+    except Exception:   # noqa: BLE001 (only a suggestion)
+        return []
+
+
+def _did_you_mean(word: str, choices: Any, cutoff: float = 0.6) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -397,20 +445,44 @@ def _describe(err: Any) -> str:
     return f"{path}: {err['msg']}"
 
 
-def parse_config(data: Any, source: str = "config") -> Config:
-    """Validate a mapping (already loaded from YAML) into a Config, or raise one ConfigError line."""
+def parse_config(data: Any, source: str = "config", overrides: dict[str, str] | None = None) -> Config:
+    """Validate a mapping (already loaded from YAML) into a Config, or raise one ConfigError line.
+
+    ``overrides``: the keys a global option set (``{"region": "--region"}``): a bad value there is blamed
+    on the option, not on the file."""
+    overrides = overrides or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level (stack: NAME, ...), got "
                           f"{type(data).__name__}")
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        # pydantic reports every member of a union; keep the most specific line.
-        errors.sort(key=lambda e: (e["type"] not in ("value_error", "extra_forbidden", "missing",
-                                                      "literal_error"), -len(e["loc"])))
-        raise ConfigError(f"{source}: {_describe(errors[0])}",
-                          hint=f"{len(errors) - 1} more problem(s) after this one" if len(errors) > 1 else None)
+        errors = _explained(exc.errors(include_url=False))
+        first = errors[0]
+        line = f"{source}: {_describe(first)}"
+        key = str(first["loc"][0]) if first["loc"] else ""
+        if key in overrides and len(first["loc"]) == 1:
+            line = f"{overrides[key]}: {_describe(first).removeprefix(key + ': ')}"
+        elif "region" in overrides and _describe(first).startswith("network.availability_zone"):
+            line += f" (the region comes from {overrides['region']})"
+        more = len(errors) - 1
+        raise ConfigError(line, hint=f"{more} more problem{'' if more == 1 else 's'} after this one" if more else None)
+
+
+def _explained(errors: list[Any]) -> list[Any]:
+    """The most specific error first: a typo'd key before the missing key it was meant to be (``stak: lab``
+    says "did you mean 'stack'?", not "stack: required key is missing"), which is then not counted again."""
+    # pydantic reports every member of a union; keep the most specific line.
+    errors.sort(key=lambda e: (e["type"] not in ("value_error", "extra_forbidden", "missing", "literal_error"),
+                               e["type"] == "missing", -len(e["loc"])))
+    meant = set()
+    for e in errors:
+        if e["type"] == "extra_forbidden":
+            parent = _model_for(tuple(e["loc"])[:-1])
+            close = difflib.get_close_matches(str(e["loc"][-1]), list(parent.model_fields) if parent else [], n=1)
+            if close:
+                meant.add((*tuple(e["loc"])[:-1], close[0]))
+    return [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in meant)] or errors
 
 
 def _unique_key_loader() -> Any:
@@ -458,8 +530,17 @@ def load_config(path: str | os.PathLike[str] | None, *, stack: str | None = None
     elif required and stack is None:
         raise ConfigError(f"{source}: config file not found",
                           hint="create it (see config.example.yaml), pass --config PATH, or give --stack NAME")
+    overrides: dict[str, str] = {}
     if stack is not None:
         data = {**data, "stack": stack}
+        overrides["stack"] = _option("stack", stack)
     if region is not None:
         data = {**data, "region": region}
-    return parse_config(data, source)
+        overrides["region"] = _option("region", region)
+    return parse_config(data, source, overrides)
+
+
+def _option(key: str, value: str) -> str:
+    """How the user gave a key's value: ``--region``, or ``FLOWWATCH_REGION`` when that variable holds it."""
+    env = f"FLOWWATCH_{key.upper()}"
+    return env if os.environ.get(env) == value else f"--{key}"

@@ -94,10 +94,9 @@ class Output:
             self.err.print(f"  [{color}]{sym}[/{color}] {name:<14} no change   [dim]{what}[/dim]")
             return
         for change in changes:
+            # the verb is the action, the target a noun ("attachment of igw-1 to vpc-2"): "would delete attachment ..."
             sym, color = SYMBOLS[change.action]
-            verb = {"create": "create", "update": "update", "delete": "delete"}[change.action]
-            if dry_run:
-                verb = f"would {verb}"
+            verb = f"would {change.action}" if dry_run else change.action
             self.err.print(f"  [{color}]{sym}[/{color}] {name:<14} {verb:<11} {change.target}"
                            f" [dim]({change.reason})[/dim]")
 

@@ -32,6 +32,7 @@ class Report:
     steps_changed: int = 0
     unchanged: int = 0                                      # steps with nothing to do
     errors: int = 0
+    cancelled: bool = False                                 # ``down``: the user said no; nothing was done
 
     @property
     def changed(self) -> int:
@@ -219,7 +220,8 @@ def plan_down(ctx: Context) -> Plan:
 
 
 def down(ctx: Context, confirm: Callable[[Sequence[Change]], bool] | None = None) -> Report:
-    """Remove everything the stack owns, backwards. ``confirm(changes) -> bool`` may stop it first."""
+    """Remove everything the stack owns, backwards. ``confirm(changes) -> bool`` may stop it first: then nothing
+    is removed and the Report says ``cancelled``."""
     plan = plan_down(ctx)
     if not plan:
         ctx.out.info(f"Nothing to remove: no resource of stack {ctx.stack.name!r} found in {ctx.region}.")
@@ -233,7 +235,7 @@ def down(ctx: Context, confirm: Callable[[Sequence[Change]], bool] | None = None
         _summary(ctx, report, dry_run=True)
         return report
     if confirm is not None and not confirm(plan.changes):
-        raise FlowwatchError("down: cancelled, nothing was removed")
+        return Report(plan, unchanged=len(plan.steps), cancelled=True)     # a choice, not an error: the cli says it
     return execute_down(ctx, plan)
 
 

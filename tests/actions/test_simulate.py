@@ -190,6 +190,46 @@ def test_wait_times_out_with_exit_1_and_explains_the_delay(stack):
     err = ctx.out.err.file.getvalue()
     assert "timed out after 60 s" in err and "is OK, not ALARM" in err
     assert "5-10 minutes" in err
+    # moto evaluates no metric filter: the metric stayed at 0, below the threshold; the line says so
+    assert f"its metric flowwatch/{ctx.stack.name}/Ping-Deny reached 0 in one 60 s period" in err
+    assert "below the threshold 1, so the alarm had nothing to fire on" in err
+
+
+def test_a_timeout_at_the_threshold_blames_the_evaluation_not_the_data(stack):
+    ctx = stack
+    rule = ctx.config.alerts.rules[0]
+    ctx.aws.cloudwatch.put_metric_data(Namespace=rule.namespace, MetricData=[{"MetricName": rule.metric, "Value": 3.0}])
+    fake = FakeTime()
+    assert simulate.simulate(ctx, mode="inject", wait=True, timeout=30, clock=fake.clock, sleep=fake.sleep) == 1
+    err = ctx.out.err.file.getvalue()
+    assert "below the threshold" not in err and "the alarm may still fire" in err
+
+
+def test_an_alarm_already_in_alarm_is_not_said_to_have_notified(stack):
+    ctx = stack
+    alarm = ctx.names.alarm("ping-deny")
+    ctx.aws.cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="earlier run")
+    fake = FakeTime()
+    assert simulate.simulate(ctx, mode="inject", wait=True, timeout=60, clock=fake.clock, sleep=fake.sleep) == 0
+    err = " ".join(ctx.out.err.file.getvalue().split())
+    assert f"alarm {alarm} was already in ALARM before this run" in err
+    assert "no new notification was sent" in err
+    assert "its actions were notified" not in err and "were notified" not in err
+
+
+def test_without_the_nacl_rule_the_pings_are_accepted_and_nothing_waits(session):
+    ctx = make_ctx(session, make_config(nacl={"deny_icmp_egress": False}))
+    engine.up(ctx, only=STACK_STEPS)
+    fake = FakeTime()
+    assert simulate.simulate(ctx, mode="inject", wait=True, count=3, clock=fake.clock, sleep=fake.sleep) == 0
+    assert fake.sleeps == []                                   # no alarm can fire: no wait
+    events = ctx.aws.logs.filter_log_events(logGroupName=ctx.log_group)["events"]
+    records = ctx.config.record_format.parser().parse(e["message"] for e in events).records
+    assert [r.action for r in records] == ["ACCEPT"] * 3       # the truth: no deny rule, the pings pass
+    err = " ".join(ctx.out.err.file.getvalue().split())
+    assert "3 synthetic ACCEPT records -> log group" in err
+    assert "nacl.deny_icmp_egress is false: no NACL rule denies ICMP egress, so these pings are ACCEPTed" in err
+    assert "the alarm will not fire" in err
 
 
 def test_wait_without_alarms_says_run_up(ctx):

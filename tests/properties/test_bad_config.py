@@ -59,7 +59,12 @@ CASES = [
     Bad("az-other-region", {"network": {"availability_zone": "eu-west-1a"}}, "network.availability_zone",
         "is not in region us-east-1 (e.g. us-east-1a)"),
     Bad("az-is-a-region", {"network": {"availability_zone": "us-east-1"}}, "network.availability_zone",
-        "is not in region us-east-1"),
+        "is a region, not an availability zone; did you mean us-east-1a?"),
+    Bad("az-is-another-region", {"network": {"availability_zone": "eu-west-1"}}, "network.availability_zone",
+        "is a region, not an availability zone, and not this stack's region us-east-1; did you mean us-east-1a?"),
+    Bad("az-vs-region-option", {"network": {"availability_zone": "us-east-1a"}}, "network.availability_zone",
+        "is not in region eu-west-1 (e.g. eu-west-1a) (the region comes from --region)",
+        options=("--region", "eu-west-1")),
     Bad("az-not-in-configured-region", {"region": "eu-west-1", "network": {"availability_zone": "us-east-1a"}},
         "network.availability_zone", "(e.g. eu-west-1a)"),
     # --- e-mail ---
@@ -73,6 +78,8 @@ CASES = [
     Bad("unknown-rule-key", {"alerts": {"rules": [{**RULE, "treshold": 2}]}}, "alerts.rules[0].treshold",
         "did you mean 'threshold'?"),
     Bad("unknown-nacl-key", {"nacl": {"deny_icmp": True}}, "nacl.deny_icmp", "did you mean 'deny_icmp_egress'?"),
+    Bad("unknown-key-for-a-required-one", "stak: lab\n", "stak", "unknown key (did you mean 'stack'?)"),
+    Bad("unknown-nested-key", {"flow_logs": {"formt": "v2"}}, "flow_logs.formt", "did you mean 'format'?"),
     Bad("unknown-names-kind", {"names": {"vpcc": "Lab-VPC"}}, "names.vpcc", "did you mean 'vpc'?"),
     # --- wrong types ---
     Bad("cidr-an-integer", {"network": {"vpc_cidr": 10}}, "network.vpc_cidr", "expected a string, got int 10"),
@@ -90,7 +97,7 @@ CASES = [
     Bad("stack-leading-dash", {"stack": "-lab"}, "stack", "starting and ending with a letter or digit"),
     Bad("stack-an-integer", {"stack": 123}, "stack", "expected a string, got int 123"),
     Bad("stack-missing", "region: us-east-1\n", "stack", "required key is missing"),
-    Bad("stack-option-bad", {}, "stack", "use 1-24 lowercase letters", options=("--stack", "My.Stack")),
+    Bad("stack-option-bad", {}, "--stack: 'My.Stack'", "use 1-24 lowercase letters", options=("--stack", "My.Stack")),
     # --- what CloudWatch accepts ---
     Bad("threshold-negative", rule(threshold=-1), "alerts.rules[0].threshold", "must be > 0"),
     Bad("threshold-zero", rule(threshold=0), "alerts.rules[0].threshold", "must be > 0"),
@@ -127,7 +134,10 @@ CASES = [
     Bad("match-and-pattern", rule(pattern="REJECT"), "alerts.rules[0]", "give exactly one of match"),
     # --- other names and enums ---
     Bad("region-malformed", {"region": "us-east"}, "region", "(e.g. us-east-1)"),
-    Bad("region-option-malformed", {}, "region", "is not an AWS region name", options=("--region", "mars")),
+    Bad("region-option-malformed", {}, "--region", "'mars' is not an AWS region (e.g. us-east-1)",
+        options=("--region", "mars")),
+    Bad("region-option-typo", {"region": "us-east-1"}, "--region", "'us-east-1x' is not an AWS region "
+        "(did you mean 'us-east-1'?)", options=("--region", "us-east-1x")),
     Bad("traffic-type", {"flow_logs": {"traffic_type": "DENY"}}, "flow_logs.traffic_type", "'ALL', 'ACCEPT' or 'REJECT'"),
     Bad("s3-file-format", {"flow_logs": {"s3_file_format": "csv"}}, "flow_logs.s3_file_format",
         "'plain-text' or 'parquet'"),
@@ -251,3 +261,32 @@ def test_a_real_process_exits_2_without_traceback(case, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert 1 <= len(lines) <= 2 and lines[0].startswith("error: ") and case.key in lines[0], proc.stderr
+
+
+def test_a_typo_of_a_required_key_is_one_line_naming_the_typo(tmp_path, capsys, monkeypatch, aws_calls):
+    """`stak: lab` is one problem (the typo), not "stack: required key is missing" plus a hint."""
+    (tmp_path / "flowwatch.yaml").write_text("stak: lab\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(capsys, monkeypatch, "up")
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        "error: flowwatch.yaml: stak: unknown key (did you mean 'stack'?); allowed here: stack, region, network, "
+        "flow_logs, nacl, alerts, names"]
+
+
+def test_a_bad_region_from_the_environment_is_blamed_on_the_variable(tmp_path, capsys, monkeypatch, aws_calls):
+    (tmp_path / "flowwatch.yaml").write_text("stack: lab\nregion: us-east-1\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FLOWWATCH_REGION", "us-east-1x")
+    result = run_cli(capsys, monkeypatch, "up")
+    assert result.code == 2
+    assert result.err.strip() == ("error: FLOWWATCH_REGION: 'us-east-1x' is not an AWS region "
+                                  "(did you mean 'us-east-1'?)")
+    assert aws_calls == []
+
+
+def test_more_problems_are_counted_in_words(tmp_path, capsys, monkeypatch, aws_calls):
+    (tmp_path / "flowwatch.yaml").write_text("stack: lab\nregion: x\nnacl: {deny: 1}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(capsys, monkeypatch, "up")
+    assert result.code == 2 and "hint: 1 more problem after this one" in result.err, result.err

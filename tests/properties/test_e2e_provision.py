@@ -66,7 +66,7 @@ def test_up_creates_the_lab_stack(ctx, session):
                                    "protocol=1, packets, bytes, start, end, action=REJECT, log_status]")
     (t,) = mf["metricTransformations"]
     assert (t["metricName"], t["metricNamespace"], t["metricValue"], float(t["defaultValue"])) == (
-        "Ping-Deny", "Lab-VPC-Flow-Log-Ping", "1", 0.0)
+        "Ping-Deny", "flowwatch/test", "1", 0.0)   # the default rule: the stack's namespace
 
     cw = session.client("cloudwatch")
     (alarm,) = cw.describe_alarms(AlarmNamePrefix="flowwatch-test-")["MetricAlarms"]
@@ -74,7 +74,7 @@ def test_up_creates_the_lab_stack(ctx, session):
     assert {k: alarm[k] for k in ("MetricName", "Namespace", "Statistic", "Period", "EvaluationPeriods",
                                   "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions",
                                   "OKActions")} == {
-        "MetricName": "Ping-Deny", "Namespace": "Lab-VPC-Flow-Log-Ping", "Statistic": "Sum", "Period": 60,
+        "MetricName": "Ping-Deny", "Namespace": "flowwatch/test", "Statistic": "Sum", "Period": 60,
         "EvaluationPeriods": 1, "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
         "TreatMissingData": "notBreaching", "AlarmActions": [topic_arn], "OKActions": [topic_arn]}
 

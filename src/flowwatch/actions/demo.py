@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from flowwatch.errors import FlowwatchError
@@ -38,8 +39,9 @@ def config() -> Any:
 
 
 def story(ctx: Context, *, keep: bool, began: float, output: str = "table",
-          clock: Callable[[], float] = time.monotonic) -> int:
-    """Stages 2 to 6 on a Context of the local AWS (``ctx.local_api`` set); stage 1, the server, is the caller's."""
+          clock: Callable[[], float] = time.monotonic, server_log: Path | None = None) -> int:
+    """Stages 2 to 6 on a Context of the local AWS (``ctx.local_api`` set); stage 1, the server, is the caller's.
+    ``server_log``: the server's log, named when the alarm does not fire (the caller keeps it then)."""
     from flowwatch import engine
     from flowwatch.actions import simulate
 
@@ -53,8 +55,10 @@ def story(ctx: Context, *, keep: bool, began: float, output: str = "table",
     stage(out, 3, "flowwatch simulate-reject: a host of the subnet pings 8.8.8.8; the network ACL rejects it "
                    "and the flow logs record REJECT")
     injected = clock()
-    if simulate.simulate(ctx, mode="inject", wait=True, timeout=simulate.LOCAL_TIMEOUT, count=10) != 0:
-        raise FlowwatchError("demo: the alarm did not fire", hint="run `flowwatch demo -vv` and see the server log")
+    if simulate.simulate(ctx, mode="inject", wait=True, timeout=simulate.LOCAL_TIMEOUT, count=10, suggest=keep) != 0:
+        raise FlowwatchError("demo: the alarm did not fire", hint=(
+            f"the local AWS's log says what its data plane delivered and evaluated: {server_log}" if server_log
+            else "see the local AWS's log (`flowwatch local status` names it)"))
     latency = clock() - injected
 
     stage(out, 4, f"The notification: what AWS would have e-mailed to {EMAIL}")
@@ -82,6 +86,9 @@ def story(ctx: Context, *, keep: bool, began: float, output: str = "table",
     out.info(f"[green]✓[/green] demo finished in {clock() - began:.1f} s; the alarm was in ALARM {latency:.1f} s "
              "after the rejected traffic was injected. On AWS: `flowwatch up`, then `flowwatch simulate-reject` "
              "(flow-log delivery takes 5-10 minutes there).")
+    if not keep:
+        out.info("The demo's stack and its temporary local AWS are removed; to explore them afterwards (status, "
+                 "query, the inbox), run `flowwatch demo --keep`.")
     return 0
 
 

@@ -11,8 +11,9 @@ Modes:
   (InstanceInitiatedShutdownBehavior=terminate, so it stops costing by itself). The instance is
   named ``names.instance`` and carries the step tag ``instance``; ``down`` removes it and the
   security group. A traffic instance still pending/running is reused, not doubled.
-* ``inject``: synthetic REJECTed ICMP records in the configured record format
-  (``RecordFormat.synth``) from an address of the subnet to that public address, on a synthetic
+* ``inject``: synthetic REJECTed ICMP records (ACCEPTed ones when ``nacl.deny_icmp_egress`` is false: with no
+  deny rule that is what the pings get; then no alarm fires and the run says so instead of waiting) in the
+  configured record format (``RecordFormat.synth``) from an address of the subnet to that public address, on a synthetic
   ENI of the subnet. On AWS they are written into the stack's log group, one stream per ENI
   (``<eni>-all``, like the flow-log service), so the metric filter sees them at once. On the
   local AWS they are handed to the local flow-log service through ``ctx.local_api.traffic``
@@ -69,21 +70,33 @@ class WaitResult:
     alarm: str
     elapsed: float
     datapoints: int
+    total: float = 0.0         # Sum of the alarm's metric over the datapoints seen
+    peak: float = 0.0          # the largest Sum of one period: what the alarm compares with its threshold
+    threshold: float | None = None
+    metric: str = ""           # "<namespace>/<metric>"
+    period: int = 60
 
 
 def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeout: float | None = None,
              count: int = 10, clock: Callable[[], float] = time.monotonic,
-             sleep: Callable[[float], None] = time.sleep) -> int:
+             sleep: Callable[[float], None] = time.sleep, suggest: bool = True) -> int:
+    """``suggest``: name follow-up commands (the demo says no when its server is gone afterwards)."""
     if ctx.local and mode == "instance":
         raise UsageError("the local AWS runs no EC2 instance: use --mode inject (the default with --local)")
     mode = mode or ("inject" if ctx.local else "instance")
     out = ctx.out
     out.heading(f"simulate-reject ({mode}; not idempotent: every run adds traffic)")
     target = find_target(ctx)
+    action = ping_action(ctx)
+    rules = rules_seeing(ctx, target, action)
+    states = alarm_states(ctx, [ctx.names.alarm(r.name) for r in rules]) if rules else {}
     if mode == "instance":
         launch_instance(ctx, target)
     else:
-        inject(ctx, target, count)
+        inject(ctx, target, count, action)
+    if not rules:
+        out.info(no_alarm_will_fire(ctx, action))
+        return 0
     if not wait:
         out.info("[dim]not waiting (--no-wait); watch the alarm with `flowwatch status`[/dim]")
         return 0
@@ -91,17 +104,88 @@ def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeou
     if not ctx.local:
         out.info(f"[dim]waiting up to {limit // 60:.0f} min: on AWS, flow logs deliver records 5-10 minutes after "
                  "the traffic (aggregation interval + delivery), then the metric filter and alarm react[/dim]")
-    result = wait_for_alarm(ctx, timeout=limit, clock=clock, sleep=sleep, interval=0.5 if ctx.local else 10.0)
+    result = wait_for_alarm(ctx, timeout=limit, clock=clock, sleep=sleep, interval=0.5 if ctx.local else 10.0,
+                            rules=rules)
+    if result.state == "ALARM" and states.get(result.alarm) == "ALARM":
+        out.info(f"[yellow]·[/yellow] alarm {result.alarm} was already in ALARM before this run: its state did not "
+                 "change, so no new notification was sent (alarm actions run on state changes only). It returns "
+                 f"to OK after a period of {result.period} s with no matching record; run simulate-reject again "
+                 "then to see it fire")
+        return 0
     if result.state == "ALARM":
         out.info(f"[green]✓[/green] alarm {result.alarm} is in [bold red]ALARM[/bold red] after "
-                 f"{result.elapsed:.0f} s ({result.datapoints} datapoint(s)); its actions were notified"
-                 + (" — see `flowwatch --local local inbox`" if ctx.local else ""))
+                 f"{result.elapsed:.0f} s ({_n(result.datapoints, 'datapoint')}); it changed state, so its actions "
+                 "were notified" + (" — see `flowwatch --local local inbox`" if ctx.local and suggest else ""))
         return 0
+    message, hint = timed_out(ctx, result)
+    out.error(message, hint)
+    return 1
+
+
+def timed_out(ctx: Context, result: WaitResult) -> tuple[str, str]:
+    """The timeout's line and hint: below the threshold, the alarm had nothing to fire on (say how far off it
+    is); at or above it, the alarm's evaluation (or, on AWS, delivery) is what is late."""
+    head = f"timed out after {result.elapsed:.0f} s: alarm {result.alarm} is {result.state}, not ALARM"
+    if result.threshold is not None and result.peak < result.threshold:
+        head += (f"; its metric {result.metric} reached {result.peak:g} in one {result.period} s period "
+                 f"(sum {result.total:g} over {_n(result.datapoints, 'datapoint')}), below the threshold "
+                 f"{result.threshold:g}, so the alarm had nothing to fire on")
+        if result.total == 0:
+            hint = ("no record matched the metric filter: check `flowwatch --local logs tail --rejects` and the "
+                    "rule's match" if ctx.local else
+                    "no matching record has reached the metric filter yet: flow-log delivery takes 5-10 minutes "
+                    "or more; run `flowwatch status` in a few minutes, or `flowwatch logs tail --rejects`")
+        else:
+            hint = (f"the rule needs {result.threshold:g} matching records in one period: inject more (--count) or "
+                    "lower the rule's threshold")
+        return head, hint
     hint = ("the local data plane evaluates alarms every few seconds: check `flowwatch local status`" if ctx.local
             else "flow-log delivery can take 10 minutes or more; the alarm may still fire: run `flowwatch status` "
                  "in a few minutes")
-    out.error(f"timed out after {result.elapsed:.0f} s: alarm {result.alarm} is {result.state}, not ALARM", hint)
-    return 1
+    return head, hint
+
+
+def ping_action(ctx: Context) -> str:
+    """What a ping to a public address gets: REJECT with the NACL rule denying ICMP egress, else ACCEPT."""
+    return "REJECT" if ctx.config.deny_icmp_egress else "ACCEPT"
+
+
+def rules_seeing(ctx: Context, target: Target, action: str) -> list[Any]:
+    """The alert rules whose metric filter matches the pings this run makes (evaluated offline, as CloudWatch
+    would): only their alarms can fire."""
+    from flowwatch.patterns import compile_pattern
+    from flowwatch.steps.metric_filter import rule_pattern
+
+    _, lines = synth_lines(ctx, target, 1, action=action)
+    return [r for r in ctx.config.alerts.rules if any(compile_pattern(rule_pattern(ctx, r)).matches(line)
+                                                        for line in lines)]
+
+
+def no_alarm_will_fire(ctx: Context, action: str) -> str:
+    if action == "ACCEPT":
+        return ("[yellow]·[/yellow] nacl.deny_icmp_egress is false: no NACL rule denies ICMP egress, so these pings "
+                "are ACCEPTed (the records say so) and no alert rule matches them: the alarm will not fire. Set "
+                "nacl.deny_icmp_egress: true and run `flowwatch up` to see it fire; not waiting")
+    return ("[yellow]·[/yellow] no alert rule matches rejected pings (alerts.rules: "
+            f"{', '.join(r.name for r in ctx.config.alerts.rules)}): no alarm will fire; not waiting")
+
+
+def alarm_states(ctx: Context, names: list[str]) -> dict[str, str]:
+    """The alarms' states before the run (to tell a state change, which notifies, from none)."""
+    try:
+        alarms = ctx.aws.cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
+    except Exception as exc:
+        raise AwsError.from_client_error(exc, step="simulate-reject", operation="DescribeAlarms") from None
+    return {a["AlarmName"]: a["StateValue"] for a in alarms}
+
+
+def up_first(ctx: Context) -> str:
+    """The exact command that builds the stack on this target."""
+    return "run `flowwatch --local up` first" if ctx.local else "run `flowwatch up` first"
+
+
+def _n(count: int, unit: str) -> str:
+    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 # ---- the stack's network -------------------------------------------------------------------
@@ -109,8 +193,7 @@ def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeou
 def find_target(ctx: Context) -> Target:
     subnets = ctx.aws.ec2.describe_subnets(Filters=tag_filters(ctx.stack.name, "subnet"))["Subnets"]
     if not subnets:
-        raise FlowwatchError(f"stack {ctx.stack.name!r} has no subnet in {ctx.region}",
-                             hint="run `flowwatch up` first" + (" with --local" if ctx.local else ""))
+        raise FlowwatchError(f"stack {ctx.stack.name!r} has no subnet in {ctx.region}", hint=up_first(ctx))
     if len(subnets) > 1:
         from flowwatch.errors import AmbiguousStateError
 
@@ -126,27 +209,30 @@ def synthetic_eni(subnet_id: str) -> str:
     return "eni-" + hashlib.sha256(subnet_id.encode()).hexdigest()[:17]
 
 
-def synth_lines(ctx: Context, target: Target, count: int, now: float | None = None) -> tuple[str, list[str]]:
-    """(eni, lines): ``count`` REJECTed pings from the subnet to a public address, in the configured format."""
+def synth_lines(ctx: Context, target: Target, count: int, now: float | None = None,
+                action: str = "REJECT") -> tuple[str, list[str]]:
+    """(eni, lines): ``count`` pings from the subnet to a public address, in the configured format: REJECTed, or
+    ACCEPTed when no NACL rule denies them (``ping_action``)."""
     eni = synthetic_eni(target.subnet_id)
     source = str(ipaddress.IPv4Network(target.cidr)[10])
     end = int(now if now is not None else time.time())
     lines = ctx.config.record_format.synth(
-        account=ctx.account, eni=eni, srcaddr=source, dstaddr=PING_TARGET, protocol=1, action="REJECT",
+        account=ctx.account, eni=eni, srcaddr=source, dstaddr=PING_TARGET, protocol=1,
+        action="ACCEPT" if action == "ACCEPT" else "REJECT",
         start=end - ctx.config.flow_logs.aggregation_seconds, end=end, count=count, vpc_id=target.vpc_id,
         subnet_id=target.subnet_id, region=ctx.region, az_id=target.az_id)
     return eni, lines
 
 
-def inject(ctx: Context, target: Target, count: int) -> None:
-    eni, lines = synth_lines(ctx, target, count)
+def inject(ctx: Context, target: Target, count: int, action: str = "REJECT") -> None:
+    eni, lines = synth_lines(ctx, target, count, action=action)
     if ctx.local_api is not None:
         result = ctx.local_api.traffic(
             region=ctx.region, fields=ctx.config.record_format.fields, lines=lines, eni=eni,
             vpc_id=target.vpc_id, subnet_id=target.subnet_id)
         if not result["deliveries"]:
             raise FlowwatchError(f"no flow log of stack {ctx.stack.name!r} covers {eni}: nothing was delivered",
-                                 hint="run `flowwatch --local up` first")
+                                 hint=up_first(ctx))
         for d in result["deliveries"]:
             where = (f"log group {d['destination']} (stream {', '.join(d['target'])})"
                      if d["destination_type"] == "cloud-watch-logs" else
@@ -154,7 +240,7 @@ def inject(ctx: Context, target: Target, count: int) -> None:
             if d.get("error"):
                 ctx.out.warn(f"flow log {d['flow_log_id']}: {d['error']}")
             else:
-                ctx.out.info(f"  [green]+[/green] {d['records']} REJECT records -> {where}")
+                ctx.out.info(f"  [green]+[/green] {_n(d['records'], action + ' record')} -> {where}")
         return
     logs = ctx.aws.logs
     stream = f"{eni}-all"
@@ -163,7 +249,7 @@ def inject(ctx: Context, target: Target, count: int) -> None:
     except Exception as exc:
         code = error_code(exc)
         if code == "ResourceNotFoundException":
-            raise FlowwatchError(f"log group {ctx.log_group} does not exist", hint="run `flowwatch up` first") from None
+            raise FlowwatchError(f"log group {ctx.log_group} does not exist", hint=up_first(ctx)) from None
         if code != "ResourceAlreadyExistsException":
             raise AwsError.from_client_error(exc, step="simulate-reject", operation="CreateLogStream") from None
     fields = ctx.config.record_format
@@ -176,7 +262,7 @@ def inject(ctx: Context, target: Target, count: int) -> None:
         logs.put_log_events(logGroupName=ctx.log_group, logStreamName=stream, logEvents=events)
     except Exception as exc:
         raise AwsError.from_client_error(exc, step="simulate-reject", operation="PutLogEvents") from None
-    ctx.out.info(f"  [green]+[/green] {len(events)} synthetic REJECT records -> log group {ctx.log_group} "
+    ctx.out.info(f"  [green]+[/green] {_n(len(events), f'synthetic {action} record')} -> log group {ctx.log_group} "
                  f"(stream {stream})")
 
 
@@ -243,39 +329,45 @@ def ensure_security_group(ctx: Context, vpc_id: str) -> str:
 
 def wait_for_alarm(ctx: Context, *, timeout: float, clock: Callable[[], float] = time.monotonic,
                    sleep: Callable[[float], None] = time.sleep, interval: float = 10.0,
-                   now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> WaitResult:
+                   now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                   rules: list[Any] | None = None) -> WaitResult:
     """Poll the stack's alarms until one is in ALARM or ``timeout`` seconds passed (same code on AWS
     and locally). The live line shows the state, the datapoints of the alarm's metric since the
     wait began, and the elapsed time."""
     cw = ctx.aws.cloudwatch
-    names = [ctx.names.alarm(rule.name) for rule in ctx.config.alerts.rules]
+    names = [ctx.names.alarm(rule.name) for rule in (ctx.config.alerts.rules if rules is None else rules)]
     since = now() - timedelta(minutes=5)
     state, alarm_name, points, elapsed = "?", names[0], 0, 0.0
+    total, peak, alarm = 0.0, 0.0, {}
     poll = Poll(timeout, interval=interval, max_interval=interval, sleep=sleep, clock=clock)
     with ctx.out.live() as update:
         for elapsed in poll.ticks():
             alarms = cw.describe_alarms(AlarmNames=names)["MetricAlarms"]
             if not alarms:
                 raise FlowwatchError(f"stack {ctx.stack.name!r} has no alarm ({', '.join(names)})",
-                                     hint="run `flowwatch up` first" + (" with --local" if ctx.local else ""))
+                                     hint=up_first(ctx))
             firing = [a for a in alarms if a["StateValue"] == "ALARM"]
             alarm = firing[0] if firing else alarms[0]
             state, alarm_name = alarm["StateValue"], alarm["AlarmName"]
-            points, total = _datapoints(cw, alarm, since, now())
+            points, total, peak = _datapoints(cw, alarm, since, now())
             color = {"ALARM": "bold red", "OK": "green"}.get(state, "yellow")
             update(f"  alarm {alarm_name}: [{color}]{state}[/{color}]   datapoints: {points} (sum {total:g})   "
                    f"elapsed: {int(elapsed) // 60}:{int(elapsed) % 60:02d}")
             if state == "ALARM":
                 break
-    return WaitResult(state, alarm_name, elapsed, points)
+    metric = f"{alarm.get('Namespace')}/{alarm.get('MetricName')}" if alarm.get("MetricName") else ""
+    return WaitResult(state, alarm_name, elapsed, points, total, peak, alarm.get("Threshold"), metric,
+                      int(alarm.get("Period") or 60))
 
 
-def _datapoints(cw: Any, alarm: dict[str, Any], since: datetime, until: datetime) -> tuple[int, float]:
+def _datapoints(cw: Any, alarm: dict[str, Any], since: datetime, until: datetime) -> tuple[int, float, float]:
+    """(datapoints, their total Sum, the largest Sum of one period) of the alarm's metric."""
     if not alarm.get("MetricName"):
-        return 0, 0.0
+        return 0, 0.0, 0.0
     period = int(alarm.get("Period") or 60)
     resp = cw.get_metric_statistics(Namespace=alarm["Namespace"], MetricName=alarm["MetricName"],
                                     Dimensions=alarm.get("Dimensions") or [], StartTime=since,
                                     EndTime=until + timedelta(seconds=period), Period=period, Statistics=["Sum"])
     points = resp["Datapoints"]
-    return len(points), sum(p.get("Sum", 0.0) for p in points)
+    sums = [p.get("Sum", 0.0) for p in points]
+    return len(points), sum(sums), max(sums, default=0.0)

@@ -33,6 +33,7 @@ def run_demo(app: App, *, keep: bool = False) -> int:
     work = Path(tempfile.mkdtemp(prefix="flowwatch-demo-"))
     directory = process.state_dir() if keep else work / "state"
     info = None
+    failed = True                   # until the story returns 0; a failure keeps the server log (its error names it)
     try:
         out.heading("flowwatch demo: VPC flow logs -> metric filter -> alarm -> e-mail -> SQL, with no AWS account")
         story.stage(out, 1, "Start an embedded local AWS (moto + flowwatch's data plane), on 127.0.0.1 only")
@@ -43,8 +44,12 @@ def run_demo(app: App, *, keep: bool = False) -> int:
         on_server = Settings(stack=story.STACK, endpoint_url=info.url, local=True, output=settings.output,
                              verbosity=settings.verbosity, debug=settings.debug)
         ctx = app.context(settings=on_server, config=story.config())
-        return story.story(ctx, keep=keep, began=began, output=settings.output)
+        code = story.story(ctx, keep=keep, began=began, output=settings.output,
+                           server_log=directory / process.LOG_FILE)
+        failed = code != 0
+        return code
     finally:
         if not keep and info is not None:
             process.stop(directory)
-        shutil.rmtree(work, ignore_errors=True)
+        if not (failed and not keep and (directory / process.LOG_FILE).exists()):
+            shutil.rmtree(work, ignore_errors=True)

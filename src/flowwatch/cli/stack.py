@@ -58,7 +58,9 @@ def down(app: App, yes: bool, keep_data: bool, dry_run: bool) -> None:
     ctx = app.context(dry_run=dry_run, keep_data=keep_data, yes=yes)
     ctx.out.heading(f"Removing stack {ctx.stack.name!r} from {ctx.region}{' (dry run)' if dry_run else ''}")
     report = engine.down(ctx, confirm=lambda changes: yes or confirm_down(ctx, changes))
-    if not dry_run:
+    if report.cancelled:
+        ctx.out.info("down cancelled: nothing was removed")
+    if not dry_run and not report.cancelled:
         forget_query_cache(ctx, report.changes)
 
 
@@ -85,7 +87,7 @@ def confirm_down(ctx: "Context", changes: Sequence["Change"]) -> bool:
 
     if not sys.stdin or not sys.stdin.isatty():
         raise UsageError("down: refusing to delete without confirmation; pass --yes")
-    ctx.out.heading(f"flowwatch down will remove {len(changes)} resource(s) of stack {ctx.stack.name!r}:")
+    ctx.out.heading(f"flowwatch down will remove {len(changes)} resource{'' if len(changes) == 1 else 's'} of stack {ctx.stack.name!r}:")
     for change in changes:
         ctx.out.info(f"  - {change.step:<14} {change.target}")
     return click.confirm("Proceed?", default=False, err=True)

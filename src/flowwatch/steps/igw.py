@@ -82,13 +82,13 @@ class IgwStep:
                                      f"{DEFAULT_ROUTE} to {have.route_target}, which is not the stack's",
                                      hint="remove that route, or adopt the VPC with network.vpc_id")
             # the route's gateway is the one the first change creates (the engine hands it on as ``before``)
-            return [Change(self.name, "create", "internet gateway, attached", reason="not found",
+            return [Change(self.name, "create", "internet gateway, attached to the VPC", reason="not found",
                            params={"kind": "igw"}, spec=want),
                     Change(self.name, "create", f"route {DEFAULT_ROUTE} -> internet gateway", reason="not found",
                            params={"kind": "route"}, spec=want)]
         changes = []
         if have.attached_to is None:
-            changes.append(Change(self.name, "update", f"attach {have.id}", reason="detached",
+            changes.append(Change(self.name, "update", f"attachment of {have.id} to {have.vpc_id}", reason="detached",
                                   params={"kind": "attach", "igw_id": have.id}, spec=want))
         if have.route_target is None:
             changes.append(Change(self.name, "create", f"route {DEFAULT_ROUTE} -> {have.id}", reason="not found",
@@ -152,7 +152,7 @@ class IgwStep:
             changes.append(Change(self.name, "delete", f"route {DEFAULT_ROUTE} -> {have.id}", reason="down",
                                   params={"kind": "route", "table": have.route_table_id}))
         if have.attached_to:
-            changes.append(Change(self.name, "delete", f"detach {have.id} from {have.attached_to}", reason="down",
+            changes.append(Change(self.name, "delete", f"attachment of {have.id} to {have.attached_to}", reason="down",
                                   params={"kind": "detach", "igw_id": have.id, "vpc_id": have.attached_to}))
         changes.append(Change(self.name, "delete", f"internet gateway {have.id}", reason="down",
                               params={"kind": "igw", "igw_id": have.id}))
