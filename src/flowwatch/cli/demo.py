@@ -50,6 +50,6 @@ def run_demo(app: App, *, keep: bool = False) -> int:
         return code
     finally:
         if not keep and info is not None:
-            process.stop(directory)
+            process.stop(directory, keep_log=failed)
         if not (failed and not keep and (directory / process.LOG_FILE).exists()):
             shutil.rmtree(work, ignore_errors=True)

@@ -138,12 +138,13 @@ def ensure_running(directory: Path | None = None) -> tuple[ServerInfo, bool]:
     return start(None, directory)
 
 
-def stop(directory: Path | None = None, timeout: float = STOP_TIMEOUT) -> ServerInfo | None:
+def stop(directory: Path | None = None, timeout: float = STOP_TIMEOUT, *, keep_log: bool = False) -> ServerInfo | None:
     """Stop the server of this state dir and wait until its process is gone; None if none was running.
 
     Then the state is forgotten: the files of STATE_FILES are removed (also when nothing was running:
-    stale ones); anything else in the state dir stays, and so does the dir (a start may be making it). Runs
-    under the start lock, so a server another command is starting right now is stopped, not orphaned.
+    stale ones), the server log too unless ``keep_log`` (a failed demo names it); anything else in the
+    state dir stays, and so does the dir (a start may be making it). Runs under the start lock, so a
+    server another command is starting right now is stopped, not orphaned.
     """
     directory = directory or state_dir()
     if not directory.is_dir():
@@ -155,6 +156,8 @@ def stop(directory: Path | None = None, timeout: float = STOP_TIMEOUT) -> Server
             _terminate(info.pid, timeout)
             stopped = info
         for name in STATE_FILES:   # start.lock last: unlinked while held (see _start_lock)
+            if keep_log and name == LOG_FILE:
+                continue
             with contextlib.suppress(FileNotFoundError):
                 (directory / name).unlink()
     return stopped
