@@ -17,3 +17,4 @@ class Settings:
     output: str = "table"
     verbosity: int = 0
     debug: bool = False
+    wide: bool = False          # --wide: tables with every column in full (wt13-opts adds the option)

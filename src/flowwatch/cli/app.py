@@ -33,7 +33,7 @@ class App:
         if self.output is None:
             from flowwatch.console import Output
 
-            self.output = Output(self.settings.verbosity, self.settings.debug)
+            self.output = Output(self.settings.verbosity, self.settings.debug, wide=self.settings.wide)
         return self.output
 
     def config(self, settings: Settings | None = None) -> "Config":
