@@ -301,8 +301,8 @@ def cut(text: str, width: int) -> str:
 def table_layout(columns: Sequence[Any], rows: Sequence[Sequence[Any]], width: int | None) -> TableLayout:
     """Which columns, how wide, with which cell text, for a table at most ``width`` characters wide (None:
     every column in full). A column whose every value is an identifier, address, number or time keeps its
-    full width or is dropped; the other (free-text) columns are cut first, down to TEXT_MIN; then the
-    rightmost columns are dropped (the first one never is)."""
+    full width or is dropped; the other (free-text) columns are cut first, down to TEXT_MIN; then columns are
+    dropped: the LOW_PRIORITY ones, then the rightmost (the first column stays)."""
     from rich.cells import cell_len
 
     names = [str(c) for c in columns]
@@ -321,7 +321,7 @@ def table_layout(columns: Sequence[Any], rows: Sequence[Sequence[Any]], width: i
             if excess <= sum(natural[i] - floor[i] for i in keep) or len(keep) == 1:
                 widths = _shrink({i: natural[i] for i in keep}, floor, excess)
                 break
-            droppable = [i for i in keep[1:] if names[i] in LOW_PRIORITY]
+            droppable = [i for i in keep if names[i] in LOW_PRIORITY]
             keep.remove(min(droppable, key=lambda i: LOW_PRIORITY.index(names[i])) if droppable else keep[-1])
     shown = tuple(TableColumn(names[i], widths[i], numeric[i]) for i in keep)
     cells = tuple(tuple(_cut_cell(r, i, widths[i]) for i in keep) for r in texts)

@@ -73,25 +73,35 @@ class WaitResult:
 
 def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeout: float | None = None,
              count: int = 10, clock: Callable[[], float] = time.monotonic,
-             sleep: Callable[[float], None] = time.sleep) -> int:
+             sleep: Callable[[float], None] = time.sleep, output: str = "table") -> int:
+    """Exit code: 0 when the alarm fired (or not waiting), 1 at the timeout. ``output="json"``: also what was
+    done as one JSON object on stdout (README.md "JSON output")."""
     if ctx.local and mode == "instance":
         raise UsageError("the local AWS runs no EC2 instance: use --mode inject (the default with --local)")
     mode = mode or ("inject" if ctx.local else "instance")
     out = ctx.out
     out.heading(f"simulate-reject ({mode}; not idempotent: every run adds traffic)")
     target = find_target(ctx)
+    done: dict[str, Any] = {"mode": mode, "stack": ctx.stack.name, "region": ctx.region, "vpc_id": target.vpc_id,
+                            "subnet_id": target.subnet_id, "instance_id": None, "injected": None,
+                            "waited": wait, "alarm": None, "state": None, "elapsed_s": None, "datapoints": None}
     if mode == "instance":
-        launch_instance(ctx, target)
+        done["instance_id"] = launch_instance(ctx, target)
     else:
-        inject(ctx, target, count)
+        done["injected"] = inject(ctx, target, count)
     if not wait:
         out.info("[dim]not waiting (--no-wait); watch the alarm with `flowwatch status`[/dim]")
+        if output == "json":
+            out.json(done)
         return 0
     limit = timeout or (LOCAL_TIMEOUT if ctx.local else AWS_TIMEOUT)
     if not ctx.local:
         out.info(f"[dim]waiting up to {limit // 60:.0f} min: on AWS, flow logs deliver records 5-10 minutes after "
                  "the traffic (aggregation interval + delivery), then the metric filter and alarm react[/dim]")
     result = wait_for_alarm(ctx, timeout=limit, clock=clock, sleep=sleep, interval=0.5 if ctx.local else 10.0)
+    if output == "json":
+        out.json({**done, "alarm": result.alarm, "state": result.state, "elapsed_s": round(result.elapsed, 1),
+                  "datapoints": result.datapoints})
     if result.state == "ALARM":
         out.info(f"[green]✓[/green] alarm {result.alarm} is in [bold red]ALARM[/bold red] after "
                  f"{result.elapsed:.0f} s ({result.datapoints} datapoint(s)); its actions were notified"
@@ -138,8 +148,10 @@ def synth_lines(ctx: Context, target: Target, count: int, now: float | None = No
     return eni, lines
 
 
-def inject(ctx: Context, target: Target, count: int) -> None:
+def inject(ctx: Context, target: Target, count: int) -> dict[str, Any]:
+    """Write ``count`` synthetic REJECT records; returns what was written where (the JSON of simulate-reject)."""
     eni, lines = synth_lines(ctx, target, count)
+    written: list[dict[str, Any]] = []
     if ctx.local_api is not None:
         result = ctx.local_api.traffic(
             region=ctx.region, fields=ctx.config.record_format.fields, lines=lines, eni=eni,
@@ -155,7 +167,9 @@ def inject(ctx: Context, target: Target, count: int) -> None:
                 ctx.out.warn(f"flow log {d['flow_log_id']}: {d['error']}")
             else:
                 ctx.out.info(f"  [green]+[/green] {d['records']} REJECT records -> {where}")
-        return
+            written.append({"flow_log_id": d.get("flow_log_id"), "destination_type": d["destination_type"],
+                            "destination": d["destination"], "records": d.get("records", 0), "error": d.get("error")})
+        return {"eni": eni, "records": len(lines), "deliveries": written}
     logs = ctx.aws.logs
     stream = f"{eni}-all"
     try:
@@ -178,6 +192,9 @@ def inject(ctx: Context, target: Target, count: int) -> None:
         raise AwsError.from_client_error(exc, step="simulate-reject", operation="PutLogEvents") from None
     ctx.out.info(f"  [green]+[/green] {len(events)} synthetic REJECT records -> log group {ctx.log_group} "
                  f"(stream {stream})")
+    return {"eni": eni, "records": len(events), "deliveries": [
+        {"flow_log_id": None, "destination_type": "cloud-watch-logs", "destination": ctx.log_group,
+         "records": len(events), "error": None}]}
 
 
 # ---- instance --------------------------------------------------------------------------------
