@@ -317,7 +317,8 @@ def table_layout(columns: Sequence[Any], rows: Sequence[Sequence[Any]], width: i
     if width is not None:
         while True:
             excess = table_width([natural[i] for i in keep]) - width
-            floor = {i: natural[i] if fixed[i] else min(natural[i], max(TEXT_MIN, cell_len(names[i]))) for i in keep}
+            floor = {i: natural[i] if fixed[i] else max(min(natural[i], max(TEXT_MIN, cell_len(names[i]))),
+                                                        *(_leading_id(v) for v in values[i])) for i in keep}
             if excess <= sum(natural[i] - floor[i] for i in keep) or len(keep) == 1:
                 widths = _shrink({i: natural[i] for i in keep}, floor, excess)
                 break
@@ -334,16 +335,22 @@ def _cut_cell(row: Sequence[str | None], i: int, width: int) -> str | None:
     return None if value is None else cut(value, width)
 
 
+def _leading_id(text: str) -> int:
+    """The width a cell needs so that the id it starts with stays whole ("vpc-0a1b... (10.0.0.0/24)"): 0 if none."""
+    word = text.split(" ", 1)[0].strip(",;:()")
+    if not _WORD_ID.match(word):
+        return 0
+    return len(word) + (1 if len(text) > len(word) else 0)
+
+
 def _shrink(widths: dict[int, int], floor: dict[int, int], excess: int) -> dict[int, int]:
-    """Take ``excess`` characters off the widest free-text columns first, none below its floor."""
+    """Take ``excess`` characters off the free-text columns, the rightmost first, none below its floor."""
     widths = dict(widths)
-    while excess > 0:
-        room = [i for i in widths if widths[i] > floor[i]]
-        if not room:
-            break
-        widest = max(room, key=lambda i: widths[i])
-        widths[widest] -= 1
-        excess -= 1
+    for i in sorted(widths, reverse=True):
+        take = min(excess, widths[i] - floor[i])
+        if take > 0:
+            widths[i] -= take
+            excess -= take
     return widths
 
 

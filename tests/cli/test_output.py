@@ -85,6 +85,13 @@ def test_free_text_is_cut_at_a_word_never_inside_an_id():
     assert cut("short", 12) == "short"
 
 
+def test_an_id_that_starts_a_free_text_cell_keeps_its_width():
+    rows = [["subnet", "found", "subnet-0123456789abcdef0 (10.0.0.0/26 in us-east-1a)", "x " * 40]]
+    layout = table_layout(["step", "state", "found", "detail"], rows, 60)
+    found = layout.rows[0][2]
+    assert found is not None and found.startswith("subnet-0123456789abcdef0") and layout.total <= 60
+
+
 def test_status_like_table_at_80_columns():
     out, err = io.StringIO(), io.StringIO()
     output = Output(stdout=out, stderr=err, color=False)
