@@ -69,7 +69,8 @@ def tail(ctx: Context, *, since: str, window: timedelta, follow: bool, pattern_t
                 else:
                     unparsed += 1
             else:
-                ctx.out.rich(render(fmt, record, event, width=ctx.out.out.width) if record else event["message"])
+                width = None if ctx.out.wide else ctx.out.out.width
+                ctx.out.rich(render(fmt, record, event, width=width) if record else event["message"])
             shown += 1
             start_ms = max(start_ms, event["timestamp"])
             if limit and shown >= limit:
