@@ -272,3 +272,15 @@ def test_simulate_logs_tail_and_down_json(stack, capsys, monkeypatch):
     report = json.loads(down.out)
     assert report["command"] == "down" and report["counts"]["changes"] == len(report["changes"]) > 0
     assert {c["action"] for c in report["changes"]} == {"delete"}
+
+
+def test_every_step_reports_no_ids_for_nothing_and_the_ids_it_saw():
+    from flowwatch.steps import ALL_STEPS
+    from flowwatch.steps.flow_logs import FlowLogSeen, FlowLogsSeen, FlowLogsStep
+    from flowwatch.steps.vpc import VpcSeen, VpcStep
+
+    assert all(dict(step.status(None).ids) == {} for step in ALL_STEPS)
+    assert VpcStep().status(VpcSeen("vpc-0a1b2c3d", "10.0.0.0/24")).ids == {"vpc": "vpc-0a1b2c3d"}
+    cwl = FlowLogSeen("fl-0123", "cloud-watch-logs", "arn:aws:logs:...", "${version}", "ALL", 60, {}, None,
+                      "SUCCESS", None)
+    assert FlowLogsStep().status(FlowLogsSeen(cwl=cwl)).ids == {"cloud-watch-logs": "fl-0123"}
