@@ -38,9 +38,13 @@ class Output:
             # piped or captured: rich would assume 80 columns and fold every table row; a table is only as
             # wide as its content anyway
             self.out.width = PIPE_WIDTH
-        #: every column in full (--wide, or stdout is not a terminal); else tables fit the terminal's width
-        self.wide = wide or not self.out.is_terminal
+        self.wide = wide            # --wide: every column in full (as when stdout is not a terminal)
         self._stdout = stdout or sys.stdout
+
+    @property
+    def full_width(self) -> bool:
+        """Data shown in full (--wide, or stdout is not a terminal); else tables fit the terminal's width."""
+        return self.wide or not self.out.is_terminal
 
     # ---- progress (stderr) ----
     def info(self, message: str) -> None:
@@ -116,19 +120,19 @@ class Output:
             self.table(columns, rows, title=title)
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
-        """Rows as a rich table on stdout. Wide (``self.wide``): every column in full. Otherwise the table
+        """Rows as a rich table on stdout. ``full_width``: every column in full. Otherwise the table
         fits the terminal: free-text columns are cut (at a word, with an ellipsis), then the least important
         columns (the rightmost) are dropped; identifiers, addresses, numbers and times are never cut or folded."""
         from rich.table import Table
 
-        layout = table_layout(columns, rows, None if self.wide else self.out.width)
+        layout = table_layout(columns, rows, None if self.full_width else self.out.width)
         table = Table(title=title, show_lines=False, header_style="bold")
         for col in layout.columns:
             table.add_column(col.name, no_wrap=True, width=col.width, overflow="ellipsis",
                              justify="right" if col.numeric else "left")
         for cells in layout.rows:
             table.add_row(*[self._cell(col.name, text) for col, text in zip(layout.columns, cells)])
-        if self.wide:
+        if self.full_width:
             width = self.out.width
             self.out.width = max(width, layout.total)     # as wide as its content, never squeezed
             try:

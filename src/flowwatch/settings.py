@@ -15,6 +15,6 @@ class Settings:
     endpoint_url: str | None = None
     local: bool = False
     output: str = "table"
+    wide: bool = False          # tables: every column, nothing cut (--wide, FLOWWATCH_WIDE)
     verbosity: int = 0
     debug: bool = False
-    wide: bool = False          # --wide: tables with every column in full (wt13-opts adds the option)

@@ -69,7 +69,7 @@ def tail(ctx: Context, *, since: str, window: timedelta, follow: bool, pattern_t
                 else:
                     unparsed += 1
             else:
-                width = None if ctx.out.wide else ctx.out.out.width
+                width = None if ctx.out.full_width else ctx.out.out.width
                 ctx.out.rich(render(fmt, record, event, width=width) if record else event["message"])
             shown += 1
             start_ms = max(start_ms, event["timestamp"])
