@@ -11,8 +11,10 @@ import contextlib
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 PIPE_WIDTH = 200
@@ -23,7 +25,7 @@ SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", 
 
 class Output:
     def __init__(self, verbosity: int = 0, debug: bool = False, *, stderr: Any = None, stdout: Any = None,
-                 color: bool | None = None) -> None:
+                 color: bool | None = None, wide: bool = False) -> None:
         from rich.console import Console
 
         self.verbosity = verbosity
@@ -36,7 +38,13 @@ class Output:
             # piped or captured: rich would assume 80 columns and fold every table row; a table is only as
             # wide as its content anyway
             self.out.width = PIPE_WIDTH
+        self.wide = wide            # --wide: every column in full (as when stdout is not a terminal)
         self._stdout = stdout or sys.stdout
+
+    @property
+    def full_width(self) -> bool:
+        """Data shown in full (--wide, or stdout is not a terminal); else tables fit the terminal's width."""
+        return self.wide or not self.out.is_terminal
 
     # ---- progress (stderr) ----
     def info(self, message: str) -> None:
@@ -120,26 +128,58 @@ class Output:
             self._stdout.write(buf.getvalue())
             self._stdout.flush()
         else:
-            from rich.table import Table
+            self.table(columns, rows, title=title)
 
-            table = Table(title=title, show_lines=False, header_style="bold")
-            for col in columns:
-                table.add_column(str(col), overflow="fold")
-            for row in rows:
-                table.add_row(*[self._cell(col, v) for col, v in zip(columns, row)])
+    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+        """Rows as a rich table on stdout. ``full_width``: every column in full. Otherwise the table
+        fits the terminal: free-text columns are cut (at a word, with an ellipsis), then the least important
+        columns (the rightmost) are dropped; identifiers, addresses, numbers and times are never cut or folded."""
+        from rich.table import Table
+
+        layout = table_layout(columns, rows, None if self.full_width else self.out.width)
+        table = Table(title=title, show_lines=False, header_style="bold")
+        for col in layout.columns:
+            table.add_column(col.name, no_wrap=True, width=col.width, overflow="ellipsis",
+                             justify="right" if col.numeric else "left")
+        for cells in layout.rows:
+            table.add_row(*[self._cell(col.name, text) for col, text in zip(layout.columns, cells)])
+        if self.full_width:
+            width = self.out.width
+            self.out.width = max(width, layout.total)     # as wide as its content, never squeezed
+            try:
+                self.out.print(table, crop=False)
+            finally:
+                self.out.width = width
+        else:
             self.out.print(table)
+        if layout.hidden:
+            self.err.print(f"[dim]columns not shown at {self.out.width} columns: {', '.join(layout.hidden)}"
+                           " (--wide shows every column)[/dim]")
 
     @staticmethod
-    def _cell(column: Any, value: Any) -> str:
+    def _cell(column: Any, value: str | None) -> Any:
+        from rich.text import Text
+
         if value is None:
-            return "[dim]-[/dim]"
-        text = str(value).replace("[", r"\[")
-        if column == "action" and text == "REJECT":
-            return "[bold red]REJECT[/bold red]"
-        return text
+            return Text("-", style="dim")
+        if column == "action" and value == "REJECT":
+            return Text(value, style="bold red")
+        return Text(value)
 
     def json(self, value: Any) -> None:
         self._stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+        self._stdout.flush()
+
+    def json_line(self, value: Any) -> None:
+        """One JSON object on one line of stdout (a stream of records: JSON Lines)."""
+        self._stdout.write(json.dumps(value, default=str) + "\n")
+        self._stdout.flush()
+
+    def csv_row(self, values: Sequence[Any]) -> None:
+        """One CSV row on stdout (a header, or a record of a stream); None as an empty field."""
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(["" if v is None else v for v in values])
+        self._stdout.write(buf.getvalue())
         self._stdout.flush()
 
     def text(self, line: str) -> None:
@@ -208,6 +248,125 @@ class Output:
             self.err.print_exception(show_locals=False)
         else:
             self.error(f"{type(exc).__name__}: {exc}", hint="run again with --debug for the traceback")
+
+
+# ---- table layout (pure: what ``Output.table`` shows at a given width) ----
+#: values that are never cut or folded: resource ids and ARNs, IP addresses and CIDRs, numbers, times
+_ID = re.compile(r"^(?:(?:vpc|subnet|igw|acl|eni|fl|sg|i|rtb|ami|vol|nat|pl|eigw|tgw)-[0-9a-f]{4,}"
+                 r"|arn:\S+|\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?(?::\d+)?|[0-9a-fA-F:]*::?[0-9a-fA-F:.]+(?:/\d+)?"
+                 r"|-?\d+(?:\.\d+)?|\d{4}-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d)?)?)$")
+_WORD_ID = re.compile(r"^(?:[a-z]+-[0-9a-f]{4,}|arn:.*|[\d.:/]+\d)$")
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
+TIME_COLUMNS = ("start", "end")      # epoch seconds in a flow-log record: shown as UTC times in tables
+#: dropped first when a table does not fit (then the rightmost column): the record's less telling fields
+LOW_PRIORITY = ("interface_id", "account_id", "version", "log_status", "date", "dt", "end", "srcport")
+TEXT_MIN = 12                        # a free-text column is cut down to no fewer characters than this
+ELLIPSIS = "…"
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    name: str
+    width: int
+    numeric: bool = False
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    columns: tuple[TableColumn, ...]
+    rows: tuple[tuple[str | None, ...], ...]     # cells as text (None: no value), already cut to width
+    hidden: tuple[str, ...] = ()                # columns dropped to fit the width
+    total: int = 0                               # the table's width in characters, borders included
+
+
+def table_width(widths: Sequence[int]) -> int:
+    """The width of a rich table (default box, padding 1) with these column widths: borders and padding."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def cell_text(column: str, value: Any) -> str | None:
+    """A value as a table shows it: epoch seconds in ``start``/``end`` as ``YYYY-MM-DD HH:MM:SS`` (UTC), one line."""
+    if value is None:
+        return None
+    if column in TIME_COLUMNS and not isinstance(value, bool):
+        epoch = value if isinstance(value, (int, float)) else int(value) if str(value).isdigit() else None
+        if epoch is not None and 10**8 <= epoch < 10**11:
+            from datetime import datetime, timezone
+
+            return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return " ".join(str(value).split()) if "\n" in str(value) else str(value)
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells: whole if it fits, else cut at a word (so an id in it stays whole)
+    with an ellipsis; cut mid-word only when no word boundary is in the second half."""
+    from rich.cells import cell_len, set_cell_size
+
+    if cell_len(text) <= width:
+        return text
+    room = width - 1
+    head = set_cell_size(text, room)
+    start = head.rfind(" ") + 1
+    word = text[start:].split(" ", 1)[0].strip(",;:()")
+    if 0 < start and _WORD_ID.match(word) and len(word) > len(head) - start:   # never half an id
+        head = head[:start]
+    return head.rstrip(" ,;:(") + ELLIPSIS
+
+
+def table_layout(columns: Sequence[Any], rows: Sequence[Sequence[Any]], width: int | None) -> TableLayout:
+    """Which columns, how wide, with which cell text, for a table at most ``width`` characters wide (None:
+    every column in full). A column whose every value is an identifier, address, number or time keeps its
+    full width or is dropped; the other (free-text) columns are cut first, down to TEXT_MIN; then columns are
+    dropped: the LOW_PRIORITY ones, then the rightmost (the first column stays)."""
+    from rich.cells import cell_len
+
+    names = [str(c) for c in columns]
+    texts = [[cell_text(n, v) for n, v in zip(names, row)] for row in rows]
+    values: list[list[str]] = [[v for r in texts if i < len(r) and (v := r[i]) is not None]
+                               for i in range(len(names))]
+    natural = [max([cell_len(n), 1, *(cell_len(v) for v in vals)]) for n, vals in zip(names, values)]
+    fixed = [all(_ID.match(v) for v in vals) for vals in values]
+    numeric = [bool(vals) and all(_NUMBER.match(v) for v in vals) for vals in values]
+    keep = list(range(len(names)))
+    widths = dict(enumerate(natural))
+    if width is not None:
+        while True:
+            excess = table_width([natural[i] for i in keep]) - width
+            floor = {i: natural[i] if fixed[i] else max(min(natural[i], max(TEXT_MIN, cell_len(names[i]))),
+                                                        *(_leading_id(v) for v in values[i])) for i in keep}
+            if excess <= sum(natural[i] - floor[i] for i in keep) or len(keep) == 1:
+                widths = _shrink({i: natural[i] for i in keep}, floor, excess)
+                break
+            droppable = [i for i in keep if names[i] in LOW_PRIORITY]
+            keep.remove(min(droppable, key=lambda i: LOW_PRIORITY.index(names[i])) if droppable else keep[-1])
+    shown = tuple(TableColumn(names[i], widths[i], numeric[i]) for i in keep)
+    cells = tuple(tuple(_cut_cell(r, i, widths[i]) for i in keep) for r in texts)
+    hidden = tuple(names[i] for i in range(len(names)) if i not in keep)
+    return TableLayout(shown, cells, hidden, table_width([c.width for c in shown]))
+
+
+def _cut_cell(row: Sequence[str | None], i: int, width: int) -> str | None:
+    value = row[i] if i < len(row) else None
+    return None if value is None else cut(value, width)
+
+
+def _leading_id(text: str) -> int:
+    """The width a cell needs so that the id it starts with stays whole ("vpc-0a1b... (10.0.0.0/24)"): 0 if none."""
+    word = text.split(" ", 1)[0].strip(",;:()")
+    if not _WORD_ID.match(word):
+        return 0
+    return len(word) + (1 if len(text) > len(word) else 0)
+
+
+def _shrink(widths: dict[int, int], floor: dict[int, int], excess: int) -> dict[int, int]:
+    """Take ``excess`` characters off the free-text columns, the rightmost first, none below its floor."""
+    widths = dict(widths)
+    for i in sorted(widths, reverse=True):
+        take = min(excess, widths[i] - floor[i])
+        if take > 0:
+            widths[i] -= take
+            excess -= take
+    return widths
 
 
 def _count(n: int, unit: str) -> str:

@@ -39,6 +39,18 @@ class Report:
         """How many changes were applied (dry run: planned). 0: nothing to do."""
         return len(self.changes)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The report as plain data (``up``/``down`` ``--output json``; README.md "JSON output")."""
+        def change(c: Change) -> dict[str, str]:
+            return {"step": c.step, "action": c.action, "target": c.target, "reason": c.reason}
+
+        return {"dry_run": self.plan.dry_run,
+                "steps": [{"step": sp.step, "found": sp.found, "changes": [change(c) for c in sp.changes]}
+                          for sp in self.plan.steps],
+                "changes": [change(c) for c in self.changes],
+                "counts": {"steps_changed": self.steps_changed, "steps_unchanged": self.unchanged,
+                           "changes": self.changed, "errors": self.errors}}
+
 
 def _steps(only: Sequence[str] | None = None) -> list[Step[Any, Any]]:
     from flowwatch.steps import STEPS

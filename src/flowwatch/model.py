@@ -140,6 +140,7 @@ class StatusDetail:
     subscriptions: tuple[SubscriptionState, ...] | None = None
     pending_subscriptions: int = 0
     notes: tuple[str, ...] = ()
+    ids: Mapping[str, str] = field(default_factory=dict)   # what was found, by kind: {"vpc": "vpc-0a1b..."}
 
 
 @dataclass

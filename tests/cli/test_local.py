@@ -42,7 +42,7 @@ def test_the_lab_story_on_the_local_aws(server, tmp_path, capsys, monkeypatch):
     status = run_cli(capsys, monkeypatch, "--local", "--output", "json", "status")
     assert status.code == 0, status.err
     steps = {s["step"]: s for s in json.loads(status.out)["steps"]}
-    assert steps["alarm"]["flowwatch-local-cli-ping-deny"]["state"] == "ALARM"
+    assert {a["name"]: a["state"] for a in steps["alarm"]["alarms"]}["flowwatch-local-cli-ping-deny"] == "ALARM"
     assert steps["metric Ping-Deny"]["state"] == "found"
     assert steps["inbox (local)"]["notifications"] >= 1
 
@@ -54,6 +54,9 @@ def test_the_lab_story_on_the_local_aws(server, tmp_path, capsys, monkeypatch):
     inbox = run_cli(capsys, monkeypatch, "--output", "json", "local", "inbox")
     messages = json.loads(inbox.out)
     assert any(m["subject"].startswith("ALARM") and "ops@example.com" in m["recipients"] for m in messages)
+    as_csv = run_cli(capsys, monkeypatch, "--output", "csv", "local", "inbox").out
+    assert as_csv.splitlines()[0] == "time,topic_arn,subject,recipients,body"
+    assert json.loads(run_cli(capsys, monkeypatch, "--output", "json", "local", "status").out)["messages"] >= 1
 
     down = run_cli(capsys, monkeypatch, "--local", "down", "--yes")
     assert down.code == 0, down.err

@@ -35,14 +35,19 @@ def pattern_for(fmt: Any, *, rejects: bool, pattern_text: str | None) -> tuple[s
 
 
 def tail(ctx: Context, *, since: str, window: timedelta, follow: bool, pattern_text: str | None, pattern: Any,
-         limit: int | None, poll: Poll | None = None, max_polls: int | None = None) -> int:
+         limit: int | None, poll: Poll | None = None, max_polls: int | None = None, output: str = "table") -> int:
     """Print the records of the last ``window`` (``since`` is its text, for messages); with ``follow``
     poll again every FOLLOW_INTERVAL s (``poll`` overrides it: tests pass a fake sleep) and show only
-    records not shown yet."""
+    records not shown yet. ``output``: ``table`` one compact line per record; ``json`` one JSON object per
+    line (the record's parsed fields and ``message``, the raw line); ``csv`` the record's fields, one header."""
     from flowwatch.errors import aws_errors
 
     fmt = ctx.config.record_format
     parser = fmt.parser()
+    columns = [c for c, _ in _fields(fmt)]
+    if output == "csv":
+        ctx.out.csv_row(columns)
+    unparsed = 0
     start_ms = int((time.time() - window.total_seconds()) * 1000)
     seen_ids: set[str] = set()
     shown = 0
@@ -55,13 +60,25 @@ def tail(ctx: Context, *, since: str, window: timedelta, follow: bool, pattern_t
                 continue
             seen_ids.add(event["eventId"])
             record = parser.parse_line(event["message"])
-            ctx.out.rich(render(fmt, record, event) if record else event["message"])
+            if output == "json":
+                fields = record._asdict() if record else dict.fromkeys(columns)
+                ctx.out.json_line({**fields, "message": event["message"]})
+            elif output == "csv":
+                if record:
+                    ctx.out.csv_row(list(record._asdict().values()))
+                else:
+                    unparsed += 1
+            else:
+                width = None if ctx.out.full_width else ctx.out.out.width
+                ctx.out.rich(render(fmt, record, event, width=width) if record else event["message"])
             shown += 1
             start_ms = max(start_ms, event["timestamp"])
             if limit and shown >= limit:
                 return 0
         if not follow or (max_polls is not None and polls >= max_polls):
             break
+    if unparsed:
+        ctx.out.warn(f"{unparsed} event(s) are not records of the configured format: not in the CSV")
     if not shown:
         ctx.out.info(f"no flow-log records in {ctx.log_group} for the last {since}"
                      f"{' matching the pattern' if pattern_text else ''}")
@@ -76,8 +93,17 @@ def _events(logs: Any, group: str, start_ms: int, pattern_text: str | None) -> I
         yield from page.get("events", [])
 
 
-def render(fmt: Any, record: Any, event: dict[str, Any]) -> Any:
-    """One record as a rich Text line: time, interface, src:port -> dst:port, protocol, volume, action."""
+def _fields(fmt: Any) -> list[tuple[str, Any]]:
+    """The parsed record's fields (names as the parser gives them), from one parsed sample."""
+    record = fmt.parser().parse_line(" ".join("-" for _ in fmt.fields))
+    return list(record._asdict().items()) if record else [(f.replace("-", "_"), None) for f in fmt.fields]
+
+
+def render(fmt: Any, record: Any, event: dict[str, Any], width: int | None = None) -> Any:
+    """One record as a compact rich Text line: time, interface, src:port -> dst:port, protocol, volume, action.
+    Within ``width`` (a terminal's; None: everything) it gives up, in this order, the alignment of the
+    addresses, the interface id (shortened, then left out), the volume (compact, then left out), the date;
+    an address is never cut."""
     from rich.text import Text
 
     get = record._asdict().get
@@ -87,11 +113,47 @@ def render(fmt: Any, record: Any, event: dict[str, Any]) -> Any:
     src = f"{get('srcaddr') or '-'}" + (f":{get('srcport')}" if get("srcport") else "")
     dst = f"{get('dstaddr') or '-'}" + (f":{get('dstport')}" if get("dstport") else "")
     action = get("action") or get("log_status") or "-"
+    iface = str(get("interface_id") or "-")
+    packets, size = get("packets") or 0, get("bytes") or 0
+    # each part: its renderings, longest first; "" leaves the part out
+    options = {
+        "time": [f"{when:%Y-%m-%d %H:%M:%S}", f"{when:%H:%M:%S}"],
+        "iface": [iface, *_short_ids(iface), ""],
+        "flow": [f"{src:>15} -> {dst:<15}", f"{src} -> {dst}"],
+        "proto": [f"{name:<4}", name],
+        "volume": [f"{packets} pkt {size} B", f"{packets}p {_compact(size)}", ""],
+        "action": [action],
+    }
+    styles = {"time": "dim", "proto": "cyan", "volume": "dim",
+              "action": "bold red" if action == "REJECT" else "green" if action == "ACCEPT" else "yellow"}
+    chosen = dict.fromkeys(options, 0)
+
+    def line() -> list[tuple[str, str]]:
+        return [(options[k][i], k) for k, i in chosen.items() if options[k][i]]
+
+    for part in ("flow", "proto", "iface", "iface", "iface", "volume", "volume", "time"):
+        if width is None or len(" ".join(t for t, _ in line())) <= width:
+            break
+        chosen[part] = min(chosen[part] + 1, len(options[part]) - 1)
     text = Text()
-    text.append(f"{when:%Y-%m-%d %H:%M:%S} ", style="dim")
-    text.append(f"{get('interface_id') or '-':<22} ")
-    text.append(f"{src:>21} -> {dst:<21} ")
-    text.append(f"{name:<6} ", style="cyan")
-    text.append(f"{get('packets') or 0:>5} pkt {get('bytes') or 0:>8} B ", style="dim")
-    text.append(action, style="bold red" if action == "REJECT" else "green" if action == "ACCEPT" else "yellow")
+    for i, (part, key) in enumerate(line()):
+        if i:
+            text.append(" ")
+        text.append(part, style=styles.get(key))
     return text
+
+
+def _short_ids(ident: str) -> list[str]:
+    """An id shortened to its kind and last digits ("eni-…4e5f67890", "eni-…67890"); none if already short."""
+    kind, sep, digits = ident.partition("-")
+    return [f"{kind}-…{digits[-n:]}" for n in (9, 5) if sep and len(digits) > n]
+
+
+def _compact(n: int) -> str:
+    """Bytes in three digits or fewer: 84B, 84K, 12M."""
+    value = float(n)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1000:
+            return f"{value:.0f}{unit}"
+        value /= 1000
+    return f"{value:.0f}T"

@@ -32,19 +32,26 @@ def read_lines(source: IO[str]) -> list[str]:
     return [line.rstrip("\n") for line in source if line.strip()]
 
 
-def match_lines(out: Output, pattern: Any, pattern_text: str, lines: list[str], *, ctx: Context | None = None) -> int:
+def match_lines(out: Output, pattern: Any, pattern_text: str, lines: list[str], *, ctx: Context | None = None,
+                output: str = "table") -> int:
     """Print the matching lines (with their fields at -v); evaluated by flowwatch's engine, or with a
-    Context by CloudWatch Logs TestMetricFilter. Exit code: 0 if any matched, 1 if none."""
+    Context by CloudWatch Logs TestMetricFilter. Exit code: 0 if any matched, 1 if none. ``output="json"``:
+    one JSON object (the pattern, who evaluated it, counts, each matched line with its extracted fields)."""
     if ctx is not None:
         matches = remote_matches(ctx, pattern_text, lines)
     else:
         matches = [(line, pattern.extract(line)) for line in lines]
         matches = [(line, fields) for line, fields in matches if fields is not None]
-    for line, fields in matches:
+    where = "CloudWatch Logs TestMetricFilter" if ctx is not None else f"flowwatch's engine ({pattern.kind} pattern)"
+    if output == "json":
+        out.json({"pattern": pattern_text, "kind": pattern.kind,
+                  "engine": "TestMetricFilter" if ctx is not None else "flowwatch",
+                  "lines": len(lines), "matched": len(matches),
+                  "matches": [{"line": line, "fields": fields or {}} for line, fields in matches]})
+    for line, fields in matches if output != "json" else ():
         out.text(line)
         if fields and out.verbosity >= 1:
             out.text("    " + "  ".join(f"{k}={v}" for k, v in fields.items()))
-    where = "CloudWatch Logs TestMetricFilter" if ctx is not None else f"flowwatch's engine ({pattern.kind} pattern)"
     out.info(f"{len(matches)} of {len(lines)} line(s) matched, evaluated by {where}")
     return 0 if matches else 1
 

@@ -79,8 +79,10 @@ class WaitResult:
 
 def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeout: float | None = None,
              count: int = 10, clock: Callable[[], float] = time.monotonic,
-             sleep: Callable[[float], None] = time.sleep, suggest: bool = True) -> int:
-    """``suggest``: name follow-up commands (the demo says no when its server is gone afterwards)."""
+             sleep: Callable[[float], None] = time.sleep, suggest: bool = True, output: str = "table") -> int:
+    """Exit code: 0 when the alarm fired (or not waiting, or no alarm can fire), 1 at the timeout.
+    ``suggest``: name follow-up commands (the demo says no when its server is gone afterwards).
+    ``output="json"``: also what was done as one JSON object on stdout (README.md "JSON output")."""
     if ctx.local and mode == "instance":
         raise UsageError("the local AWS runs no EC2 instance: use --mode inject (the default with --local)")
     mode = mode or ("inject" if ctx.local else "instance")
@@ -90,15 +92,23 @@ def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeou
     action = ping_action(ctx)
     rules = rules_seeing(ctx, target, action)
     states = alarm_states(ctx, [ctx.names.alarm(r.name) for r in rules]) if rules else {}
+    done: dict[str, Any] = {"mode": mode, "stack": ctx.stack.name, "region": ctx.region, "vpc_id": target.vpc_id,
+                            "subnet_id": target.subnet_id, "instance_id": None, "action": action, "injected": None,
+                            "waited": wait and bool(rules), "alarm": None, "state": None, "elapsed_s": None,
+                            "datapoints": None}
     if mode == "instance":
-        launch_instance(ctx, target)
+        done["instance_id"] = launch_instance(ctx, target)
     else:
-        inject(ctx, target, count, action)
+        done["injected"] = inject(ctx, target, count, action)
     if not rules:
         out.info(no_alarm_will_fire(ctx, action))
+        if output == "json":
+            out.json(done)
         return 0
     if not wait:
         out.info("[dim]not waiting (--no-wait); watch the alarm with `flowwatch status`[/dim]")
+        if output == "json":
+            out.json(done)
         return 0
     limit = timeout or (LOCAL_TIMEOUT if ctx.local else AWS_TIMEOUT)
     if not ctx.local:
@@ -106,6 +116,9 @@ def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeou
                  "the traffic (aggregation interval + delivery), then the metric filter and alarm react[/dim]")
     result = wait_for_alarm(ctx, timeout=limit, clock=clock, sleep=sleep, interval=0.5 if ctx.local else 10.0,
                             rules=rules)
+    if output == "json":
+        out.json({**done, "alarm": result.alarm, "state": result.state, "elapsed_s": round(result.elapsed, 1),
+                  "datapoints": result.datapoints})
     if result.state == "ALARM" and states.get(result.alarm) == "ALARM":
         out.info(f"[yellow]·[/yellow] alarm {result.alarm} was already in ALARM before this run: its state did not "
                  "change, so no new notification was sent (alarm actions run on state changes only). It returns "
@@ -224,8 +237,11 @@ def synth_lines(ctx: Context, target: Target, count: int, now: float | None = No
     return eni, lines
 
 
-def inject(ctx: Context, target: Target, count: int, action: str = "REJECT") -> None:
+def inject(ctx: Context, target: Target, count: int, action: str = "REJECT") -> dict[str, Any]:
+    """Write ``count`` synthetic records of the pings (``action``: what the NACL does to them); returns what
+    was written where (the JSON of simulate-reject)."""
     eni, lines = synth_lines(ctx, target, count, action=action)
+    written: list[dict[str, Any]] = []
     if ctx.local_api is not None:
         result = ctx.local_api.traffic(
             region=ctx.region, fields=ctx.config.record_format.fields, lines=lines, eni=eni,
@@ -241,7 +257,9 @@ def inject(ctx: Context, target: Target, count: int, action: str = "REJECT") -> 
                 ctx.out.warn(f"flow log {d['flow_log_id']}: {d['error']}")
             else:
                 ctx.out.info(f"  [green]+[/green] {_n(d['records'], action + ' record')} -> {where}")
-        return
+            written.append({"flow_log_id": d.get("flow_log_id"), "destination_type": d["destination_type"],
+                            "destination": d["destination"], "records": d.get("records", 0), "error": d.get("error")})
+        return {"eni": eni, "records": len(lines), "deliveries": written}
     logs = ctx.aws.logs
     stream = f"{eni}-all"
     try:
@@ -264,6 +282,9 @@ def inject(ctx: Context, target: Target, count: int, action: str = "REJECT") -> 
         raise AwsError.from_client_error(exc, step="simulate-reject", operation="PutLogEvents") from None
     ctx.out.info(f"  [green]+[/green] {_n(len(events), f'synthetic {action} record')} -> log group {ctx.log_group} "
                  f"(stream {stream})")
+    return {"eni": eni, "records": len(events), "deliveries": [
+        {"flow_log_id": None, "destination_type": "cloud-watch-logs", "destination": ctx.log_group,
+         "records": len(events), "error": None}]}
 
 
 # ---- instance --------------------------------------------------------------------------------

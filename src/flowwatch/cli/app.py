@@ -33,7 +33,7 @@ class App:
         if self.output is None:
             from flowwatch.console import Output
 
-            self.output = Output(self.settings.verbosity, self.settings.debug)
+            self.output = Output(self.settings.verbosity, self.settings.debug, wide=self.settings.wide)
         return self.output
 
     def use(self, settings: Settings) -> None:
@@ -41,6 +41,7 @@ class App:
         self.settings = settings
         if self.output is not None:
             self.output.verbosity, self.output.debug = settings.verbosity, settings.debug
+            self.output.wide = settings.wide
 
     def config(self, settings: Settings | None = None) -> "Config":
         """The validated config (exit 2 on anything wrong), before any AWS call."""

@@ -106,6 +106,11 @@ def local_inbox(app: App) -> None:
     if app.settings.output == "json":
         app.out.json(messages)
         return
+    if app.settings.output == "csv":
+        columns = ["time", "topic_arn", "subject", "recipients", "body"]
+        app.out.data(columns, [[m.get("time"), m.get("topic_arn"), m.get("subject"),
+                                " ".join(m.get("recipients") or ()), m.get("body")] for m in messages], "csv")
+        return
     if not messages:
         app.out.info("no notification yet (alarm state changes published to SNS topics show up here)")
         return

@@ -21,7 +21,8 @@ def logs() -> None:
 @click.pass_obj
 def logs_tail(app: App, since: str, follow: bool, rejects: bool, pattern_text: str | None,
               limit: int | None) -> None:
-    """Print flow-log records, parsed and coloured (REJECT stands out)."""
+    """Print flow-log records, parsed and coloured (REJECT stands out); --output json: one JSON object
+    per record, --output csv: the record's fields."""
     from flowwatch.actions import logs as logs_action
     from flowwatch.timewindow import parse_duration
 
@@ -31,4 +32,4 @@ def logs_tail(app: App, since: str, follow: bool, rejects: bool, pattern_text: s
     config = app.config()
     pattern_text, pattern = logs_action.pattern_for(config.record_format, rejects=rejects, pattern_text=pattern_text)
     logs_action.tail(app.context(config=config), since=since, window=window, follow=follow,
-                     pattern_text=pattern_text, pattern=pattern, limit=limit)
+                     pattern_text=pattern_text, pattern=pattern, limit=limit, output=app.settings.output)

@@ -26,4 +26,4 @@ def pattern_test(app: App, pattern_text: str, source, remote: bool) -> None:
     compiled = action.compile_or_fail(pattern_text)             # invalid: exit 2, before any AWS call
     lines = action.read_lines(source)
     ctx = app.context() if remote else None
-    sys.exit(action.match_lines(app.out, compiled, pattern_text, lines, ctx=ctx))
+    sys.exit(action.match_lines(app.out, compiled, pattern_text, lines, ctx=ctx, output=app.settings.output))

@@ -22,4 +22,5 @@ def simulate_reject(app: App, mode: str | None, wait: bool, timeout: int | None,
     """Make forbidden (denied ICMP) traffic happen and watch the alarm fire. Not idempotent: each run adds traffic."""
     from flowwatch.actions import simulate
 
-    sys.exit(simulate.simulate(app.context(), mode=mode, wait=wait, timeout=timeout, count=count))
+    sys.exit(simulate.simulate(app.context(), mode=mode, wait=wait, timeout=timeout, count=count,
+                               output=app.settings.output))

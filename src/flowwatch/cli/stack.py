@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,13 +30,17 @@ def up(app: App, dry_run: bool) -> None:
     verb = "Planning" if dry_run else "Converging"
     ctx.out.heading(f"{verb} stack {ctx.stack.name!r} in {ctx.region}"
                     f"{' (local AWS)' if ctx.local else ''}{' - dry run, nothing will change' if dry_run else ''}")
-    engine.up(ctx)
+    report = engine.up(ctx)
+    if app.settings.output == "json":
+        ctx.out.json({"command": "up", "stack": ctx.stack.name, "region": ctx.region, **report.as_dict()})
 
 
 @click.command()
 @click.pass_obj
 def status(app: App) -> None:
-    """Every resource of the stack: found / missing / drifted, delivery, alarm and subscription state."""
+    """Every resource of the stack: found / missing / drifted, delivery, alarm and subscription state.
+
+    Exit 0 when every resource is found and in its desired state, 1 on drift or a missing resource."""
     from flowwatch import engine
 
     ctx = app.context()
@@ -44,6 +48,7 @@ def status(app: App) -> None:
     if ctx.local_api is not None:
         rows.append(inbox_row(ctx))
     render_status(ctx, rows, app.settings.output)
+    sys.exit(status_code(rows))
 
 
 @click.command()
@@ -62,6 +67,9 @@ def down(app: App, yes: bool, keep_data: bool, dry_run: bool) -> None:
         ctx.out.info("down cancelled: nothing was removed")
     if not dry_run and not report.cancelled:
         forget_query_cache(ctx, report.changes)
+    if app.settings.output == "json":
+        ctx.out.json({"command": "down", "stack": ctx.stack.name, "region": ctx.region, **report.as_dict(),
+                     "cancelled": report.cancelled})
 
 
 def forget_query_cache(ctx: "Context", removed: Sequence["Change"]) -> None:
@@ -106,11 +114,50 @@ def inbox_row(ctx: "Context") -> "StepStatus":
                       extra={"notifications": len(messages)})
 
 
+#: the states of a managed resource that make ``status`` exit 1 (drift or missing)
+NOT_CONVERGED = ("missing", "drifted", "partial")
+
+
+def status_code(rows: Sequence["StepStatus"]) -> int:
+    """``status``'s exit code: 0 when every resource is found and in its desired state, 1 on drift or a missing
+    one. ``not managed`` rows (an adopted VPC's parts) and informational rows (metrics, inbox) don't count."""
+    return 1 if any(_counts(r) and r.state in NOT_CONVERGED for r in rows) else 0
+
+
+def _counts(row: "StepStatus") -> bool:
+    return row.facts is not None          # a step's row; the metric and inbox rows carry no facts
+
+
+def status_json(ctx: "Context", rows: Sequence["StepStatus"]) -> dict[str, Any]:
+    """``status --output json``: the same keys on every row (README.md, "status --output json")."""
+    def row(r: "StepStatus") -> dict[str, Any]:
+        facts = r.facts
+        return {
+            "step": r.step, "kind": "resource" if _counts(r) else "info", "state": r.state, "found": r.found,
+            "ids": dict(facts.ids) if facts else {}, "detail": r.detail,
+            "deliveries": [{"flow_log_id": d.flow_log_id, "destination_type": d.destination_type,
+                            "status": d.status, "error": d.error} for d in (facts.deliveries if facts else ())],
+            "alarms": [{"name": a.name, "state": a.state} for a in (facts.alarms if facts else ())],
+            "subscriptions": None if facts is None or facts.subscriptions is None else [
+                {"protocol": s.protocol, "endpoint": s.endpoint, "confirmed": s.confirmed}
+                for s in facts.subscriptions],
+            "pending_subscriptions": facts.pending_subscriptions if facts else 0,
+            "datapoints": r.extra.get("datapoints"), "notifications": r.extra.get("notifications"),
+        }
+
+    drift = [r.step for r in rows if _counts(r) and r.state in NOT_CONVERGED]
+    return {"stack": ctx.stack.name, "region": ctx.region, "ok": not drift, "not_converged": drift,
+            "steps": [row(r) for r in rows]}
+
+
 def render_status(ctx: "Context", rows: Sequence["StepStatus"], fmt: str) -> None:
     if fmt == "json":
-        ctx.out.json({"stack": ctx.stack.name, "region": ctx.region,
-                      "steps": [{"step": r.step, "state": r.state, "found": r.found, "detail": r.detail, **r.extra}
-                                for r in rows]})
+        ctx.out.json(status_json(ctx, rows))
+        return
+    if fmt == "csv":
+        rows_csv: list[tuple[Any, ...]] = [(r.step, r.state, r.found, " ".join(f"{k}={v}" for k, v in (r.facts.ids if r.facts else {}).items()),
+                  r.detail or facts_text(r.facts) or None) for r in rows]
+        ctx.out.data(["step", "state", "found", "ids", "detail"], rows_csv, fmt)
         return
     table = [(r.step, r.state, r.found or "-", r.detail or facts_text(r.facts)) for r in rows]
     ctx.out.data(["step", "state", "found", "detail"], table, fmt,

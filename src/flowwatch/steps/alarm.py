@@ -126,7 +126,9 @@ class AlarmStep:
         return ", ".join(f"{n} ({s.state})" for n, s in sorted(have.items())) if have else None
 
     def status(self, have: dict[str, AlarmSeen] | None) -> StatusDetail:
-        return StatusDetail(alarms=tuple(AlarmState(n, s.state) for n, s in sorted((have or {}).items())))
+        alarms = sorted((have or {}).items())
+        return StatusDetail(alarms=tuple(AlarmState(n, s.state) for n, s in alarms),
+                            ids={f"alarm:{n}": n for n, _ in alarms})
 
 
 def _norm(value: Any) -> Any:

@@ -252,7 +252,12 @@ class AthenaStep:
         return f"{have.database}{table}, workgroup {have.workgroup}, {len(have.queries)} named queries"
 
     def status(self, have: AthenaSeen | None) -> StatusDetail:
-        return StatusDetail()
+        if have is None:
+            return StatusDetail()
+        ids = {"database": have.database, "table": have.table["Name"] if have.table else None,
+               "workgroup": have.workgroup}
+        ids.update({f"query:{name}": query[0] for name, query in sorted(have.queries.items())})
+        return StatusDetail(ids={k: v for k, v in ids.items() if v})
 
 
 def _table_diff(seen: dict[str, Any], want: dict[str, Any]) -> str | None:

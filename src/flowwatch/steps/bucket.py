@@ -191,7 +191,7 @@ class BucketStep:
         return have.name if have else None
 
     def status(self, have: BucketSeen | None) -> StatusDetail:
-        return StatusDetail()
+        return StatusDetail(ids={"bucket": have.name} if have else {})
 
 
 # ---------- the calls, one per setting ----------

@@ -97,4 +97,7 @@ class CleanupStep:
         return f"instances {', '.join(have.instances) or '-'}, security groups {', '.join(have.security_groups) or '-'}"
 
     def status(self, have: CleanupSeen | None) -> StatusDetail:
-        return StatusDetail()
+        if have is None:
+            return StatusDetail()
+        return StatusDetail(ids={**{f"instance:{i}": i for i in have.instances},
+                                 **{f"security_group:{g}": g for g in have.security_groups}})

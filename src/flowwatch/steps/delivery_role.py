@@ -196,4 +196,7 @@ class DeliveryRoleStep:
         return role.name + (f" (boundary {BOUNDARY_POLICY_NAME})" if role.boundary else "")
 
     def status(self, have: DeliveryRoleSeen | None) -> StatusDetail:
-        return StatusDetail()
+        role = have.role if have else None
+        if role is None:
+            return StatusDetail()
+        return StatusDetail(ids={"role": role.name, "arn": role.arn, **({"boundary": role.boundary} if role.boundary else {})})

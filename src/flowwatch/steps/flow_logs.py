@@ -178,8 +178,9 @@ class FlowLogsStep:
     def status(self, have: FlowLogsSeen | None) -> StatusDetail:
         if have is None:
             return StatusDetail()
-        return StatusDetail(deliveries=tuple(Delivery(fl.id, fl.dest_type, fl.status, fl.error)
-                                             for fl in (have.cwl, have.s3) if fl))
+        flow_logs = [fl for fl in (have.cwl, have.s3) if fl]
+        return StatusDetail(deliveries=tuple(Delivery(fl.id, fl.dest_type, fl.status, fl.error) for fl in flow_logs),
+                            ids={fl.dest_type: fl.id for fl in flow_logs})
 
 
 def _flow_log(fl: dict[str, Any]) -> FlowLogSeen:

@@ -170,4 +170,7 @@ class IgwStep:
         return f"{have.id} attached to {have.attached_to}, route {DEFAULT_ROUTE} in {have.route_table_id}"
 
     def status(self, have: IgwSeen | None) -> StatusDetail:
-        return StatusDetail()
+        if have is None:
+            return StatusDetail()
+        ids = {"igw": have.id, "route_table": have.route_table_id}
+        return StatusDetail(ids={k: v for k, v in ids.items() if v})

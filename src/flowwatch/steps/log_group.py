@@ -108,4 +108,4 @@ class LogGroupStep:
         return f"{have.name} (retention {have.retention or 'never'})"
 
     def status(self, have: LogGroupSeen | None) -> StatusDetail:
-        return StatusDetail()
+        return StatusDetail(ids={"log_group": have.name, "arn": have.arn} if have else {})

@@ -115,7 +115,7 @@ class MetricFilterStep:
         return ", ".join(sorted(have)) if have else None
 
     def status(self, have: dict[str, FilterSeen] | None) -> StatusDetail:
-        return StatusDetail()
+        return StatusDetail(ids={f"filter:{name}": name for name in sorted(have or {})})
 
 
 def _same_transformation(seen: dict[str, Any], want: dict[str, Any]) -> bool:

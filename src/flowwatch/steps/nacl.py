@@ -116,4 +116,4 @@ class NaclStep:
         return f"{have.acl_id} rule {RULE_NUMBER} deny ICMP egress" if have.rule else f"{have.acl_id}, no rule {RULE_NUMBER}"
 
     def status(self, have: NaclSeen | None) -> StatusDetail:
-        return StatusDetail()
+        return StatusDetail(ids={"nacl": have.acl_id} if have else {})

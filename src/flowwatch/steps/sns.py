@@ -163,4 +163,4 @@ class SnsStep:
             return StatusDetail()
         return StatusDetail(subscriptions=tuple(SubscriptionState(s.protocol, s.endpoint, not s.pending)
                                                 for s in have.subscriptions),
-                            pending_subscriptions=have.pending_count, notes=have.notes)
+                            pending_subscriptions=have.pending_count, notes=have.notes, ids={"topic": have.arn})

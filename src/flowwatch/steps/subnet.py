@@ -108,4 +108,4 @@ class SubnetStep:
         return f"{have.id} ({have.cidr} in {have.zone}{', adopted, read-only' if have.adopted else ''})"
 
     def status(self, have: SubnetSeen | None) -> StatusDetail:
-        return StatusDetail()
+        return StatusDetail(ids={"subnet": have.id} if have else {})

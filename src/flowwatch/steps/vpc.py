@@ -87,4 +87,4 @@ class VpcStep:
         return f"{have.id} ({have.cidr}{', adopted, read-only' if have.adopted else ''})"
 
     def status(self, have: VpcSeen | None) -> StatusDetail:
-        return StatusDetail()
+        return StatusDetail(ids={"vpc": have.id} if have else {})
