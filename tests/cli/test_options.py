@@ -136,7 +136,7 @@ def on_moto(session, monkeypatch, tmp_path):
 ])
 def test_status_takes_the_options_on_either_side(capsys, monkeypatch, on_moto, args):
     result = run_cli(capsys, monkeypatch, *args)
-    assert result.code == 0, result.err
+    assert result.code == 1, result.err            # nothing is up: missing resources are exit 1
     doc = json.loads(result.out)
     assert {s["step"]: s["state"] for s in doc["steps"]}["vpc"] == "missing"
 
@@ -168,7 +168,7 @@ CALL = re.compile(r"^aws (\w+) (\w+) \d+ ms( request-id \S+)?$")
 
 def test_verbose_shows_each_aws_call_and_very_verbose_its_request_id(capsys, monkeypatch, on_moto):
     quiet = run_cli(capsys, monkeypatch, "status", "--stack", "t")
-    assert quiet.code == 0 and not [line for line in quiet.err.splitlines() if CALL.match(line)]
+    assert quiet.code == 1 and not [line for line in quiet.err.splitlines() if CALL.match(line)]   # 1: missing
 
     one = run_cli(capsys, monkeypatch, "status", "--stack", "t", "-v")
     lines = [line for line in one.err.splitlines() if CALL.match(line)]
