@@ -34,6 +34,10 @@ class Output:
                            no_color=color is False, force_terminal=color or None, soft_wrap=True)
         self.out = Console(file=stdout or sys.stdout, highlight=False, no_color=color is False,
                            force_terminal=color or None, soft_wrap=True)
+        if self.err.is_terminal:
+            # progress on a terminal is wrapped by rich at the terminal's width, between words (soft wrap
+            # would leave it to the terminal, which cuts ids and words at the last column)
+            self.err.soft_wrap = False
         if not self.out.is_terminal:
             # piped or captured: rich would assume 80 columns and fold every table row; a table is only as
             # wide as its content anyway
