@@ -23,6 +23,11 @@ SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", 
            "ok": ("✓", "green"), "fail": ("✗", "red"), "skip": ("·", "dim")}
 
 
+def plural(count: int, unit: str) -> str:
+    """``plural(1, "record")`` -> "1 record", ``plural(2, "record")`` -> "2 records"."""
+    return f"{count} {unit}{'' if count == 1 else 's'}"
+
+
 class Output:
     def __init__(self, verbosity: int = 0, debug: bool = False, *, stderr: Any = None, stdout: Any = None,
                  color: bool | None = None, wide: bool = False) -> None:

@@ -17,7 +17,7 @@ def test_matching_lines_go_to_stdout(tmp_path, capsys, monkeypatch):
     result = run_cli(capsys, monkeypatch, "pattern", "test", LAB, str(path))
     assert result.code == 0
     assert result.out.splitlines() == [LINES.splitlines()[0]]
-    assert "1 of 3 line(s) matched" in result.err
+    assert "1 of 3 lines matched" in result.err
 
 
 def test_verbose_shows_extracted_fields_from_stdin(capsys, monkeypatch):
@@ -36,3 +36,25 @@ def test_invalid_pattern_is_exit_2_with_where(capsys, monkeypatch):
     assert result.code == 2
     assert result.err.startswith("error: invalid filter pattern:")
     assert "Traceback" not in result.err
+
+
+def test_reading_from_a_terminal_says_so(capsys, monkeypatch):
+    """With no FILE and stdin a terminal, `pattern test` says where it reads from, instead of waiting silently."""
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        name = "<stdin>"
+
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal("REJECT one\nACCEPT two\n"))
+    result = run_cli(capsys, monkeypatch, "pattern", "test", "REJECT")
+    assert result.code == 0 and result.out == "REJECT one\n"
+    assert "reading lines from the terminal" in result.err and "Ctrl-D" in result.err
+
+
+def test_reading_from_a_pipe_says_nothing_of_it(capsys, monkeypatch):
+    result = run_cli(capsys, monkeypatch, "pattern", "test", "REJECT", stdin="REJECT one\n")
+    assert result.code == 0 and "reading lines" not in result.err

@@ -69,7 +69,7 @@ def test_json_and_csv_round_trip(logs, no_aws):
     assert as_csv.exit_code == 0
     parsed = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert parsed == [{k: "" if v is None else str(v) for k, v in row.items()} for row in rows]
-    assert "malformed line(s)" in as_csv.stderr and "malformed" not in as_csv.stdout
+    assert "malformed lines" in as_csv.stderr and "malformed" not in as_csv.stdout
 
 
 def test_the_global_output_is_the_default(logs, no_aws):
@@ -177,7 +177,7 @@ def test_athena_is_the_default_engine_on_aws(stack, capsys, monkeypatch):
     result = invoke("query", "top-talkers", "--output", "json")
     assert result.exit_code == 0, result.stderr
     assert [r["srcaddr"] for r in json.loads(result.stdout)] == [r[0] for r in DATA]
-    assert "Athena: 7 row(s)" in result.stderr and "$5/TB" in result.stderr
+    assert "Athena: 7 rows" in result.stderr and "$5/TB" in result.stderr
 
 
 @pytest.mark.slow

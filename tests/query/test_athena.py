@@ -161,7 +161,7 @@ def test_rows_are_rendered_with_the_cost_on_stderr(athena_ctx, paged_moto, monke
     queue_results(COLUMNS, DATA)
     run_athena(athena_ctx, "SELECT srcaddr, bytes, share, seen FROM flow_logs", fmt, athena_ctx.out)
     stdout, stderr = athena_ctx.out._stdout.getvalue(), athena_ctx.out.err.file.getvalue()
-    assert "Athena: 7 row(s); data scanned 0 B (billed 10.0 MiB, about $0.000048 at $5/TB)" in stderr
+    assert "Athena: 7 rows; data scanned 0 B (billed 10.0 MiB, about $0.000048 at $5/TB)" in stderr
     if fmt == "json":
         assert json.loads(stdout) == [
             {"srcaddr": r[0], "bytes": int(r[1]), "share": float(r[2]), "seen": r[3] == "true"} for r in DATA]

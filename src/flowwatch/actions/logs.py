@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from flowwatch.console import plural
 from flowwatch.errors import ConfigError
 from flowwatch.model import Context
 from flowwatch.polling import Poll
@@ -78,7 +79,7 @@ def tail(ctx: Context, *, since: str, window: timedelta, follow: bool, pattern_t
         if not follow or (max_polls is not None and polls >= max_polls):
             break
     if unparsed:
-        ctx.out.warn(f"{unparsed} event(s) are not records of the configured format: not in the CSV")
+        ctx.out.warn(f"{plural(unparsed, 'event')} not records of the configured format: not in the CSV")
     if not shown:
         ctx.out.info(f"no flow-log records in {ctx.log_group} for the last {since}"
                      f"{' matching the pattern' if pattern_text else ''}")

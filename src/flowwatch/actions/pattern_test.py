@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
+from flowwatch.console import plural
 from flowwatch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def match_lines(out: Output, pattern: Any, pattern_text: str, lines: list[str], 
         out.text(line)
         if fields and out.verbosity >= 1:
             out.text("    " + "  ".join(f"{k}={v}" for k, v in fields.items()))
-    out.info(f"{len(matches)} of {len(lines)} line(s) matched, evaluated by {where}")
+    out.info(f"{len(matches)} of {plural(len(lines), 'line')} matched, evaluated by {where}")
     return 0 if matches else 1
 
 

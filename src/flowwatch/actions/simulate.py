@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from flowwatch.console import plural
 from flowwatch.errors import error_code
 from flowwatch.errors import AwsError, FlowwatchError, OwnershipError, UsageError
 from flowwatch.model import Context
@@ -127,7 +128,7 @@ def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeou
         return 0
     if result.state == "ALARM":
         out.info(f"[green]✓[/green] alarm {result.alarm} is in [bold red]ALARM[/bold red] after "
-                 f"{result.elapsed:.0f} s ({_n(result.datapoints, 'datapoint')}); it changed state, so its actions "
+                 f"{result.elapsed:.0f} s ({plural(result.datapoints, 'datapoint')}); it changed state, so its actions "
                  "were notified" + (" — see `flowwatch --local local inbox`" if ctx.local and suggest else ""))
         return 0
     message, hint = timed_out(ctx, result)
@@ -141,7 +142,7 @@ def timed_out(ctx: Context, result: WaitResult) -> tuple[str, str]:
     head = f"timed out after {result.elapsed:.0f} s: alarm {result.alarm} is {result.state}, not ALARM"
     if result.threshold is not None and result.peak < result.threshold:
         head += (f"; its metric {result.metric} reached {result.peak:g} in one {result.period} s period "
-                 f"(sum {result.total:g} over {_n(result.datapoints, 'datapoint')}), below the threshold "
+                 f"(sum {result.total:g} over {plural(result.datapoints, 'datapoint')}), below the threshold "
                  f"{result.threshold:g}, so the alarm had nothing to fire on")
         if result.total == 0:
             hint = ("no record matched the metric filter: check `flowwatch --local logs tail --rejects` and the "
@@ -195,10 +196,6 @@ def alarm_states(ctx: Context, names: list[str]) -> dict[str, str]:
 def up_first(ctx: Context) -> str:
     """The exact command that builds the stack on this target."""
     return "run `flowwatch --local up` first" if ctx.local else "run `flowwatch up` first"
-
-
-def _n(count: int, unit: str) -> str:
-    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 # ---- the stack's network -------------------------------------------------------------------
@@ -256,7 +253,7 @@ def inject(ctx: Context, target: Target, count: int, action: str = "REJECT") -> 
             if d.get("error"):
                 ctx.out.warn(f"flow log {d['flow_log_id']}: {d['error']}")
             else:
-                ctx.out.info(f"  [green]+[/green] {_n(d['records'], action + ' record')} -> {where}")
+                ctx.out.info(f"  [green]+[/green] {plural(d['records'], action + ' record')} -> {where}")
             written.append({"flow_log_id": d.get("flow_log_id"), "destination_type": d["destination_type"],
                             "destination": d["destination"], "records": d.get("records", 0), "error": d.get("error")})
         return {"eni": eni, "records": len(lines), "deliveries": written}
@@ -280,7 +277,7 @@ def inject(ctx: Context, target: Target, count: int, action: str = "REJECT") -> 
         logs.put_log_events(logGroupName=ctx.log_group, logStreamName=stream, logEvents=events)
     except Exception as exc:
         raise AwsError.from_client_error(exc, step="simulate-reject", operation="PutLogEvents") from None
-    ctx.out.info(f"  [green]+[/green] {_n(len(events), f'synthetic {action} record')} -> log group {ctx.log_group} "
+    ctx.out.info(f"  [green]+[/green] {plural(len(events), f'synthetic {action} record')} -> log group {ctx.log_group} "
                  f"(stream {stream})")
     return {"eni": eni, "records": len(events), "deliveries": [
         {"flow_log_id": None, "destination_type": "cloud-watch-logs", "destination": ctx.log_group,

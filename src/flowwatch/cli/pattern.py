@@ -24,6 +24,9 @@ def pattern_test(app: App, pattern_text: str, source, remote: bool) -> None:
     from flowwatch.actions import pattern_test as action
 
     compiled = action.compile_or_fail(pattern_text)             # invalid: exit 2, before any AWS call
+    if getattr(source, "name", None) in ("<stdin>", None) and source.isatty():
+        app.out.info("[dim]reading lines from the terminal: paste them, then Ctrl-D "
+                     "(or give a FILE: flowwatch pattern test PATTERN FILE)[/dim]")
     lines = action.read_lines(source)
     ctx = app.context() if remote else None
     sys.exit(action.match_lines(app.out, compiled, pattern_text, lines, ctx=ctx, output=app.settings.output))

@@ -103,6 +103,7 @@ def confirm_down(ctx: "Context", changes: Sequence["Change"]) -> bool:
 
 def inbox_row(ctx: "Context") -> "StepStatus":
     """On the local AWS: the notifications AWS would have e-mailed for this stack's topic."""
+    from flowwatch.console import plural
     from flowwatch.engine import StepStatus
 
     assert ctx.local_api is not None
@@ -110,7 +111,7 @@ def inbox_row(ctx: "Context") -> "StepStatus":
     messages = [m for m in ctx.local_api.inbox() if m.get("topic_arn") == topic]
     last = messages[-1] if messages else None
     return StepStatus("inbox (local)", "found" if last else "no data",
-                      f"{len(messages)} notification(s)" + (f", last: {last.get('subject')}" if last else ""),
+                      plural(len(messages), "notification") + (f", last: {last.get('subject')}" if last else ""),
                       extra={"notifications": len(messages)})
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowwatch.console import plural
 from flowwatch.errors import AwsError, UsageError
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ def run_athena(ctx: "Context", sql: str, fmt: str, out: "Output") -> None:
                                sleep=ctx.poll.sleep)
     render(out, result.columns, result.rows, fmt)
     billed = athena_engine.billed_bytes(result.scanned_bytes)
-    out.info(f"Athena: {len(result.rows)} row(s); data scanned {human_bytes(result.scanned_bytes)} "
+    out.info(f"Athena: {plural(len(result.rows), 'row')}; data scanned {human_bytes(result.scanned_bytes)} "
              f"(billed {human_bytes(billed)}, about ${result.cost_usd:.6f} at $5/TB); query {result.query_id}")
 
 
@@ -206,7 +207,7 @@ def run_local(ctx: "Context | None", target: Target, request: QueryRequest, sql:
     files = local.in_partitions(_local_files(ctx, target, request, window, cache, out), partitions)
     undated = sum(f.dt is None for f in files)
     if window is not None and undated:
-        out.warn(f"{undated} file(s) have no date in their name or path: their records have no dt "
+        out.warn(f"{plural(undated, 'file')} with no date in their name or path: their records have no dt "
                  "and fall outside the time window")
     if not files:
         out.warn("no flow-log files in the time window" if window else "no flow-log files found")
@@ -220,12 +221,12 @@ def run_local(ctx: "Context | None", target: Target, request: QueryRequest, sql:
         else:
             columns, rows, more = engine.fetch(sql, MAX_TABLE_ROWS)
             render(out, columns, rows, "table", more=more)
-        out.detail(f"local engine (DuckDB): {len(files)} file(s), query {time.perf_counter() - started:.2f} s")
+        out.detail(f"local engine (DuckDB): {plural(len(files), 'file')}, query {time.perf_counter() - started:.2f} s")
         malformed = engine.take_malformed_lines() + engine.cached_malformed
     finally:
         engine.close()
     if malformed:
-        out.warn(f"skipped {malformed} malformed line(s) in the flow-log files")
+        out.warn(f"skipped {plural(malformed, 'malformed line')} in the flow-log files")
 
 
 def render(out: "Output", columns: list[str], rows: list[Any], fmt: str, *, more: bool = False) -> None:

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowwatch.console import plural
 from flowwatch.errors import AwsError, FlowwatchError, UsageError
 from flowwatch.records import FIELDS, PARTITION_KEY, FormatError, RecordFormat
 
@@ -230,12 +231,12 @@ def fetch_s3(s3: Any, bucket: str, layout: "S3Layout", prefixes: list[str], cach
     files: list[SourceFile] = []
     fresh = 0
     objects = list_objects(s3, bucket, prefixes)
-    with out.working(f"Downloading {len(objects)} flow-log object(s) from s3://{bucket}"):
+    with out.working(f"Downloading {plural(len(objects), 'flow-log object')} from s3://{bucket}"):
         for obj in objects:
             path, downloaded = cache.download(s3, bucket, obj)
             fresh += downloaded
             files.append(SourceFile(path, layout.dt_from_key(obj["Key"]), obj["Key"].endswith(_PARQUET_SUFFIX)))
-    out.detail(f"s3://{bucket}: {len(objects)} object(s), {fresh} downloaded, "
+    out.detail(f"s3://{bucket}: {plural(len(objects), 'object')}, {fresh} downloaded, "
                f"{len(objects) - fresh} from the cache ({cache.root})")
     return files
 
