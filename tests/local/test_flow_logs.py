@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import re
-import tempfile
 import time
 from datetime import datetime, timezone
 
@@ -55,7 +54,7 @@ def test_s3_plain_text_key_layout_and_gzip_header(aws, api, network):
 
 
 @pytest.mark.slow
-def test_s3_parquet_hive_per_hour(aws, api, network):
+def test_s3_parquet_hive_per_hour(aws, api, network, tmp_path):
     import duckdb
 
     vpc, _ = network
@@ -73,17 +72,11 @@ def test_s3_parquet_hive_per_hour(aws, api, network):
                         rf"year=\d{{4}}/month=\d\d/day=\d\d/hour=\d\d/{ACCOUNT}_vpcflowlogs_{REGION}_{flow_log_id}_"
                         rf"\d{{8}}T\d{{4}}Z_[0-9a-f]{{8}}\.log\.parquet", key)
     con = duckdb.connect()
-    con.execute("CREATE TABLE t AS SELECT * FROM read_parquet(?)", [_tmp_file(body)])
+    (tmp_path / "object.parquet").write_bytes(body)
+    con.execute("CREATE TABLE t AS SELECT * FROM read_parquet(?)", [str(tmp_path / "object.parquet")])
     columns = {col: typ for col, typ, *_ in con.execute("DESCRIBE t").fetchall()}
     assert columns["account_id"] == "VARCHAR" and columns["srcport"] == "INTEGER" and columns["bytes"] == "BIGINT"
     assert con.execute("SELECT count(*), min(action), min(protocol) FROM t").fetchone() == (2, "REJECT", 1)
-
-
-def _tmp_file(data: bytes) -> str:
-    fh = tempfile.NamedTemporaryFile(suffix=".parquet", delete=False)
-    fh.write(data)
-    fh.close()
-    return fh.name
 
 
 @pytest.mark.slow
