@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import os
-from typing import Any
 
 import pytest
 

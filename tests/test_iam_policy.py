@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from flowwatch import iam_policy
-from flowwatch.aws import Aws
 
 from tests.support.aws_faults import PooledSession, RespondOnce, moto_fixes
 from tests.support.cli import run_cli, use_session

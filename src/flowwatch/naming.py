@@ -67,7 +67,3 @@ def tag_filters(stack: str, step: str) -> list[dict[str, Any]]:
 
 def tag_dict(stack: str, step: str, name: str) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in tags(stack, step, name)}
-
-
-def has_stack_tag(tag_list: list[dict[str, str]] | None, stack: str) -> bool:
-    return any(t.get("Key") == STACK_TAG and t.get("Value") == stack for t in tag_list or ())

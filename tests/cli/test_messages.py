@@ -134,7 +134,6 @@ def test_igw_targets_are_nouns_after_the_verb():
 
 
 def test_the_down_prompt_counts_in_words(monkeypatch, capsys):
-    import io
     import sys
 
     from flowwatch.cli.stack import confirm_down

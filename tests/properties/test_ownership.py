@@ -14,7 +14,6 @@ import json
 import pytest
 
 from flowwatch import engine
-from flowwatch.aws import Aws
 from flowwatch.errors import DriftError, FlowwatchError
 
 from tests.support.aws_faults import RespondOnce, is_mutating

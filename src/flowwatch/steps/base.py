@@ -12,9 +12,8 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from flowwatch.errors import AmbiguousStateError, OwnershipError, error_code
+from flowwatch.errors import AmbiguousStateError, error_code
 from flowwatch.model import Change, Context, DestroyOptions, Pending, Stack, StatusDetail
-from flowwatch.naming import STACK_TAG
 from flowwatch.polling import Poll
 
 SpecT = TypeVar("SpecT")
@@ -63,16 +62,6 @@ def tag_map(tags: Any) -> dict[str, str]:
     if isinstance(tags, dict):
         return dict(tags)
     return {t["Key"]: t["Value"] for t in tags or ()}
-
-
-def require_ours(step: str, kind: str, name: str, tags: Any, stack: str) -> None:
-    """A resource with our exact name that does not carry our stack tag is never adopted."""
-    if tag_map(tags).get(STACK_TAG) != stack:
-        owner = tag_map(tags).get(STACK_TAG)
-        whose = f"flowwatch stack {owner!r}" if owner else "something outside flowwatch"
-        raise OwnershipError(
-            f"{step}: {kind} {name} already exists and belongs to {whose}, not to stack {stack!r}",
-            hint=f"pick another name with names.{kind} in the config, or another --stack")
 
 
 def policy_json(doc: dict[str, Any]) -> str:
