@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from flowwatch.errors import ConfigError
+from flowwatch.errors import ConfigError, shown
 
 # CloudWatch Logs PutRetentionPolicy: the only values AWS accepts.
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -59,7 +59,7 @@ def _network(value: str, field: str) -> ipaddress.IPv4Network:
     try:
         net = ipaddress.IPv4Network(value, strict=False)
     except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4 CIDR block (e.g. 10.0.0.0/24)") from None
+        raise ValueError(f"{shown(value)} is not an IPv4 CIDR block (e.g. 10.0.0.0/24)") from None
     if str(net) != value:
         raise ValueError(f"{value} has host bits set; did you mean {net}?")
     if not 16 <= net.prefixlen <= 28:
@@ -77,7 +77,7 @@ class Network(_Model):
     @classmethod
     def _vpc_id(cls, v: str | None) -> str | None:
         if v is not None and not re.fullmatch(r"vpc-[0-9a-f]{8,17}", v):
-            raise ValueError(f"{v!r} is not a VPC id (vpc- and 8 or 17 hex digits)")
+            raise ValueError(f"{shown(v)} is not a VPC id (vpc- and 8 or 17 hex digits)")
         return v
 
     @field_validator("vpc_cidr")
@@ -159,7 +159,7 @@ class AlertRule(_Model):
     @classmethod
     def _name(cls, v: str) -> str:
         if not RULE_NAME_RE.fullmatch(v):
-            raise ValueError(f"{v!r}: use 1-40 lowercase letters, digits and '-'")
+            raise ValueError(f"{shown(v)}: use 1-40 lowercase letters, digits and '-'")
         return v
 
     @model_validator(mode="before")
@@ -173,14 +173,14 @@ class AlertRule(_Model):
     @classmethod
     def _metric(cls, v: str) -> str:
         if not METRIC_RE.fullmatch(v):
-            raise ValueError(f"{v!r}: a CloudWatch metric name is 1-255 characters, no spaces, not starting with ':'")
+            raise ValueError(f"{shown(v)}: a CloudWatch metric name is 1-255 characters, no spaces, not starting with ':'")
         return v
 
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, v: str) -> str:
         if not NAMESPACE_RE.fullmatch(v) or v.startswith((":", "AWS/")):
-            raise ValueError(f"{v!r}: a custom namespace is 1-255 of A-Z a-z 0-9 . - _ / # :, not starting "
+            raise ValueError(f"{shown(v)}: a custom namespace is 1-255 of A-Z a-z 0-9 . - _ / # :, not starting "
                              "with ':' or 'AWS/'")
         return v
 
@@ -240,7 +240,7 @@ class Alerts(_Model):
     @classmethod
     def _email(cls, v: str | None) -> str | None:
         if v is not None and not EMAIL_RE.fullmatch(v):
-            raise ValueError(f"{v!r} is not an e-mail address (name@example.com)")
+            raise ValueError(f"{shown(v)} is not an e-mail address (name@example.com)")
         return v
 
     @field_validator("rules")
@@ -279,7 +279,7 @@ class Config(_Model):
     @classmethod
     def _stack(cls, v: str) -> str:
         if not STACK_RE.fullmatch(v):
-            raise ValueError(f"{v!r}: use 1-24 lowercase letters, digits and '-', starting and ending with a letter "
+            raise ValueError(f"{shown(v)}: use 1-24 lowercase letters, digits and '-', starting and ending with a letter "
                              "or digit (it becomes part of S3, IAM and Glue names)")
         return v
 
@@ -288,7 +288,7 @@ class Config(_Model):
     def _region(cls, v: str) -> str:
         if not REGION_RE.fullmatch(v):
             close = _did_you_mean(v, _known_regions(), cutoff=0.9)
-            raise ValueError(f"{v!r} is not an AWS region{close or ' (e.g. us-east-1)'}")
+            raise ValueError(f"{shown(v)} is not an AWS region{close or ' (e.g. us-east-1)'}")
         return v
 
     @field_validator("names")
@@ -301,16 +301,16 @@ class Config(_Model):
             if not name or len(name) > 255:
                 raise _FieldError(kind, "a name of 1-255 characters is needed")
             if kind in NAME_RULES and not NAME_RULES[kind][0].fullmatch(name):
-                raise _FieldError(kind, f"{name!r}: {NAME_RULES[kind][1]}")
+                raise _FieldError(kind, f"{shown(name)}: {NAME_RULES[kind][1]}")
         if "bucket" in v:
             b = v["bucket"]
             if not BUCKET_RE.fullmatch(b) or ".." in b or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", b) \
                     or b.startswith("xn--") or b.endswith("-s3alias"):
-                raise _FieldError("bucket", f"{b!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, "
+                raise _FieldError("bucket", f"{shown(b)} is not a valid S3 bucket name (3-63 lowercase letters, digits, "
                                             "'.', '-', starting and ending with a letter or digit)")
         for kind in ("database", "table"):
             if kind in v and not re.fullmatch(r"[a-z0-9_]{1,255}", v[kind]):
-                raise _FieldError(kind, f"{v[kind]!r}: Glue names are lowercase letters, digits and '_'")
+                raise _FieldError(kind, f"{shown(v[kind])}: Glue names are lowercase letters, digits and '_'")
         return v
 
     @model_validator(mode="after")
@@ -320,9 +320,9 @@ class Config(_Model):
             return self
         if REGION_RE.fullmatch(az):
             other = "" if az == self.region else f", and not this stack's region {self.region}"
-            raise _FieldError("network.availability_zone", f"{az!r} is a region, not an availability zone{other}; "
+            raise _FieldError("network.availability_zone", f"{shown(az)} is a region, not an availability zone{other}; "
                               f"did you mean {self.region}a?")
-        raise _FieldError("network.availability_zone", f"{az!r} is not in region {self.region} (e.g. {self.region}a)")
+        raise _FieldError("network.availability_zone", f"{shown(az)} is not in region {self.region} (e.g. {self.region}a)")
 
     @model_validator(mode="after")
     def _matches(self) -> "Config":
@@ -343,7 +343,7 @@ class Config(_Model):
                 allowed = FIELD_VALUES.get(name)
                 plain = str(value).removeprefix("!=").removeprefix("=").strip()
                 if allowed and plain not in (*allowed, "-", "*"):
-                    raise _FieldError(f"{where}.{key}", f"{value!r} never appears in {name}; expected "
+                    raise _FieldError(f"{where}.{key}", f"{shown(value)} never appears in {name}; expected "
                                       f"{' or '.join(allowed)}")
         return self
 
@@ -414,7 +414,8 @@ def _path(loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             path += f"[{part}]"
         elif not str(part).startswith(("function-", "constrained-")):
-            path += f".{part}" if path else str(part)
+            name = str(part) if len(str(part)) <= 60 else str(part)[:59] + "…"   # a key can be any length
+            path += f".{name}" if path else name
     return path
 
 
@@ -433,7 +434,7 @@ def _describe(err: Any) -> str:
     if kind == "missing":
         return f"{path}: required key is missing"
     if kind == "literal_error":
-        return f"{path}: {err['input']!r} is not allowed; expected {err['ctx']['expected']}"
+        return f"{path}: {shown(err['input'])} is not allowed; expected {err['ctx']['expected']}"
     if kind == "value_error":
         msg = str(err.get("ctx", {}).get("error", err["msg"]))
         return f"{path}: {msg}" if path else msg
@@ -441,7 +442,7 @@ def _describe(err: Any) -> str:
         want = {"string_type": "a string", "int_type": "an integer", "float_type": "a number",
                 "bool_type": "true or false", "list_type": "a list", "dict_type": "a mapping",
                 "model_type": "a mapping", "none_type": "null"}.get(kind, kind)
-        return f"{path}: expected {want}, got {type(err['input']).__name__} {err['input']!r}"
+        return f"{path}: expected {want}, got {type(err['input']).__name__} {shown(err['input'])}"
     return f"{path}: {err['msg']}"
 
 
@@ -466,7 +467,7 @@ def parse_config(data: Any, source: str = "config", overrides: dict[str, str] | 
         elif "region" in overrides and _describe(first).startswith("network.availability_zone"):
             line += f" (the region comes from {overrides['region']})"
         more = len(errors) - 1
-        raise ConfigError(line, hint=f"{more} more problem{'' if more == 1 else 's'} after this one" if more else None)
+        raise ConfigError(_clip(line), hint=f"{more} more problem{'' if more == 1 else 's'} after this one" if more else None)
 
 
 def _explained(errors: list[Any]) -> list[Any]:
@@ -485,43 +486,142 @@ def _explained(errors: list[Any]) -> list[Any]:
     return [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in meant)] or errors
 
 
-def _unique_key_loader() -> Any:
-    """yaml.SafeLoader that refuses a key given twice in one mapping (YAML would keep the last silently)."""
-    import yaml
+#: Limits on the config file, so that hostile input is refused in bounded time and memory: a real config is a
+#: few KB with a few dozen values. Aliases count expanded (``*a`` counts every node of what ``&a`` names),
+#: which is what stops an alias bomb ("billion laughs": a few hundred bytes that expand to 10^9 nodes).
+MAX_CONFIG_BYTES = 1 << 20
+MAX_NODES = 10_000
+MAX_DEPTH = 32
 
-    class UniqueKeyLoader(yaml.SafeLoader):
+
+def _safe_loader() -> Any:
+    """yaml.SafeLoader that refuses a key given twice in one mapping (YAML would keep the last silently) and
+    any document over MAX_NODES nodes (aliases expanded) or MAX_DEPTH levels, as it composes, before any
+    value is built."""
+    import yaml
+    from yaml.events import AliasEvent, CollectionStartEvent
+
+    class SafeConfigLoader(yaml.SafeLoader):
+        def __init__(self, stream: Any) -> None:
+            super().__init__(stream)
+            self._nodes = 0
+            self._depth = 0
+            self._sizes: dict[int, int] = {}
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, CollectionStartEvent) and self._depth >= MAX_DEPTH:
+                raise _LimitError(f"nested more than {MAX_DEPTH} levels deep; a config is at most {MAX_DEPTH} "
+                                  "levels of mappings and lists", event.start_mark)
+            self._depth += 1
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+            if isinstance(event, AliasEvent):
+                self._count(self._sizes.get(id(node), 1), event.start_mark)
+            else:
+                self._count(1, event.start_mark)
+                children = node.value if isinstance(node.value, list) else []
+                size = 1 + sum(self._sizes.get(id(c), 1) for pair in children
+                               for c in (pair if isinstance(pair, tuple) else (pair,)))
+                self._sizes[id(node)] = size
+            return node
+
+        def _count(self, nodes: int, mark: Any) -> None:
+            self._nodes += nodes
+            if self._nodes > MAX_NODES:
+                raise _LimitError(f"more than {MAX_NODES} YAML values (aliases counted expanded); a config is "
+                                  f"at most {MAX_NODES} values", mark)
+
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             seen: set[Any] = set()
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=deep)
                 if isinstance(key, (str, int, float, bool)) and key in seen:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key!r} is given twice in the same mapping", key_node.start_mark)
+                        None, None, f"key {shown(key)} is given twice in the same mapping", key_node.start_mark)
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
-    return UniqueKeyLoader
+    return SafeConfigLoader
+
+
+class _LimitError(Exception):
+    """The config is over one of the limits above (raised while composing, at ``mark``)."""
+
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.message, self.mark = message, mark
+
+
+def _read_text(path: Path, source: str) -> str:
+    """The config file as text: at most MAX_CONFIG_BYTES of UTF-8 (a BOM allowed), no NUL byte."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: the file is larger than {MAX_CONFIG_BYTES // 1024} KiB; a config is a small "
+                          "YAML file (allowed: at most 1 MiB)")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"{source}: the file is UTF-16 text; a config is YAML in UTF-8 (save it as UTF-8)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{source}: line {line}: byte 0x{raw[exc.start]:02x} (offset {exc.start}) is not UTF-8; "
+                          "a config is a YAML text file in UTF-8") from None
+    nul = text.find("\0")
+    if nul >= 0:
+        raise ConfigError(f"{source}: line {text.count(chr(10), 0, nul) + 1}: a NUL byte (offset {nul}); a config is "
+                          "a YAML text file in UTF-8, without control characters")
+    return text
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_safe_loader())  # noqa: S506 (a SafeLoader subclass)
+    except _LimitError as exc:
+        where = f" line {exc.mark.line + 1}, column {exc.mark.column + 1}:" if exc.mark else ""
+        raise ConfigError(f"{source}:{where} {exc.message}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deep; a config is at most {MAX_DEPTH} levels of mappings and "
+                          "lists") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        if isinstance(exc, yaml.reader.ReaderError):
+            where = f" line {text.count(chr(10), 0, exc.position) + 1}"
+            problem = (f"character #x{exc.character:04x} is not allowed in YAML (control characters are not)"
+                       if isinstance(exc.character, int) else str(exc.reason))
+        else:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(_clip(f"{source}:{where}: YAML syntax error: {problem}")) from None
+
+
+SHOWN_PATH = 120       # the end of a longer --config path is shown
+
+#: An error line is at most this long (its values are cut by ``shown`` already; this is the last guard).
+MAX_LINE = 400
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= MAX_LINE else line[:MAX_LINE - 1] + "…"
 
 
 def load_config(path: str | os.PathLike[str] | None, *, stack: str | None = None,
                 region: str | None = None, required: bool = True) -> Config:
     """Read the YAML file (if any), apply --stack/--region overrides, and validate."""
-    import yaml
-
     data: dict[str, Any] = {}
     source = str(path) if path else "config"
+    if len(source) > SHOWN_PATH:
+        source = "…" + source[-(SHOWN_PATH - 1):]
     if path is not None and Path(path).is_file():
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
-        try:
-            loaded = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader subclass)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigError(f"{source}:{where}: YAML syntax error: {problem}") from None
+        loaded = _parse_yaml(_read_text(Path(path), source), source)
         if loaded is not None:
             if not isinstance(loaded, dict):
                 raise ConfigError(f"{source}: expected a mapping at the top level (stack: NAME, ...), "

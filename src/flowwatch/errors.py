@@ -10,6 +10,18 @@ from collections.abc import Iterator
 from typing import Any
 
 
+#: How much of a user's or AWS's value an error line shows (the rest is counted, not printed).
+SHOWN_CHARS = 80
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` for an error line, cut to ``limit`` characters: a value can be a whole file."""
+    text = repr(value) if len(str(value)) <= 4 * limit else repr(str(value)[:4 * limit])
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 1]}… ({len(str(value))} characters)"
+
+
 class FlowwatchError(Exception):
     """Base class: a message a user can act on, an exit code and an optional hint."""
 
