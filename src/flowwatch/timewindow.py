@@ -20,30 +20,44 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from flowwatch.errors import UsageError
+from flowwatch.errors import UsageError, shown
 
 if TYPE_CHECKING:
     from flowwatch.s3layout import S3Layout
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
+DURATION_RE = re.compile(r"^(\d{1,15})([smhdw])$")
+#: The longest window a command reads: 10 years (CloudWatch Logs keeps records at most 3653 days).
+MAX_WINDOW = timedelta(days=3653)
+#: The times --from/--to may name (a flow log has no record before 1970; far dates overflow the calendar).
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 
 
 def parse_duration(text: str, *, option: str = "--since") -> timedelta:
     match = DURATION_RE.fullmatch(text.strip())
     if not match or int(match.group(1)) == 0:
-        raise UsageError(f"{option}: {text!r} is not a duration; use a number and a unit s, m, h, d or w "
+        raise UsageError(f"{option}: {shown(text)} is not a duration; use a number and a unit s, m, h, d or w "
                          "(e.g. 30s, 10m, 2h, 7d)")
-    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    count, unit = int(match.group(1)), match.group(2)
+    seconds = count * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+    if seconds > MAX_WINDOW.total_seconds():
+        raise UsageError(f"{option}: {shown(text)} is longer than 10 years; allowed: 1s up to 3653d "
+                         "(521w, 87672h)")
+    return timedelta(**{UNITS[unit]: count})
 
 
 def parse_time(text: str, *, option: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{option}: {text!r} is not a time; use ISO-8601 like 2026-11-27T10:00 or "
+        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise UsageError(f"{option}: {shown(text)} is not a time; use ISO-8601 like 2026-11-27T10:00 or "
                          "2026-11-27T10:00:00Z (UTC when no offset)") from None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if not EARLIEST <= value < LATEST:
+        raise UsageError(f"{option}: {shown(text)} is out of range; allowed: from {EARLIEST:%Y-%m-%d} to before "
+                         f"{LATEST:%Y-%m-%d} (UTC)")
+    return value
 
 #: How far past the window's end a record that started inside it can be delivered.
 PARTITION_SLACK = timedelta(minutes=15)
@@ -93,4 +107,7 @@ def resolve(*, since: str | None = None, from_: str | None = None, to: str | Non
     if end <= start:
         raise UsageError(f"the window is empty: --to ({end:%Y-%m-%dT%H:%M:%SZ}) is not after "
                          f"--from ({start:%Y-%m-%dT%H:%M:%SZ})")
+    if end - start > MAX_WINDOW:
+        raise UsageError(f"the window from --from ({start:%Y-%m-%dT%H:%M:%SZ}) to --to ({end:%Y-%m-%dT%H:%M:%SZ}) "
+                         "is longer than 10 years; allowed: at most 3653 days")
     return TimeWindow(start, end)

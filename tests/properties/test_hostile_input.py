@@ -158,3 +158,104 @@ def test_an_alias_bomb_is_refused_in_bounded_time_and_memory(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: flowwatch.yaml: line "), proc.stderr[-2000:]
     assert "more than 10000 YAML values (aliases counted expanded)" in lines[0]
     assert "lol" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The command line and the environment
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BadArgs:
+    id: str
+    args: tuple[str, ...]
+    fragments: tuple[str, ...]                    # each in the error line
+    env: dict[str, str] = field(default_factory=dict)
+    click_usage: bool = False                     # query's options: click's usage block, its last line the error
+
+
+CLI_CASES = [
+    # durations and windows: at most 10 years, times within the calendar
+    BadArgs("since-huge", ("logs", "tail", "--since", "99999999999d"),
+            ("--since", "'99999999999d'", "longer than 10 years", "allowed: 1s up to 3653d")),
+    BadArgs("since-just-over", ("logs", "tail", "--since", "3654d"), ("--since", "allowed: 1s up to 3653d")),
+    BadArgs("since-4300-digits", ("logs", "tail", "--since", "9" * 5000 + "s"),
+            ("--since", "is not a duration", "(5001 characters)")),
+    BadArgs("query-since-huge", ("query", "rejects", "--since", "99999999999w"),
+            ("--since", "longer than 10 years", "3653d"), click_usage=True),
+    BadArgs("query-from-year-1", ("query", "rejects", "--from", "0001-01-01"),
+            ("--from", "out of range", "from 1970-01-01 to before 9000-01-01"), click_usage=True),
+    BadArgs("query-to-year-9999", ("query", "rejects", "--from", "2026-01-01", "--to", "9999-12-31T23:59:59"),
+            ("--to", "out of range", "9000-01-01"), click_usage=True),
+    BadArgs("query-window-too-long", ("query", "rejects", "--from", "2000-01-01", "--to", "2026-01-01"),
+            ("longer than 10 years", "at most 3653 days"), click_usage=True),
+    # the endpoint: http(s), a host, an optional port; no credentials, spaces or control characters
+    BadArgs("endpoint-env-not-a-url", ("status",), ("FLOWWATCH_ENDPOINT_URL", "'notaurl'", "http:// or https://"),
+            env={"FLOWWATCH_ENDPOINT_URL": "notaurl"}),
+    BadArgs("endpoint-option-not-a-url", ("--endpoint-url", "notaurl", "status"),
+            ("--endpoint-url", "'notaurl'", "http:// or https://")),
+    BadArgs("endpoint-scheme", ("--endpoint-url", "file:///etc/passwd", "status"),
+            ("--endpoint-url", "not an http or https URL", "a host and an optional port")),
+    BadArgs("endpoint-no-host", ("--endpoint-url", "http://:4599", "up", "--dry-run"),
+            ("--endpoint-url", "names no host", "a host")),
+    BadArgs("endpoint-credentials", ("--endpoint-url", "http://admin:s3cret@127.0.0.1:4599", "status"),
+            ("--endpoint-url", "carries credentials", "a host and an optional port")),
+    BadArgs("endpoint-bad-port", ("--endpoint-url", "http://127.0.0.1:99999", "status"),
+            ("--endpoint-url", "Port out of range", "an optional port")),
+    BadArgs("endpoint-port-word", ("--endpoint-url", "http://127.0.0.1:http", "status"),
+            ("--endpoint-url", "is not a URL", "an optional port")),
+    BadArgs("endpoint-space", ("status",), ("FLOWWATCH_ENDPOINT_URL", "contains a space", "http://"),
+            env={"FLOWWATCH_ENDPOINT_URL": "http://127.0.0.1 :4599"}),
+    BadArgs("endpoint-escape", ("--endpoint-url", "http://127.0.0.1\x1b]8;;http://evil\x07", "status"),
+            ("--endpoint-url", "character 0x1b", "http://")),
+    # the local AWS's port
+    BadArgs("local-port-word", ("--local", "status"), ("FLOWWATCH_LOCAL_PORT", "'abc'", "allowed: 1-65535"),
+            env={"FLOWWATCH_LOCAL_PORT": "abc"}),
+    BadArgs("local-port-too-big", ("local", "start"), ("FLOWWATCH_LOCAL_PORT", "'65536'", "allowed: 1-65535"),
+            env={"FLOWWATCH_LOCAL_PORT": "65536"}),
+    BadArgs("local-port-negative", ("local", "start"), ("FLOWWATCH_LOCAL_PORT", "'-1'", "or 0 for any free port"),
+            env={"FLOWWATCH_LOCAL_PORT": "-1"}),
+]
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])
+def test_a_hostile_option_or_variable_is_exit_2_before_any_aws_call(case, tmp_path, capsys, monkeypatch,
+                                                                     aws_calls):
+    (tmp_path / "flowwatch.yaml").write_text("stack: lab\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
+    state = Path(os.environ["XDG_STATE_HOME"]) / "flowwatch"
+    try:
+        with hang_guard():
+            result = run_cli(capsys, monkeypatch, *case.args)
+    finally:
+        if (state / "server.json").exists():     # a local AWS started despite the bad port: stop it
+            from flowwatch.local import process
+
+            process.stop(state)
+            pytest.fail("a local AWS was started")
+    if case.click_usage:
+        assert result.code == 2 and "Traceback" not in result.err, result.err
+        line = result.err.strip().splitlines()[-1]
+        assert line.startswith("Error: "), result.err
+        for fragment in case.fragments:
+            assert fragment in line, f"{fragment!r} not in: {line}"
+    else:
+        line = one_error_line(result, *case.fragments)
+    assert aws_calls == []
+    assert len(line) < 500 and "\x1b" not in line
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:4599", "https://logs.us-east-1.amazonaws.com",
+                                 "http://[::1]:4566/", "http://localhost"])
+def test_a_good_endpoint_is_accepted(url):
+    from flowwatch.settings import check_endpoint_url
+
+    assert check_endpoint_url(url) == url
+
+
+@pytest.mark.parametrize("text", ["1s", "10m", "87672h", "3653d", "521w"])
+def test_durations_up_to_ten_years_are_accepted(text):
+    from flowwatch.timewindow import parse_duration
+
+    assert 0 < parse_duration(text).total_seconds() <= 3653 * 86400

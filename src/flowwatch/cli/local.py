@@ -15,9 +15,14 @@ class _PortOption(click.Option):
     """``--port``, whose help names the effective default (FLOWWATCH_LOCAL_PORT, else 4599), read when shown."""
 
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
-        from flowwatch.local.process import default_port
+        from flowwatch.errors import UsageError
+        from flowwatch.local.process import DEFAULT_PORT, default_port
 
-        self.help = f"Port on 127.0.0.1 (default {default_port()}: FLOWWATCH_LOCAL_PORT or 4599; 0 picks a free one)."
+        try:
+            port = str(default_port())
+        except UsageError:          # the help still shows; a command would say what is wrong
+            port = f"{DEFAULT_PORT}, FLOWWATCH_LOCAL_PORT is not a port"
+        self.help = f"Port on 127.0.0.1 (default {port}: FLOWWATCH_LOCAL_PORT or 4599; 0 picks a free one)."
         return super().get_help_record(ctx)
 
 

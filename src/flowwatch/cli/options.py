@@ -20,7 +20,7 @@ import click
 from click.core import ParameterSource
 
 from flowwatch.cli.app import OUTPUTS, App
-from flowwatch.settings import Settings
+from flowwatch.settings import Settings, check_endpoint_url
 
 _SEEN = "flowwatch.globals"          # ctx.meta key: option name -> (source, value)
 _MARK = "_flowwatch_globals"         # set on a command once it has its copy of the options
@@ -107,6 +107,10 @@ def settings_from(ctx: click.Context) -> Settings:
                         verbosity=int(values.get("verbosity") or 0), debug=bool(values.get("debug")))
     if settings.local and settings.endpoint_url:
         raise click.UsageError("--local and --endpoint-url exclude each other", ctx=ctx)
+    if settings.endpoint_url is not None:      # bad input: exit 2 before any client is made
+        source = seen["endpoint_url"][0]
+        check_endpoint_url(settings.endpoint_url,
+                           "FLOWWATCH_ENDPOINT_URL" if source == ParameterSource.ENVIRONMENT else "--endpoint-url")
     return settings
 
 

@@ -68,8 +68,17 @@ def state_dir() -> Path:
 
 
 def default_port() -> int:
+    """FLOWWATCH_LOCAL_PORT (0: any free port), else DEFAULT_PORT; UsageError (exit 2) if it is not a port."""
     value = os.environ.get("FLOWWATCH_LOCAL_PORT")
-    return int(value) if value and value.isdigit() else DEFAULT_PORT
+    if value is None or not value.strip():
+        return DEFAULT_PORT
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > 65535:
+        from flowwatch.errors import UsageError, shown
+
+        raise UsageError(f"FLOWWATCH_LOCAL_PORT: {shown(value)} is not a port; allowed: 1-65535, or 0 for any "
+                         "free port")
+    return int(text)
 
 
 def read_info(directory: Path | None = None) -> ServerInfo | None:
@@ -94,9 +103,9 @@ def start(port: int | None = None, directory: Path | None = None, *, tick: float
           timeout: float = START_TIMEOUT, sleep: Callable[[float], None] = time.sleep,
           clock: Callable[[], float] = time.monotonic) -> tuple[ServerInfo, bool]:
     """Start the server in the background (if not already running); returns (info, started_now)."""
+    port = default_port() if port is None else port        # bad FLOWWATCH_LOCAL_PORT: exit 2, nothing made
     directory = directory or state_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    port = default_port() if port is None else port
     with _start_lock(directory):
         info = running(directory)
         if info is not None:
