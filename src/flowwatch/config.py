@@ -7,6 +7,7 @@ Errors become one ``ConfigError`` line naming the key, what was given and what i
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import os
 import re
@@ -289,6 +290,11 @@ class Config(_Model):
         if not REGION_RE.fullmatch(v):
             close = _did_you_mean(v, _known_regions(), cutoff=0.9)
             raise ValueError(f"{shown(v)} is not an AWS region{close or ' (e.g. us-east-1)'}")
+        known = _known_regions()
+        if known and v not in known:     # well-formed, but no partition has it: a typo, or made up
+            close = _did_you_mean(v, known, cutoff=0.8)
+            raise ValueError(f"{shown(v)} is not an AWS region{close}; allowed: the {len(known)} regions of "
+                             f"botocore's partition data ({', '.join(_partitions())}), e.g. us-east-1, eu-west-1")
         return v
 
     @field_validator("names")
@@ -368,15 +374,27 @@ class Config(_Model):
         return RecordFormat.parse(self.flow_logs.format)
 
 
-def _known_regions() -> list[str]:
-    """The regions botocore knows (its bundled endpoint data; no AWS call): for "did you mean"."""
+@functools.cache
+def _partition_data() -> list[dict[str, Any]]:
+    """botocore's bundled partition data (partitions.json: every partition and its regions; no AWS call)."""
     try:
-        import botocore.session
+        import botocore.loaders
 
-        session = botocore.session.get_session()
-        return sorted({r for p in session.get_available_partitions() for r in session.get_available_regions("ec2", p)})
-    except Exception:   # noqa: BLE001 (only a suggestion)
+        return list(botocore.loaders.create_loader().load_data("partitions")["partitions"])
+    except Exception:   # noqa: BLE001 (without the data, regions are checked by their shape only)
         return []
+
+
+def _known_regions() -> list[str]:
+    """Every region of every partition botocore knows (aws, aws-cn, aws-us-gov, the ISO ones, ...).
+
+    A region is valid only if listed: a partition's ``regionRegex`` alone would let a made-up
+    ``us-east-9`` through. A region newer than the installed botocore needs a botocore upgrade."""
+    return sorted({r for p in _partition_data() for r in p.get("regions", {}) if not r.endswith("-global")})
+
+
+def _partitions() -> list[str]:
+    return [str(p["id"]) for p in _partition_data()]
 
 
 def _did_you_mean(word: str, choices: Any, cutoff: float = 0.6) -> str:

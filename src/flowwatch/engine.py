@@ -110,6 +110,11 @@ def plan_up(ctx: Context) -> Plan:
         have, changes = _planned(step, probe)
         steps.append(StepPlan(step.name, tuple(changes), None if changes else step.found(have), have))
         step.publish(probe.stack, have)
+        if step.name == "subnet" and any(c.action == "create" for c in changes):
+            from flowwatch.steps.subnet import check_zone
+
+            with aws_errors(step.name):
+                check_zone(probe)        # a zone the region lacks: exit 2 here, not at CreateSubnet
     ctx.stack.account = probe.stack.account
     return Plan(tuple(steps), dry_run=ctx.dry_run)
 

@@ -125,6 +125,7 @@ CALLS: dict[tuple[str, str], Use] = {
     # --- vpc, subnet, igw, flow_logs, nacl, cleanup (EC2) ---
     ("ec2", "DescribeVpcs"): Use(DISCOVER, "any"),
     ("ec2", "DescribeSubnets"): Use(DISCOVER, "any"),
+    ("ec2", "DescribeAvailabilityZones"): Use((UP,), "any"),     # up's preflight: the configured AZ exists
     ("ec2", "DescribeInternetGateways"): Use(DISCOVER, "any"),
     ("ec2", "DescribeRouteTables"): Use(DISCOVER, "any"),
     ("ec2", "DescribeNetworkAcls"): Use(DISCOVER, "any"),

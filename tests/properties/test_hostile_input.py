@@ -57,11 +57,14 @@ def hang_guard(seconds: int = HANG_GUARD) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def one_error_line(result: Any, *fragments: str) -> str:
+def one_error_line(result: Any, *fragments: str, heading: bool = False) -> str:
     """The run failed as bad input must: exit 2, nothing on stdout, one ``error:`` line (+ an optional hint)
-    holding every fragment; returns the error line."""
+    holding every fragment; returns the error line. ``heading``: after up's first line ("Planning stack ...")."""
     err = result.err
     lines = [line for line in err.splitlines() if line.strip()]
+    if heading:
+        assert lines and lines[0].startswith(("Planning stack", "Converging stack")), err
+        lines = lines[1:]
     assert result.code == 2, err
     assert "Traceback" not in err + result.out
     assert result.out == ""
@@ -259,3 +262,90 @@ def test_durations_up_to_ten_years_are_accepted(text):
     from flowwatch.timewindow import parse_duration
 
     assert 0 < parse_duration(text).total_seconds() <= 3653 * 86400
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Regions and availability zones
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("region", "fragments"), [
+    ("us-east-9", ("'us-east-9' is not an AWS region", "allowed: the", "regions of botocore's partition data",
+                   "aws-us-gov")),
+    ("eu-mars-1", ("'eu-mars-1' is not an AWS region", "e.g. us-east-1")),
+])
+def test_a_made_up_region_is_refused(region, fragments, tmp_path, capsys, monkeypatch, aws_calls):
+    (tmp_path / "flowwatch.yaml").write_text(f"stack: lab\nregion: {region}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    one_error_line(run_cli(capsys, monkeypatch, "up", "--dry-run"), "flowwatch.yaml: region:", *fragments)
+    assert aws_calls == []
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-central-2", "cn-north-1", "us-gov-west-1", "us-iso-east-1"])
+def test_every_partition_s_regions_are_accepted(region):
+    from flowwatch.config import parse_config
+
+    assert parse_config({"stack": "lab", "region": region}).region == region
+
+
+MUTATING = ("Create", "Put", "Modify", "Run", "Attach", "Associate", "Delete", "Tag", "Authorize", "Replace",
+            "Subscribe", "Start", "Set", "Update")
+
+
+def test_an_unknown_zone_stops_up_before_any_change_on_moto(tmp_path, capsys, monkeypatch):
+    """`us-east-1z` has the region's shape: only EC2 knows it does not exist. up's preflight asks, and fails
+    before the first mutating call (the VPC would otherwise be created and CreateSubnet fail half-way)."""
+    import boto3
+    from botocore.client import BaseClient
+    from moto import mock_aws
+
+    from tests.support.aws_faults import moto_fixes
+
+    sent: list[str] = []
+    original = BaseClient._make_api_call
+
+    def record(self, operation_name, api_params):
+        sent.append(operation_name)
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    (tmp_path / "flowwatch.yaml").write_text("stack: lab\nnetwork:\n  availability_zone: us-east-1z\n")
+    monkeypatch.chdir(tmp_path)
+    with mock_aws(), moto_fixes(), hang_guard():
+        for args in (("up", "--dry-run"), ("up",)):
+            sent.clear()
+            result = run_cli(capsys, monkeypatch, *args)
+            one_error_line(result, "network.availability_zone: 'us-east-1z' is not an availability zone of "
+                                   "us-east-1", "the region's zones: us-east-1a, us-east-1b", heading=True)
+            assert "DescribeAvailabilityZones" in sent
+            assert [op for op in sent if op.startswith(MUTATING)] == []
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        assert [v for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")] == []
+        # a zone the region has: the same check passes and up goes on
+        (tmp_path / "flowwatch.yaml").write_text("stack: lab\nnetwork:\n  availability_zone: us-east-1b\n")
+        sent.clear()
+        ok = run_cli(capsys, monkeypatch, "up", "--dry-run")
+        assert ok.code == 0, ok.err
+        assert "DescribeAvailabilityZones" in sent
+
+
+@pytest.mark.slow
+def test_an_unknown_zone_stops_up_before_any_change_on_the_local_aws(tmp_path, capsys, monkeypatch):
+    import boto3
+
+    from flowwatch.local import process
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    info, _ = process.start(0, tmp_path / "state" / "flowwatch")
+    try:
+        (tmp_path / "flowwatch.yaml").write_text("stack: lab\nnetwork:\n  availability_zone: us-east-1z\n")
+        monkeypatch.chdir(tmp_path)
+        with hang_guard(60):
+            result = run_cli(capsys, monkeypatch, "--local", "up")
+        one_error_line(result, "'us-east-1z' is not an availability zone of us-east-1", "us-east-1a",
+                       heading=True)
+        ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=info.url, aws_access_key_id="x",
+                           aws_secret_access_key="x")
+        assert [v for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")] == []
+    finally:
+        process.stop(tmp_path / "state" / "flowwatch")
+    assert not process.pid_alive(info.pid)

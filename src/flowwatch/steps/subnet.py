@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flowwatch.errors import DriftError, FlowwatchError
+from flowwatch.errors import ConfigError, DriftError, FlowwatchError, shown
 from flowwatch.model import PENDING, Change, Context, DestroyOptions, Pending, Stack, StatusDetail
 from flowwatch.naming import tag_filters, tag_spec
 from flowwatch.steps.base import one, ready, when_visible
@@ -31,6 +31,18 @@ class SubnetSeen:
     zone: str
     public_ip: bool
     adopted: bool = False
+
+
+def check_zone(ctx: Context) -> None:
+    """The configured AZ is one of the region's (DescribeAvailabilityZones, read-only), else ConfigError (exit 2)
+    naming it and the region's zones: called by ``up``'s preflight before a subnet is created, so a typo'd
+    zone stops ``up`` before its first change instead of at CreateSubnet, half-way through."""
+    zone, region = ctx.config.availability_zone, ctx.config.region
+    zones = sorted(z["ZoneName"] for z in ctx.aws.ec2.describe_availability_zones()["AvailabilityZones"]
+                   if z.get("State", "available") == "available")
+    if zone not in zones:
+        raise ConfigError(f"network.availability_zone: {shown(zone)} is not an availability zone of {region}; "
+                          f"the region's zones: {', '.join(zones) or 'none available'}")
 
 
 class SubnetStep:
