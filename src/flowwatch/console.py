@@ -107,15 +107,15 @@ class Output:
             return
         if not changes:
             sym, color = SYMBOLS["ok"]
-            what = found or "nothing to do"
+            what = safe(found) if found else "nothing to do"
             self.err.print(f"  [{color}]{sym}[/{color}] {name:<14} no change   [dim]{what}[/dim]")
             return
         for change in changes:
             # the verb is the action, the target a noun ("attachment of igw-1 to vpc-2"): "would delete attachment ..."
             sym, color = SYMBOLS[change.action]
             verb = f"would {change.action}" if dry_run else change.action
-            self.err.print(f"  [{color}]{sym}[/{color}] {name:<14} {verb:<11} {change.target}"
-                           f" [dim]({change.reason})[/dim]")
+            self.err.print(f"  [{color}]{sym}[/{color}] {name:<14} {verb:<11} {safe(change.target)}"
+                           f" [dim]({safe(change.reason)})[/dim]")
 
     def summary(self, steps_changed: int, changes: int, unchanged: int, errors: int = 0, *,
                 dry_run: bool = False) -> None:
@@ -134,7 +134,7 @@ class Output:
             writer = csv.writer(buf, lineterminator="\n")
             writer.writerow(columns)
             writer.writerows(["" if v is None else v for v in row] for row in rows)
-            self._stdout.write(buf.getvalue())
+            self._stdout.write(self._plain(buf.getvalue()))
             self._stdout.flush()
         else:
             self.table(columns, rows, title=title)
@@ -188,18 +188,30 @@ class Output:
         """One CSV row on stdout (a header, or a record of a stream); None as an empty field."""
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow(["" if v is None else v for v in values])
-        self._stdout.write(buf.getvalue())
+        self._stdout.write(self._plain(buf.getvalue()))
         self._stdout.flush()
 
     def text(self, line: str) -> None:
         """A plain data line on stdout (no markup)."""
-        self._stdout.write(line + "\n")
+        self._stdout.write(self._plain(line) + "\n")
         self._stdout.flush()
+
+    def _plain(self, text: str) -> str:
+        """Data for stdout: as is into a pipe or file (it is data); on a terminal, control characters made
+        visible (a terminal would act on them)."""
+        return safe(text, markup=False, keep_newlines=True) if self.out.is_terminal else text
+
+    def untrusted(self, text: str) -> None:
+        """A line of text from outside (a log event that is not a record): shown literally on stdout."""
+        from rich.text import Text
+
+        self.out.print(Text(safe(text, markup=False)))
 
     def raw(self, chunks: Iterable[bytes]) -> None:
         """Data already encoded as UTF-8 (a query engine's JSON/CSV export), copied to stdout as it comes."""
         self._stdout.flush()
-        sink = getattr(self._stdout, "buffer", None)
+        # on a terminal, decoded so that control characters in the results are shown, not obeyed
+        sink = None if self.out.is_terminal else getattr(self._stdout, "buffer", None)
         if sink is not None:
             for chunk in chunks:
                 sink.write(chunk)
@@ -207,7 +219,7 @@ class Output:
             return
         decoder = codecs.getincrementaldecoder("utf-8")()
         for chunk in chunks:
-            self._stdout.write(decoder.decode(chunk))
+            self._stdout.write(self._plain(decoder.decode(chunk)))
         self._stdout.write(decoder.decode(b"", final=True))
         self._stdout.flush()
 
@@ -225,9 +237,10 @@ class Output:
         when = datetime.fromtimestamp(message.get("time", 0), tz=timezone.utc).strftime("%a, %d %b %Y %H:%M:%S UTC")
         to = ", ".join(message.get("recipients") or ()) or "(no e-mail subscriber: AWS would e-mail nobody)"
         head = Text.assemble(("From:    ", "dim"), "AWS Notifications <no-reply@sns.amazonaws.com>\n",
-                             ("To:      ", "dim"), to + "\n", ("Date:    ", "dim"), when + "\n",
-                             ("Topic:   ", "dim"), str(message.get("topic_arn")) + "\n", ("Subject: ", "dim"),
-                             (str(message.get("subject") or "(none)"), "bold"), "\n\n", str(message.get("body", "")))
+                             ("To:      ", "dim"), safe(to, markup=False) + "\n", ("Date:    ", "dim"), when + "\n",
+                             ("Topic:   ", "dim"), safe(message.get("topic_arn"), markup=False) + "\n",
+                             ("Subject: ", "dim"), (safe(message.get("subject") or "(none)", markup=False), "bold"),
+                             "\n\n", safe(message.get("body", ""), markup=False, keep_newlines=True))
         color = "red" if str(message.get("subject", "")).startswith("ALARM") else "green"
         self.out.print(Panel(head, border_style=color, title="e-mail", title_align="left",
                              width=min(EMAIL_WIDTH, self.out.width)), soft_wrap=False)
@@ -303,7 +316,8 @@ def cell_text(column: str, value: Any) -> str | None:
             from datetime import datetime, timezone
 
             return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    return " ".join(str(value).split()) if "\n" in str(value) else str(value)
+    text = " ".join(str(value).split()) if "\n" in str(value) else str(value)
+    return safe(text, markup=False)
 
 
 def cut(text: str, width: int) -> str:
@@ -382,8 +396,34 @@ def _count(n: int, unit: str) -> str:
     return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
-def _escape(text: str) -> str:
-    """Messages carry user and AWS text (filter patterns, policies): never read them as rich markup."""
-    from rich.markup import escape
+#: Characters a terminal acts on instead of showing: C0 controls (ESC starts CSI and OSC 8 links, BEL ends an
+#: OSC), DEL, C1 controls (0x9b is a one-byte CSI), and the Unicode format characters that reorder or hide text
+#: (bidi overrides and isolates, zero-width ones). Text from AWS or a file shows each as a visible escape.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
-    return escape(str(text))
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe(text: Any, *, markup: bool = True, keep_newlines: bool = False) -> str:
+    """Untrusted text (log events, AWS error messages, names and tags read back, query results, lines a user
+    pipes in) as it may reach the terminal: every control or hiding character as a visible escape (``\\x1b``),
+    and, with ``markup`` (text that goes into a rich markup string), ``[`` escaped so that ``[link=...]`` or
+    ``[bold]`` is shown, never obeyed. ``keep_newlines``: a multi-line value stays multi-line."""
+    value = str(text)
+    if keep_newlines:
+        value = "\n".join(_CONTROL.sub(_visible, line) for line in value.split("\n"))
+    else:
+        value = _CONTROL.sub(_visible, value)
+    if markup:
+        from rich.markup import escape
+
+        value = escape(value)
+    return value
+
+
+def _escape(text: str) -> str:
+    """Messages carry user and AWS text (filter patterns, policies, AWS's own messages): shown, never obeyed."""
+    return safe(text)

@@ -349,3 +349,108 @@ def test_an_unknown_zone_stops_up_before_any_change_on_the_local_aws(tmp_path, c
     finally:
         process.stop(tmp_path / "state" / "flowwatch")
     assert not process.pid_alive(info.pid)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What reaches the terminal
+# ---------------------------------------------------------------------------------------------------------
+
+#: planted in text flowwatch reads back: a clickable link (rich markup and OSC 8), hidden text (SGR 8), a
+#: screen clear (CSI 2J), a title change ended by BEL, a one-byte C1 CSI and a bidi override
+HOSTILE = ("[link=https://evil.example]click me[/link] [bold red]fake ALARM[/bold red] "
+           "\x1b]8;;https://evil.example\x07here\x1b]8;;\x07 \x1b[8mhidden\x1b[0m \x1b[2J \x1b]0;owned\x07 "
+           "\x9b31m \u202egnp.exe")
+
+
+def terminal_effects(text: str) -> list[str]:
+    """Escape sequences other than the SGR colours rich itself writes (``ESC [ ... m`` but not ``8m``
+    concealment), and other control characters: what a terminal would act on."""
+    import re
+
+    sgr = re.compile(r"\x1b\[[0-9;]*m")
+    found = [m for m in sgr.findall(text) if re.search(r"(?:^|\[|;)8(?:;|m)", m)]
+    rest = sgr.sub("", text)
+    found += [repr(c) for c in rest if (ord(c) < 32 and c not in "\n\t") or 0x7f <= ord(c) < 0xa0
+              or c == "\u202e"]
+    return found
+
+
+def test_logs_tail_shows_planted_markup_and_escapes_literally(tmp_path, capsys, monkeypatch):
+    """On a terminal (FORCE_COLOR: rich writes colours), an event that is not a record and a record with
+    escapes in a field are shown as text: the link is not a link, nothing is hidden, no sequence reaches
+    the terminal but rich's own colours."""
+    import time
+
+    import boto3
+    from moto import mock_aws
+
+    from tests.support.aws_faults import moto_fixes
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "400")
+    (tmp_path / "flowwatch.yaml").write_text("stack: lab\n")
+    monkeypatch.chdir(tmp_path)
+    now = int(time.time())
+    record = (f"2 123456789012 eni-0abc\x1b[8m\x1b]8;;https://evil.example\x07 10.0.0.5 8.8.8.8 0 0 1 1 84 "
+              f"{now - 30} {now - 20} REJECT OK")
+    with mock_aws(), moto_fixes(), hang_guard():
+        logs = boto3.client("logs", region_name="us-east-1")
+        logs.create_log_group(logGroupName="/flowwatch/lab/flow-logs")
+        logs.create_log_stream(logGroupName="/flowwatch/lab/flow-logs", logStreamName="eni-0abc-all")
+        logs.put_log_events(logGroupName="/flowwatch/lab/flow-logs", logStreamName="eni-0abc-all",
+                            logEvents=[{"timestamp": now * 1000 - 2000, "message": HOSTILE},
+                                       {"timestamp": now * 1000 - 1000, "message": record}])
+        result = run_cli(capsys, monkeypatch, "logs", "tail")
+    assert result.code == 0, result.err
+    assert "\x1b[" in result.out, "not rendered as for a terminal"          # rich's colours: a real terminal run
+    assert terminal_effects(result.out) == [], result.out
+    assert "\x1b]8" not in result.out and "\x07" not in result.out           # no OSC 8 link, no BEL
+    plain = __import__("re").sub(r"\x1b\[[0-9;]*m", "", result.out)
+    # the planted text is there, literally
+    assert "[link=https://evil.example]click me[/link]" in plain
+    assert "[bold red]fake ALARM[/bold red]" in plain
+    assert "\\x1b]8;;https://evil.example\\x07here" in plain and "\\x1b[8mhidden" in plain
+    assert "\\x9b31m" in plain and "\\u202egnp.exe" in plain
+    assert "eni-0abc\\x1b[8m" in plain and "REJECT" in plain
+
+
+def test_an_aws_error_message_is_shown_not_obeyed(capsys):
+    """AWS's error text (here planted in a ClientError) in the error line: markup and escapes literal, its
+    newline shown as an escape."""
+    import io
+
+    from botocore.exceptions import ClientError
+
+    from flowwatch.console import Output
+    from flowwatch.errors import AwsError
+
+    err = io.StringIO()
+    out = Output(stderr=err, stdout=io.StringIO(), color=True)
+    exc = ClientError({"Error": {"Code": "InvalidParameterValue", "Message": HOSTILE + "\nsecond line"}},
+                      "CreateSubnet")
+    failure = AwsError.from_client_error(exc, step="subnet")
+    out.error(failure.message, failure.hint)
+    out.step("subnet", [], None, failed=failure.message)
+    text = err.getvalue()
+    assert terminal_effects(text) == [], text
+    assert "[link=https://evil.example]" in text and "\\x1b[2J" in text and "\\x0asecond line" in text
+    assert "\nsecond line" not in text                 # AWS's newline does not start a line of its own
+
+
+def test_names_read_back_and_query_cells_are_shown_not_obeyed():
+    """A resource name or tag read back (in a plan line, in status's table) and a query result cell."""
+    import io
+
+    from flowwatch.console import Output
+    from flowwatch.model import Change
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    out = Output(stderr=stderr, stdout=stdout, color=True)
+    out.step("vpc", [], f"vpc-0abc ({HOSTILE})")
+    out.step("nacl", [Change("nacl", "update", f"network ACL {HOSTILE}", reason=HOSTILE)], None)
+    out.data(["name", "value"], [["tag", HOSTILE]])
+    out.data(["name", "value"], [["tag", HOSTILE]], fmt="csv")
+    out.text(HOSTILE)
+    for text in (stdout.getvalue(), stderr.getvalue()):
+        assert terminal_effects(text) == [], text
+        assert "[link=https://evil.example]" in text and "\\x1b]0;owned\\x07" in text

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from flowwatch.console import plural
+from flowwatch.console import plural, safe
 from flowwatch.errors import ConfigError
 from flowwatch.model import Context
 from flowwatch.polling import Poll
@@ -71,7 +71,10 @@ def tail(ctx: Context, *, since: str, window: timedelta, follow: bool, pattern_t
                     unparsed += 1
             else:
                 width = None if ctx.out.full_width else ctx.out.out.width
-                ctx.out.rich(render(fmt, record, event, width=width) if record else event["message"])
+                if record:
+                    ctx.out.rich(render(fmt, record, event, width=width))
+                else:                         # not a record: the event's text, shown literally
+                    ctx.out.untrusted(event["message"])
             shown += 1
             start_ms = max(start_ms, event["timestamp"])
             if limit and shown >= limit:
@@ -140,7 +143,7 @@ def render(fmt: Any, record: Any, event: dict[str, Any], width: int | None = Non
     for i, (part, key) in enumerate(line()):
         if i:
             text.append(" ")
-        text.append(part, style=styles.get(key))
+        text.append(safe(part, markup=False), style=styles.get(key))
     return text
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from flowwatch.console import plural
+from flowwatch.console import plural, safe
 from flowwatch.errors import error_code
 from flowwatch.errors import AwsError, FlowwatchError, OwnershipError, UsageError
 from flowwatch.model import Context
@@ -253,7 +253,7 @@ def inject(ctx: Context, target: Target, count: int, action: str = "REJECT") -> 
             if d.get("error"):
                 ctx.out.warn(f"flow log {d['flow_log_id']}: {d['error']}")
             else:
-                ctx.out.info(f"  [green]+[/green] {plural(d['records'], action + ' record')} -> {where}")
+                ctx.out.info(f"  [green]+[/green] {plural(d['records'], action + ' record')} -> {safe(where)}")
             written.append({"flow_log_id": d.get("flow_log_id"), "destination_type": d["destination_type"],
                             "destination": d["destination"], "records": d.get("records", 0), "error": d.get("error")})
         return {"eni": eni, "records": len(lines), "deliveries": written}

@@ -91,13 +91,14 @@ def forget_query_cache(ctx: "Context", removed: Sequence["Change"]) -> None:
 
 def confirm_down(ctx: "Context", changes: Sequence["Change"]) -> bool:
     """List what ``down`` removes and ask; without a terminal (and without --yes) refuse: exit 2."""
+    from flowwatch.console import safe
     from flowwatch.errors import UsageError
 
     if not sys.stdin or not sys.stdin.isatty():
         raise UsageError("down: refusing to delete without confirmation; pass --yes")
     ctx.out.heading(f"flowwatch down will remove {len(changes)} resource{'' if len(changes) == 1 else 's'} of stack {ctx.stack.name!r}:")
     for change in changes:
-        ctx.out.info(f"  - {change.step:<14} {change.target}")
+        ctx.out.info(f"  - {change.step:<14} {safe(change.target)}")
     return click.confirm("Proceed?", default=False, err=True)
 
 
