@@ -454,3 +454,80 @@ def test_names_read_back_and_query_cells_are_shown_not_obeyed():
     for text in (stdout.getvalue(), stderr.getvalue()):
         assert terminal_effects(text) == [], text
         assert "[link=https://evil.example]" in text and "\\x1b]0;owned\\x07" in text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Files flowwatch creates are private (copies of flow logs, the local AWS's log and pid)
+# ---------------------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def modes(root: Path) -> dict[str, str]:
+    """Every entry under ``root`` (and root itself) -> its permission bits, octal."""
+    found = {".": oct(root.stat().st_mode & 0o777)}
+    for path in root.rglob("*"):
+        found[str(path.relative_to(root))] = oct(path.stat().st_mode & 0o777)
+    return found
+
+
+def not_private(root: Path) -> dict[str, str]:
+    return {name: mode for name, mode in modes(root).items()
+            if mode != ("0o700" if (root / name).is_dir() else "0o600")}
+
+
+def test_the_query_cache_is_private_whatever_the_umask(session, tmp_path):
+    """S3 objects downloaded by the local engine, their stamps and Parquet copies, DuckDB's spill dir: 0600
+    files in 0700 dirs with umask 000; a cache dir left 0755 by an earlier run is tightened."""
+    import gzip
+
+    from flowwatch.query import local_engine
+    from flowwatch.settings import Settings
+
+    from tests.query.test_local import BUCKET, FILE_TIMES, LAYOUT, file_lines, query, write_tree
+
+    import random
+
+    root = local_engine.cache_root()
+    root.mkdir(parents=True)
+    os.chmod(root, 0o755)                                     # as an earlier version left it
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    rng = random.Random(3)
+    for n, t in enumerate(FILE_TIMES):
+        s3.put_object(Bucket=BUCKET, Key=LAYOUT.object_key(t, "fl-0123456789abcdef0", f"{n:08d}"),
+                      Body=gzip.compress(("\n".join(file_lines(t, rng)) + "\n").encode()))
+    (tmp_path / "flowwatch.yaml").write_text("stack: test\n")
+    settings = Settings(config_path=str(tmp_path / "flowwatch.yaml"), config_explicit=True)
+    with umask(0), hang_guard(60):
+        rows, _ = query("rejects", settings=settings, session=session, engine="local")
+        write_tree(tmp_path / "logs")
+        query("rejects", source=tmp_path / "logs", parquet_cache=True)
+    assert rows
+    found = modes(root)
+    assert any(name.endswith(".gz") for name in found) and any(name.endswith(".parquet") for name in found)
+    assert any(name.endswith(".stamp") for name in found) and "duckdb-tmp" in found
+    assert not_private(root) == {}
+
+
+@pytest.mark.slow
+def test_the_local_aws_state_is_private_whatever_the_umask(tmp_path):
+    from flowwatch.local import process
+
+    state = tmp_path / "state" / "flowwatch"
+    with umask(0):
+        info, _ = process.start(0, state)
+    try:
+        found = modes(state)
+        assert {"server.json", "server.log", "start.lock"} <= set(found), found
+        assert not_private(state) == {}
+        assert oct((tmp_path / "state").stat().st_mode & 0o777) == "0o700"    # the level it made, too
+    finally:
+        process.stop(state)
+    assert not process.pid_alive(info.pid)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from flowwatch.local.client import LocalApi, LocalError
 from flowwatch.polling import Poll
+from flowwatch.private import open_private, private_dir
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4599
@@ -104,8 +105,7 @@ def start(port: int | None = None, directory: Path | None = None, *, tick: float
           clock: Callable[[], float] = time.monotonic) -> tuple[ServerInfo, bool]:
     """Start the server in the background (if not already running); returns (info, started_now)."""
     port = default_port() if port is None else port        # bad FLOWWATCH_LOCAL_PORT: exit 2, nothing made
-    directory = directory or state_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_dir(directory or state_dir())
     with _start_lock(directory):
         info = running(directory)
         if info is not None:
@@ -119,7 +119,7 @@ def start(port: int | None = None, directory: Path | None = None, *, tick: float
         if tick is not None:
             cmd += ["--tick", str(tick)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}   # never hand it real credentials
-        with open(directory / LOG_FILE, "ab") as log:
+        with open_private(directory / LOG_FILE, "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True, close_fds=True)
         _children[proc.pid] = proc
@@ -228,7 +228,7 @@ def _start_lock(directory: Path) -> Iterator[None]:
 
     path = directory / LOCK_FILE
     while True:
-        with open(path, "a") as fh:
+        with open_private(path, "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 # `stop` unlinks the lock file while holding it: a lock taken on that old file

@@ -50,6 +50,7 @@ from urllib.parse import parse_qsl
 
 from flowwatch.local.dataplane import DataPlane
 from flowwatch.polling import Poll
+from flowwatch.private import private_dir, write_private_text
 
 HOST = "127.0.0.1"
 STATE_FILE = "server.json"
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     state_dir = Path(args.state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     plane = DataPlane(tick=args.tick)
     info: dict[str, Any] = {"service": "flowwatch-local", "pid": os.getpid(), "started": time.time()}
     app = FlowwatchApp(DomainDispatcherApplication(create_backend_app), plane, info)
@@ -314,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     plane.start()
     state_file = state_dir / STATE_FILE
     tmp = state_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "port": port, "url": plane.endpoint, "started": info["started"]}))
+    write_private_text(tmp, json.dumps({"pid": os.getpid(), "port": port, "url": plane.endpoint,
+                                        "started": info["started"]}))
     tmp.replace(state_file)
     log.info("flowwatch local AWS listening on %s (pid %d)", plane.endpoint, os.getpid())
 

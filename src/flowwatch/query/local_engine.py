@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowwatch.console import plural
 from flowwatch.errors import AwsError, FlowwatchError, UsageError
+from flowwatch.private import make_private, private_dir, write_private_text
 from flowwatch.records import FIELDS, PARTITION_KEY, FormatError, RecordFormat
 
 if TYPE_CHECKING:
@@ -144,14 +145,15 @@ class FileCache:
         etag = str(obj.get("ETag", "")).strip('"')
         if target.is_file() and _read(_stamp(target)) == etag:
             return target, False
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent, within=self.root)
         partial = target.with_name(target.name + ".part")
         try:
             s3.download_file(bucket, obj["Key"], str(partial))
         except ClientError as exc:
             raise AwsError.from_client_error(exc, step="query", operation="GetObject") from None
+        make_private(partial)
         partial.replace(target)
-        _stamp(target).write_text(etag)
+        write_private_text(_stamp(target), etag)
         return target, True
 
     def parquet_path(self, source: Path) -> Path:
@@ -168,7 +170,7 @@ class FileCache:
         return (target, int(data["malformed"])) if data.get("source") == _file_stamp(source) else None
 
     def parquet_done(self, source: Path, target: Path, malformed: int) -> None:
-        _stamp(target).write_text(json.dumps({"source": _file_stamp(source), "malformed": malformed}))
+        write_private_text(_stamp(target), json.dumps({"source": _file_stamp(source), "malformed": malformed}))
 
     # -- removal (`down`, `flowwatch cache clear`) ---------------------------------------------------
     # Only the entries this class and LocalEngine write: the cache root itself may hold anything else.
@@ -260,7 +262,7 @@ class LocalEngine:
         self.cached_malformed = 0
         self._exports: list[Generator[bytes, None, None]] = []
         spill = (cache.root if cache else Path(tempfile.gettempdir()) / "flowwatch") / "duckdb-tmp"
-        spill.mkdir(parents=True, exist_ok=True)  # DuckDB makes only the last level, when it first spills
+        private_dir(spill, within=spill.parent)  # DuckDB makes only the last level, when it first spills
         self.con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit,
                                           "temp_directory": str(spill), "preserve_insertion_order": False,
                                           "autoinstall_known_extensions": False,
@@ -350,13 +352,14 @@ class LocalEngine:
         """One gzip text file -> its Parquet copy, sorted by address (see CACHE_ORDER)."""
         assert self.cache is not None
         target = self.cache.parquet_path(source)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent, within=self.cache.root)
         partial = target.with_name(target.name + ".part")
         select = self._csv_select([SourceFile(source, None, False)], fields, header, columns=_columns(fields),
                                   with_filename=False)
         order = ", ".join(_ident(c) for c in CACHE_ORDER if c in _columns(fields)) or "ALL"
         self._run(f"COPY ({select} ORDER BY {order}) TO {_lit(str(partial))} (FORMAT parquet, COMPRESSION zstd)")
         malformed = self.take_malformed_lines()
+        make_private(partial)
         partial.replace(target)
         self.cache.parquet_done(source, target, malformed)
 
