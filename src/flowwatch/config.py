@@ -526,6 +526,14 @@ def _safe_loader() -> Any:
             self._depth = 0
             self._sizes: dict[int, int] = {}
 
+        def fetch_flow_collection_start(self, token_class: Any) -> None:
+            # the scanner keeps a possible simple key per open bracket: refused here, "[[[[..." costs
+            # quadratic time before the composer would see its depth
+            if self.flow_level >= MAX_DEPTH:
+                raise _LimitError(f"nested more than {MAX_DEPTH} levels deep; a config is at most {MAX_DEPTH} "
+                                  "levels of mappings and lists", self.get_mark())
+            super().fetch_flow_collection_start(token_class)
+
         def compose_node(self, parent: Any, index: Any) -> Any:
             event = self.peek_event()
             if isinstance(event, CollectionStartEvent) and self._depth >= MAX_DEPTH:
