@@ -65,7 +65,8 @@ INPUTS: dict[str, Callable[[Path], bytes | None]] = {
     "stack-only": lambda _: b"stack: lab\n",
     "alias-bomb": lambda _: ALIAS_BOMB,
     "config-2.5mb": lambda _: b"stack: lab\nnames: [" + b",".join([b"1"] * 1_250_000) + b"]\n",
-    "config-100k-keys": lambda _: (b"stack: lab\nnames:\n" + b"".join(b"  k%d: v\n" % i for i in range(100_000)))[:1 << 20],
+    "config-100k-keys": lambda _: (b"stack: lab\nnames:\n"
+                                   + b"".join(b"  k%d: v\n" % i for i in range(100_000)))[:1 << 20],
     "config-nested": lambda _: b"stack: lab\nnames: " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
     "config-random": lambda _: b"stack: lab\n" + random.Random(7).randbytes(4096),
     "config-png": lambda _: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + random.Random(8).randbytes(2048),

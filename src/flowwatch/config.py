@@ -174,7 +174,8 @@ class AlertRule(_Model):
     @classmethod
     def _metric(cls, v: str) -> str:
         if not METRIC_RE.fullmatch(v):
-            raise ValueError(f"{shown(v)}: a CloudWatch metric name is 1-255 characters, no spaces, not starting with ':'")
+            raise ValueError(f"{shown(v)}: a CloudWatch metric name is 1-255 characters, no spaces, not starting "
+                             "with ':'")
         return v
 
     @field_validator("namespace")
@@ -280,8 +281,8 @@ class Config(_Model):
     @classmethod
     def _stack(cls, v: str) -> str:
         if not STACK_RE.fullmatch(v):
-            raise ValueError(f"{shown(v)}: use 1-24 lowercase letters, digits and '-', starting and ending with a letter "
-                             "or digit (it becomes part of S3, IAM and Glue names)")
+            raise ValueError(f"{shown(v)}: use 1-24 lowercase letters, digits and '-', starting and ending with a "
+                             "letter or digit (it becomes part of S3, IAM and Glue names)")
         return v
 
     @field_validator("region")
@@ -312,8 +313,8 @@ class Config(_Model):
             b = v["bucket"]
             if not BUCKET_RE.fullmatch(b) or ".." in b or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", b) \
                     or b.startswith("xn--") or b.endswith("-s3alias"):
-                raise _FieldError("bucket", f"{shown(b)} is not a valid S3 bucket name (3-63 lowercase letters, digits, "
-                                            "'.', '-', starting and ending with a letter or digit)")
+                raise _FieldError("bucket", f"{shown(b)} is not a valid S3 bucket name (3-63 lowercase letters, "
+                                            "digits, '.', '-', starting and ending with a letter or digit)")
         for kind in ("database", "table"):
             if kind in v and not re.fullmatch(r"[a-z0-9_]{1,255}", v[kind]):
                 raise _FieldError(kind, f"{shown(v[kind])}: Glue names are lowercase letters, digits and '_'")
@@ -328,7 +329,8 @@ class Config(_Model):
             other = "" if az == self.region else f", and not this stack's region {self.region}"
             raise _FieldError("network.availability_zone", f"{shown(az)} is a region, not an availability zone{other}; "
                               f"did you mean {self.region}a?")
-        raise _FieldError("network.availability_zone", f"{shown(az)} is not in region {self.region} (e.g. {self.region}a)")
+        raise _FieldError("network.availability_zone",
+                          f"{shown(az)} is not in region {self.region} (e.g. {self.region}a)")
 
     @model_validator(mode="after")
     def _matches(self) -> "Config":
@@ -485,7 +487,8 @@ def parse_config(data: Any, source: str = "config", overrides: dict[str, str] | 
         elif "region" in overrides and _describe(first).startswith("network.availability_zone"):
             line += f" (the region comes from {overrides['region']})"
         more = len(errors) - 1
-        raise ConfigError(_clip(line), hint=f"{more} more problem{'' if more == 1 else 's'} after this one" if more else None)
+        raise ConfigError(_clip(line),
+                          hint=f"{more} more problem{'' if more == 1 else 's'} after this one" if more else None)
 
 
 def _explained(errors: list[Any]) -> list[Any]:

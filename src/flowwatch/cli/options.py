@@ -107,7 +107,7 @@ def settings_from(ctx: click.Context) -> Settings:
                         verbosity=int(values.get("verbosity") or 0), debug=bool(values.get("debug")))
     if settings.local and settings.endpoint_url:
         raise click.UsageError("--local and --endpoint-url exclude each other", ctx=ctx)
-    if settings.endpoint_url is not None:      # bad input: exit 2 before any client is made
+    if settings.endpoint_url:                  # bad input: exit 2 before any client is made
         source = seen["endpoint_url"][0]
         check_endpoint_url(settings.endpoint_url,
                            "FLOWWATCH_ENDPOINT_URL" if source == ParameterSource.ENVIRONMENT else "--endpoint-url")
