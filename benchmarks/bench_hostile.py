@@ -32,11 +32,11 @@ from pathlib import Path
 
 # ---- inputs, built by name (a case names them; big ones are made once and kept in the work dir) ---------
 
-ALIAS_BOMB = "".join([
-    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n',
-    *(f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")),
-    "stack: *i\n",
-]).encode()
+ALIAS_BOMB = (  # 9 levels of 9 aliases under a real key: 9^9 strings once expanded, ~540 bytes on disk
+    "stack: lab\nalerts:\n  rules:\n    - name: r\n      match: {action: REJECT}\n      metric: ["
+    + ",\n        ".join(['&a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+                          *(f"&{n} [{', '.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi"))])
+    + "]\n").encode()
 
 HOSTILE_EVENT = ("[link=https://evil.example]click me[/link] \x1b]8;;https://evil.example\x07here\x1b]8;;\x07 "
                  "\x1b[8mhidden\x1b[0m \x1b[2J \x9b31m")
