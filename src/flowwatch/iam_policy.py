@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-COMMANDS = ("up", "status", "simulate-reject", "query", "logs", "pattern", "down")
+COMMANDS = ("up", "status", "simulate-reject", "query", "logs", "pattern", "down", "unlock")
 
 # botocore service id (hyphenized, as in event names) -> IAM service prefix
 PREFIX = {"ec2": "ec2", "s3": "s3", "iam": "iam", "sts": "sts", "sns": "sns", "cloudwatch": "cloudwatch",
@@ -58,69 +58,120 @@ def iam_actions(service: str, operation: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Scope:
-    """Where actions apply: ARN templates ({partition} {region} {account} {stack} {database}) + a condition."""
+    """Where actions apply: ARN templates + a condition. Templates name the stack's resolved resources:
+    {partition} {region} {account} {stack} {role} {bucket} {topic} {workgroup} {log_group} {database}
+    {boundary} {vpc}; a template with {alarm} stands for one ARN per alarm of the config."""
 
     resources: tuple[str, ...]
     condition: dict[str, Any] | None = None
     why: str = ""
 
 
-BOUNDARY_NAME = "flowwatch-flow-logs-boundary"     # = steps.delivery_role.BOUNDARY_POLICY_NAME (a test checks)
-BOUNDARY_ARN = "arn:{partition}:iam::{account}:policy/" + BOUNDARY_NAME
+STACK_TAG = "flowwatch:stack"
+TAG_KEYS = ["flowwatch:stack", "flowwatch:step", "Name"]     # = naming.tags (a test checks)
+INSTANCE_TYPE = "t3.micro"                                    # = actions.simulate.INSTANCE_TYPE (a test checks)
+EC2 = "arn:{partition}:ec2:{region}:{account}"
+OWN_TAG = {"StringEquals": {"aws:ResourceTag/flowwatch:stack": "{stack}"}}
+NEW_TAGS = {"StringEquals": {"aws:RequestTag/flowwatch:stack": "{stack}"},
+            "ForAllValues:StringEquals": {"aws:TagKeys": TAG_KEYS}}
+ROLE = "arn:{partition}:iam::{account}:role/{role}"
+BOUNDED = {"StringEquals": {"iam:PermissionsBoundary": "{boundary}"}}
+IN_ACCOUNT = {"StringEquals": {"s3:ResourceAccount": "{account_or_caller}"}}
 
 SCOPES: dict[str, Scope] = {
-    "any": Scope(("*",), why="reads and creates that AWS does not scope to a resource"),
+    "any": Scope(("*",), why="reads and calls that have no resource type (only '*' matches them)"),
     "ec2-tag-on-create": Scope(("*",), {"StringEquals": {"ec2:CreateAction": [
         "CreateVpc", "CreateSubnet", "CreateInternetGateway", "CreateSecurityGroup", "CreateFlowLogs",
-        "RunInstances"]}}, "EC2 tags in the create call itself (TagSpecifications)"),
-    "ec2-own": Scope(("*",), {"StringEquals": {"aws:ResourceTag/flowwatch:stack": "{stack}"}},
-                     "changes to what carries the stack's tag"),
-    "ec2-routing": Scope(("arn:{partition}:ec2:{region}:{account}:route-table/*",
-                          "arn:{partition}:ec2:{region}:{account}:network-acl/*"),
-                         why="the VPC's main route table and network ACL (made by AWS with the VPC, untagged)"),
-    "log-group": Scope(("arn:{partition}:logs:{region}:{account}:log-group:/flowwatch/{stack}/*",),
-                       why="the stack's log group and its streams"),
-    "role": Scope(("arn:{partition}:iam::{account}:role/flowwatch-{stack}-*",), why="the flow-log delivery role"),
-    "role-bounded": Scope(("arn:{partition}:iam::{account}:role/flowwatch-{stack}-*",),
-                          {"StringLike": {"iam:PermissionsBoundary": BOUNDARY_ARN}},
-                          "write the delivery role only with flowwatch's permissions boundary on it, so no role "
-                          "this policy creates can do more than deliver flow logs"),
-    "boundary-policy": Scope((BOUNDARY_ARN,), why="read whether the administrator created the boundary"),
-    "pass-role": Scope(("arn:{partition}:iam::{account}:role/flowwatch-{stack}-*",),
-                       {"StringEquals": {"iam:PassedToService": "vpc-flow-logs.amazonaws.com"}},
+        "RunInstances"], "aws:RequestTag/flowwatch:stack": "{stack}"},
+        "ForAllValues:StringEquals": {"aws:TagKeys": TAG_KEYS}},
+        "EC2 tags in the create call itself (TagSpecifications), only with the stack's tags"),
+    "ec2-new-vpc": Scope((EC2 + ":vpc/*",), NEW_TAGS, "a new VPC, only tagged for the stack"),
+    "ec2-new-subnet": Scope((EC2 + ":subnet/*",), NEW_TAGS, "a new subnet, only tagged for the stack"),
+    "ec2-new-igw": Scope((EC2 + ":internet-gateway/*",), NEW_TAGS, "a new gateway, only tagged for the stack"),
+    "ec2-new-sg": Scope((EC2 + ":security-group/*",), NEW_TAGS, "a new security group, only tagged for the stack"),
+    "ec2-new-flow-log": Scope((EC2 + ":vpc-flow-log/*",), NEW_TAGS, "a new flow log, only tagged for the stack"),
+    "ec2-stack-vpc": Scope((EC2 + ":vpc/*",), OWN_TAG,
+                           "subnets, security groups and flow logs only in (on) the VPC tagged for the stack; "
+                           "with --vpc-id, that VPC only"),
+    "ec2-instance": Scope((EC2 + ":instance/*",), {"StringEquals": {
+        "ec2:InstanceType": INSTANCE_TYPE, "ec2:MetadataHttpTokens": "required",
+        "aws:RequestTag/flowwatch:stack": "{stack}"}, "ForAllValues:StringEquals": {"aws:TagKeys": TAG_KEYS}},
+        f"the traffic instance: {INSTANCE_TYPE}, IMDSv2 only, tagged for the stack"),
+    "ec2-instance-network": Scope((EC2 + ":subnet/*", EC2 + ":security-group/*"), OWN_TAG,
+                                  "the instance only in the stack's subnet with the stack's security group"),
+    "ec2-instance-parts": Scope((EC2 + ":network-interface/*", EC2 + ":volume/*"),
+                                why="the instance's own network interface and root volume, made with it"),
+    "ec2-image": Scope(("arn:{partition}:ec2:{region}::image/*",), {"StringEquals": {"ec2:Owner": "amazon"}},
+                       "Amazon Linux images, owned by Amazon"),
+    "ec2-own": Scope(("*",), OWN_TAG, "changes to what carries the stack's tag"),
+    "ec2-routing": Scope((EC2 + ":route-table/*", EC2 + ":network-acl/*"),
+                         {"ArnEquals": {"ec2:Vpc": EC2 + ":vpc/{vpc}"}},
+                         "the main route table and network ACL of the stack's VPC (made by AWS with the VPC, "
+                         "untagged)"),
+    "log-group": Scope(("arn:{partition}:logs:{region}:{account}:log-group:{log_group}",
+                        "arn:{partition}:logs:{region}:{account}:log-group:{log_group}:*"),
+                       why="the stack's log group, its streams and metric filters"),
+    "role": Scope((ROLE,), why="read the flow-log delivery role"),
+    "role-bounded": Scope((ROLE,), BOUNDED,
+                          "write the delivery role only while it carries the stack's permissions boundary, so no "
+                          "role this policy writes can do more than deliver flow logs into the stack's log group"),
+    "role-tag": Scope((ROLE,), {"StringEquals": {"aws:RequestTag/flowwatch:stack": "{stack}"},
+                                "ForAllValues:StringEquals": {"aws:TagKeys": TAG_KEYS}},
+                      "tag the delivery role (TagRole has no iam:PermissionsBoundary key): only the stack's tags"),
+    "boundary-policy": Scope(("arn:{partition}:iam::{account}:policy/{boundary_name}",),
+                             why="read whether the administrator created the stack's boundary"),
+    "pass-role": Scope((ROLE,), {"StringEquals": {"iam:PassedToService": "vpc-flow-logs.amazonaws.com"}},
                        "hand the delivery role to VPC Flow Logs, and to nothing else"),
-    "bucket": Scope(("arn:{partition}:s3:::flowwatch-{stack}-*",), why="the stack's bucket"),
-    "objects": Scope(("arn:{partition}:s3:::flowwatch-{stack}-*/*",),
-                     why="flow-log objects and Athena results in the stack's bucket"),
-    "topic": Scope(("arn:{partition}:sns:{region}:{account}:flowwatch-{stack}-*",), why="the alert topic"),
-    "alarm": Scope(("arn:{partition}:cloudwatch:{region}:{account}:alarm:flowwatch-{stack}-*",),
-                   why="the stack's alarms"),
+    "bucket": Scope(("arn:{partition}:s3:::{bucket}",), IN_ACCOUNT,
+                    "the stack's bucket, only in this account"),
+    "objects": Scope(("arn:{partition}:s3:::{bucket}/*",), IN_ACCOUNT,
+                     "flow-log objects and Athena results in the stack's bucket, only in this account"),
+    "topic": Scope(("arn:{partition}:sns:{region}:{account}:{topic}",), why="the alert topic"),
+    "alarm": Scope(("arn:{partition}:cloudwatch:{region}:{account}:alarm:{alarm}",),
+                   why="the alarms of the config's rules"),
     "glue": Scope(("arn:{partition}:glue:{region}:{account}:catalog",
                    "arn:{partition}:glue:{region}:{account}:database/{database}",
                    "arn:{partition}:glue:{region}:{account}:table/{database}/*"),
                   why="the stack's Glue database and table (and the catalog that holds them)"),
-    "workgroup": Scope(("arn:{partition}:athena:{region}:{account}:workgroup/flowwatch-{stack}-*",),
+    "workgroup": Scope(("arn:{partition}:athena:{region}:{account}:workgroup/{workgroup}",),
                        why="the stack's Athena workgroup and its named queries"),
     "ami-parameter": Scope(("arn:{partition}:ssm:{region}::parameter/aws/service/ami-amazon-linux-latest/*",),
                            why="the public Amazon Linux AMI parameter"),
+    "lock": Scope(("arn:{partition}:ssm:{region}:{account}:parameter/flowwatch/{stack}/lock",),
+                  why="the stack lock (one writer per stack)"),
 }
 
 
 @dataclass(frozen=True)
 class Use:
     commands: tuple[str, ...]
-    scope: str
+    scope: str | tuple[str, ...]
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return (self.scope,) if isinstance(self.scope, str) else self.scope
 
 
-UP, STATUS, SIM, QUERY, LOGS, PATTERN, DOWN = COMMANDS
+def uses(call: tuple[str, str]) -> tuple[Use, ...]:
+    """The uses of one (service, operation): a call may act on several resources for several commands."""
+    use = CALLS[call]
+    return (use,) if isinstance(use, Use) else use
+
+
+def commands_of(call: tuple[str, str]) -> set[str]:
+    return {c for use in uses(call) for c in use.commands}
+
+
+UP, STATUS, SIM, QUERY, LOGS, PATTERN, DOWN, UNLOCK = COMMANDS
 # Every "discover" read of a step that up converges runs in up, status and down, and in simulate-reject
 # (which converges the nacl step, reading the steps before it). The cleanup step (the traffic instance and
 # its security group) runs only in status and down; simulate-reject finds them too.
 DISCOVER = (UP, STATUS, DOWN, SIM)
 CLEANUP_READ = (STATUS, DOWN, SIM)
+LOCKED = (UP, DOWN, SIM, UNLOCK)          # the commands that take (or break) the stack lock
 
-# (botocore service, operation) -> who calls it and where it acts
-CALLS: dict[tuple[str, str], Use] = {
+# (botocore service, operation) -> who calls it and where it acts (one Use, or several)
+CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("sts", "GetCallerIdentity"): Use(COMMANDS, "any"),
     # --- vpc, subnet, igw, flow_logs, nacl, cleanup (EC2) ---
     ("ec2", "DescribeVpcs"): Use(DISCOVER, "any"),
@@ -132,12 +183,13 @@ CALLS: dict[tuple[str, str], Use] = {
     ("ec2", "DescribeFlowLogs"): Use(DISCOVER, "any"),
     ("ec2", "DescribeInstances"): Use(CLEANUP_READ, "any"),
     ("ec2", "DescribeSecurityGroups"): Use(CLEANUP_READ, "any"),
-    ("ec2", "CreateVpc"): Use((UP,), "any"),
-    ("ec2", "CreateSubnet"): Use((UP,), "any"),
-    ("ec2", "CreateInternetGateway"): Use((UP,), "any"),
-    ("ec2", "CreateFlowLogs"): Use((UP,), "any"),
-    ("ec2", "CreateSecurityGroup"): Use((SIM,), "any"),
-    ("ec2", "RunInstances"): Use((SIM,), "any"),
+    ("ec2", "CreateVpc"): Use((UP,), "ec2-new-vpc"),
+    ("ec2", "CreateSubnet"): Use((UP,), ("ec2-new-subnet", "ec2-stack-vpc")),
+    ("ec2", "CreateInternetGateway"): Use((UP,), "ec2-new-igw"),
+    ("ec2", "CreateFlowLogs"): Use((UP,), ("ec2-new-flow-log", "ec2-stack-vpc")),
+    ("ec2", "CreateSecurityGroup"): Use((SIM,), ("ec2-new-sg", "ec2-stack-vpc")),
+    ("ec2", "RunInstances"): Use((SIM,), ("ec2-instance", "ec2-instance-network", "ec2-instance-parts",
+                                           "ec2-image")),
     ("ec2", "ModifySubnetAttribute"): Use((UP,), "ec2-own"),
     ("ec2", "AttachInternetGateway"): Use((UP,), "ec2-own"),
     ("ec2", "DetachInternetGateway"): Use((DOWN,), "ec2-own"),
@@ -171,9 +223,10 @@ CALLS: dict[tuple[str, str], Use] = {
     ("iam", "CreateRole"): Use((UP,), "role-bounded"),
     ("iam", "PutRolePolicy"): Use((UP,), "role-bounded"),
     ("iam", "PutRolePermissionsBoundary"): Use((UP,), "role-bounded"),
-    ("iam", "UpdateAssumeRolePolicy"): Use((UP,), "role"),
+    ("iam", "UpdateAssumeRolePolicy"): Use((UP,), "role-bounded"),
     ("iam", "DeleteRolePolicy"): Use((DOWN,), "role-bounded"),
-    ("iam", "DeleteRole"): Use((DOWN,), "role"),
+    ("iam", "DeleteRole"): Use((DOWN,), "role-bounded"),
+    ("iam", "ListRoles"): Use((STATUS, DOWN, UP), "any"),              # made by the inventory
     ("s3", "HeadBucket"): Use(DISCOVER, "bucket"),
     ("s3", "GetBucketTagging"): Use(DISCOVER, "bucket"),
     ("s3", "GetPublicAccessBlock"): Use(DISCOVER, "bucket"),
@@ -202,7 +255,7 @@ CALLS: dict[tuple[str, str], Use] = {
     ("sns", "CreateTopic"): Use((UP,), "topic"),
     ("sns", "SetTopicAttributes"): Use((UP,), "topic"),
     ("sns", "Subscribe"): Use((UP,), "topic"),
-    ("sns", "Unsubscribe"): Use((UP, DOWN), "topic"),
+    ("sns", "Unsubscribe"): Use((UP, DOWN), "any"),                   # no resource type
     ("sns", "DeleteTopic"): Use((DOWN,), "topic"),
     # --- metric filters, alarms ---
     ("cloudwatch-logs", "DescribeMetricFilters"): Use(DISCOVER, "log-group"),
@@ -237,7 +290,11 @@ CALLS: dict[tuple[str, str], Use] = {
     ("athena", "GetQueryResults"): Use((QUERY,), "workgroup"),
     ("athena", "StopQueryExecution"): Use((QUERY,), "workgroup"),
     # --- simulate-reject --mode instance ---
-    ("ssm", "GetParameter"): Use((SIM,), "ami-parameter"),
+    ("ssm", "GetParameter"): (Use((SIM,), "ami-parameter"), Use(LOCKED, "lock")),
+    # --- the stack lock and the inventory of what is tagged for the stack ---
+    ("ssm", "PutParameter"): Use(LOCKED, "lock"),
+    ("ssm", "DeleteParameter"): Use(LOCKED, "lock"),
+    ("resource-groups-tagging-api", "GetResources"): Use((STATUS, DOWN, UP), "any"),   # no resource type
 }
 
 
@@ -254,7 +311,7 @@ class Extra:
 EXTRA = (
     Extra(("ec2:CreateTags",), (UP, SIM), "ec2-tag-on-create", "TagSpecifications in CreateVpc/... and RunInstances"),
     Extra(("logs:TagResource",), (UP,), "log-group", "CreateLogGroup with tags"),
-    Extra(("iam:TagRole",), (UP,), "role", "CreateRole with Tags"),
+    Extra(("iam:TagRole",), (UP,), "role-tag", "CreateRole with Tags"),
     Extra(("iam:PassRole",), (UP,), "pass-role", "CreateFlowLogs hands the delivery role to VPC Flow Logs"),
     Extra(("logs:CreateLogDelivery", "logs:DeleteLogDelivery"), (UP, DOWN), "any",
           "flow logs to S3 are a log delivery (VPC User Guide, flow logs to Amazon S3)"),
@@ -277,20 +334,70 @@ def permissions(commands: Iterable[str] | None = None) -> dict[str, set[str]]:
     if unknown:
         raise ValueError(f"unknown command(s): {', '.join(sorted(unknown))}; known: {', '.join(COMMANDS)}")
     out: dict[str, set[str]] = {}
-    for (service, operation), use in CALLS.items():
-        if wanted & set(use.commands):
-            out.setdefault(use.scope, set()).update(iam_actions(service, operation))
+    for call in CALLS:
+        for use in uses(call):
+            if wanted & set(use.commands):
+                for scope in use.scopes:
+                    out.setdefault(scope, set()).update(iam_actions(*call))
     for extra in EXTRA:
         if wanted & set(extra.commands):
             out.setdefault(extra.scope, set()).update(extra.actions)
     return {scope: actions for scope, actions in out.items() if actions}
 
 
+@dataclass(frozen=True)
+class Names:
+    """The resolved names the policy grants on: the config's (``names:`` overrides and alert rules), or the
+    defaults of ``stack``; ``stack="*"`` is the wildcard form for any stack."""
+
+    stack: str
+    role: str
+    bucket: str
+    topic: str
+    workgroup: str
+    log_group: str
+    database: str
+    alarms: tuple[str, ...]
+
+    @classmethod
+    def resolve(cls, stack: str = "*", config: Any = None, *, account: str = "*", region: str = "*") -> "Names":
+        from flowwatch.naming import Names as Naming
+
+        if config is None and stack != "*":
+            from flowwatch.config import parse_config
+
+            config = parse_config({"stack": stack})
+        if config is None:
+            naming = Naming("*")
+            return cls("*", naming.of("role"), naming.bucket(account, region), naming.of("topic"),
+                       naming.of("workgroup"), naming.of("log_group"), "flowwatch_*", (naming.alarm("*"),))
+        naming = Naming.from_config(config)
+        # an unknown account: the caller's own (an IAM policy variable), never "*", so that stack lab's
+        # bucket pattern cannot reach into stack lab-prod's
+        owner = account if account != "*" else "${aws:PrincipalAccount}"
+        return cls(config.stack, naming.of("role"), naming.bucket(owner, region), naming.of("topic"),
+                   naming.of("workgroup"), naming.of("log_group"), naming.of("database"),
+                   tuple(naming.alarm(rule.name) for rule in config.alerts.rules))
+
+
+def boundary_name(stack: str) -> str:
+    """= steps.delivery_role.boundary_policy_name (a test checks)."""
+    return f"flowwatch-{stack}-flow-logs-boundary"
+
+
 def policy(*, account: str = "*", region: str = "*", partition: str = "aws", stack: str = "*",
-           commands: Iterable[str] | None = None) -> dict[str, Any]:
-    """The identity policy (JSON-ready) for running ``commands`` on ``stack`` with default names."""
+           commands: Iterable[str] | None = None, config: Any = None, vpc: str | None = None) -> dict[str, Any]:
+    """The identity policy (JSON-ready) for running ``commands`` on one stack: ``config``'s resolved names, or
+    the default names of ``stack`` (``"*"``: any stack, the wildcard form). ``vpc``: the adopted VPC's id."""
+    names = Names.resolve(stack, config, account=account, region=region)
+    stack = names.stack
+    vpc = vpc or (config.network.vpc_id if config is not None else None)
+    bname = boundary_name(stack)
     values = {"partition": partition, "region": region, "account": account, "stack": stack,
-              "database": "flowwatch_*" if stack == "*" else f"flowwatch_{stack.replace('-', '_')}"}
+              "role": names.role, "bucket": names.bucket, "topic": names.topic, "workgroup": names.workgroup,
+              "log_group": names.log_group, "database": names.database, "boundary_name": bname,
+              "boundary": f"arn:{partition}:iam::{account}:policy/{bname}", "vpc": vpc or "*",
+              "account_or_caller": account if account != "*" else "${aws:PrincipalAccount}"}
 
     def fill(value: Any) -> Any:
         if isinstance(value, str):
@@ -305,46 +412,89 @@ def policy(*, account: str = "*", region: str = "*", partition: str = "aws", sta
     for scope_name, actions in sorted(permissions(commands).items()):
         scope = SCOPES[scope_name]
         condition = fill(scope.condition) if scope.condition else None
+        resources = [r.replace("{alarm}", alarm) for r in scope.resources for alarm in names.alarms] \
+            if any("{alarm}" in r for r in scope.resources) else list(scope.resources)
+        if scope_name == "ec2-stack-vpc" and vpc:          # an adopted VPC: that one, untagged
+            resources, condition = [SCOPES["ec2-stack-vpc"].resources[0].replace("vpc/*", "vpc/{vpc}")], None
+        if scope_name == "ec2-routing" and not vpc:        # the VPC flowwatch creates: its id is not known yet
+            condition = None
         if condition and stack == "*":      # any flowwatch stack: the tag must exist, whatever its value
-            condition = {("StringLike" if op == "StringEquals" and any("flowwatch:stack" in k for k in kv) else op): kv
-                         for op, kv in condition.items()}
+            condition = _any_stack(condition)
         statement: dict[str, Any] = {
             "Sid": "".join(part.capitalize() for part in scope_name.split("-")),
             "Effect": "Allow", "Action": sorted(actions),
-            "Resource": fill(list(scope.resources)) if scope.resources != ("*",) else "*"}
+            "Resource": fill(resources) if resources != ["*"] else "*"}
         if condition:
             statement["Condition"] = condition
         statements.append(statement)
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def boundary_policy(*, account: str = "*", partition: str = "aws") -> dict[str, Any]:
-    """The permissions boundary an administrator creates once per account as ``flowwatch-flow-logs-boundary``:
-    whatever a flowwatch delivery role's own policy says, it can only deliver flow logs to flowwatch log groups."""
-    groups = f"arn:{partition}:logs:*:{account}:log-group:/flowwatch/*"
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "FlowLogsDeliveryOnly", "Effect": "Allow",
-        "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups", "logs:DescribeLogStreams"],
-        "Resource": [groups, f"{groups}:*"]}]}
+def _any_stack(condition: dict[str, Any]) -> dict[str, Any]:
+    """StringEquals on the stack tag -> StringLike ``*`` (the wildcard form): other keys stay as they are."""
+    out: dict[str, Any] = {}
+    for op, block in condition.items():
+        for key, value in block.items():
+            if op == "StringEquals" and STACK_TAG in key:
+                out.setdefault("StringLike", {})[key] = "*"
+            elif op == "StringEquals" and key == "iam:PermissionsBoundary":
+                out.setdefault("StringLike", {})[key] = value
+            else:
+                out.setdefault(op, {})[key] = value
+    return out
+
+
+def boundary_policy(*, account: str = "*", region: str = "*", partition: str = "aws", stack: str = "*",
+                    config: Any = None) -> dict[str, Any]:
+    """The permissions boundary an administrator creates once per stack as ``flowwatch-<stack>-flow-logs-boundary``:
+    whatever the stack's delivery role's own policy says, it can only deliver flow logs into that stack's log
+    group in that region."""
+    names = Names.resolve(stack, config, account=account, region=region)
+    group = f"arn:{partition}:logs:{region}:{account}:log-group:{names.log_group}"
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "FlowLogsDeliveryOnly", "Effect": "Allow",
+         "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+         "Resource": [group, f"{group}:*"]},
+        {"Sid": "FindLogGroups", "Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"}]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flowwatch.iam_policy",
                                      description="Print the IAM policy a user needs to run flowwatch.")
-    parser.add_argument("--account", default="*", help="AWS account id (default: any)")
-    parser.add_argument("--region", default="*", help="region (default: any)")
+    parser.add_argument("--account", default="*", help="AWS account id (default: the caller's)")
+    parser.add_argument("--region", default=None, help="region (default: the config's, else any)")
     parser.add_argument("--partition", default="aws")
-    parser.add_argument("--stack", default="*", help="one stack name (default: any flowwatch stack)")
+    parser.add_argument("--config", default=None, help="a flowwatch config: its stack, region and exact names")
+    parser.add_argument("--stack", default=None,
+                        help="one stack, with default names (default: the config's; without both, any stack)")
+    parser.add_argument("--vpc-id", default=None, help="the adopted VPC (default: the config's network.vpc_id)")
     parser.add_argument("--command", action="append", choices=COMMANDS,
                         help="only what these commands need (repeatable; default: all)")
     parser.add_argument("--boundary", action="store_true",
-                        help=f"print the permissions boundary {BOUNDARY_NAME} instead (an administrator creates it once)")
+                        help="print the stack's permissions boundary flowwatch-<stack>-flow-logs-boundary instead "
+                             "(an administrator creates it once per stack)")
     args = parser.parse_args(argv)
+    config = None
+    if args.config:
+        from flowwatch.config import load_config
+        from flowwatch.errors import FlowwatchError
+
+        try:
+            config = load_config(args.config, stack=args.stack, region=args.region)
+        except FlowwatchError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
+    region = args.region or (config.region if config is not None else "*")
+    stack = config.stack if config is not None else (args.stack or "*")
     if args.boundary:
-        sys.stdout.write(json.dumps(boundary_policy(account=args.account, partition=args.partition), indent=2) + "\n")
-        return 0
-    doc = policy(account=args.account, region=args.region, partition=args.partition, stack=args.stack,
-                 commands=args.command)
+        if stack == "*":
+            sys.stderr.write("error: --boundary needs --stack NAME or --config FILE (one boundary per stack)\n")
+            return 2
+        doc = boundary_policy(account=args.account, region=region, partition=args.partition, stack=stack,
+                              config=config)
+    else:
+        doc = policy(account=args.account, region=region, partition=args.partition, stack=stack,
+                     commands=args.command, config=config, vpc=args.vpc_id)
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     return 0
 
