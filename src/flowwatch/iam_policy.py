@@ -104,13 +104,17 @@ SCOPES: dict[str, Scope] = {
     "ec2-image": Scope(("arn:{partition}:ec2:{region}::image/*",), {"StringEquals": {"ec2:Owner": "amazon"}},
                        "Amazon Linux images, owned by Amazon"),
     "ec2-own": Scope(("*",), OWN_TAG, "changes to what carries the stack's tag"),
-    "ec2-routing": Scope((EC2 + ":route-table/*", EC2 + ":network-acl/*"),
-                         {"ArnEquals": {"ec2:Vpc": EC2 + ":vpc/{vpc}"}},
-                         "the main route table and network ACL of the stack's VPC (made by AWS with the VPC, "
-                         "untagged)"),
+    "ec2-route-table": Scope((EC2 + ":route-table/*",), {"ArnEquals": {"ec2:Vpc": EC2 + ":vpc/{vpc}"}},
+                             "the main route table of the stack's VPC (made by AWS with the VPC, untagged); "
+                             "pinned to the VPC with --vpc-id"),
+    "ec2-network-acl": Scope((EC2 + ":network-acl/*",), {"ArnEquals": {"ec2:Vpc": EC2 + ":vpc/{vpc}"}},
+                             "the network ACL of the stack's VPC (made by AWS with the VPC, untagged); "
+                             "pinned to the VPC with --vpc-id"),
     "log-group": Scope(("arn:{partition}:logs:{region}:{account}:log-group:{log_group}",
                         "arn:{partition}:logs:{region}:{account}:log-group:{log_group}:*"),
-                       why="the stack's log group, its streams and metric filters"),
+                       why="the stack's log group and its metric filters"),
+    "log-stream": Scope(("arn:{partition}:logs:{region}:{account}:log-group:{log_group}:log-stream:*",),
+                        why="the streams of the stack's log group"),
     "role": Scope((ROLE,), why="read the flow-log delivery role"),
     "role-bounded": Scope((ROLE,), BOUNDED,
                           "write the delivery role only while it carries the stack's permissions boundary, so no "
@@ -132,7 +136,12 @@ SCOPES: dict[str, Scope] = {
     "glue": Scope(("arn:{partition}:glue:{region}:{account}:catalog",
                    "arn:{partition}:glue:{region}:{account}:database/{database}",
                    "arn:{partition}:glue:{region}:{account}:table/{database}/*"),
-                  why="the stack's Glue database and table (and the catalog that holds them)"),
+                  why="the stack's Glue table (and the database and catalog that hold it)"),
+    "glue-database": Scope(("arn:{partition}:glue:{region}:{account}:catalog",
+                            "arn:{partition}:glue:{region}:{account}:database/{database}"),
+                           why="the stack's Glue database (and the catalog that holds it)"),
+    "glue-tags": Scope(("arn:{partition}:glue:{region}:{account}:database/{database}",),
+                       why="the tags of the stack's Glue database"),
     "workgroup": Scope(("arn:{partition}:athena:{region}:{account}:workgroup/{workgroup}",),
                        why="the stack's Athena workgroup and its named queries"),
     "ami-parameter": Scope(("arn:{partition}:ssm:{region}::parameter/aws/service/ami-amazon-linux-latest/*",),
@@ -200,10 +209,10 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("ec2", "DeleteSecurityGroup"): Use((DOWN,), "ec2-own"),
     ("ec2", "RevokeSecurityGroupIngress"): Use((SIM,), "ec2-own"),
     ("ec2", "TerminateInstances"): Use((DOWN,), "ec2-own"),
-    ("ec2", "CreateRoute"): Use((UP,), "ec2-routing"),
-    ("ec2", "DeleteRoute"): Use((DOWN,), "ec2-routing"),
-    ("ec2", "CreateNetworkAclEntry"): Use((UP, SIM), "ec2-routing"),
-    ("ec2", "DeleteNetworkAclEntry"): Use((UP, DOWN), "ec2-routing"),
+    ("ec2", "CreateRoute"): Use((UP,), "ec2-route-table"),
+    ("ec2", "DeleteRoute"): Use((DOWN,), "ec2-route-table"),
+    ("ec2", "CreateNetworkAclEntry"): Use((UP, SIM), "ec2-network-acl"),
+    ("ec2", "DeleteNetworkAclEntry"): Use((UP, DOWN), "ec2-network-acl"),
     # --- log_group, delivery_role, bucket ---
     ("cloudwatch-logs", "DescribeLogGroups"): Use(DISCOVER, "any"),
     ("cloudwatch-logs", "ListTagsForResource"): Use(DISCOVER, "log-group"),
@@ -211,8 +220,8 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("cloudwatch-logs", "PutRetentionPolicy"): Use((UP,), "log-group"),
     ("cloudwatch-logs", "DeleteRetentionPolicy"): Use((UP,), "log-group"),
     ("cloudwatch-logs", "DeleteLogGroup"): Use((DOWN,), "log-group"),
-    ("cloudwatch-logs", "CreateLogStream"): Use((SIM,), "log-group"),
-    ("cloudwatch-logs", "PutLogEvents"): Use((SIM,), "log-group"),
+    ("cloudwatch-logs", "CreateLogStream"): Use((SIM,), "log-stream"),
+    ("cloudwatch-logs", "PutLogEvents"): Use((SIM,), "log-stream"),
     ("cloudwatch-logs", "FilterLogEvents"): Use((LOGS,), "log-group"),
     ("iam", "GetRole"): Use(DISCOVER, "role"),
     ("iam", "ListRoleTags"): Use(DISCOVER, "role"),
@@ -268,10 +277,10 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("cloudwatch", "PutMetricAlarm"): Use((UP,), "alarm"),
     ("cloudwatch", "DeleteAlarms"): Use((UP, DOWN), "alarm"),
     # --- athena ---
-    ("glue", "GetDatabase"): Use(DISCOVER, "glue"),
+    ("glue", "GetDatabase"): Use(DISCOVER, "glue-database"),
     ("glue", "GetTable"): Use(DISCOVER, "glue"),
-    ("glue", "GetTags"): Use(DISCOVER, "glue"),
-    ("glue", "CreateDatabase"): Use((UP,), "glue"),
+    ("glue", "GetTags"): Use(DISCOVER, "glue-tags"),
+    ("glue", "CreateDatabase"): Use((UP,), "glue-database"),
     ("glue", "CreateTable"): Use((UP,), "glue"),
     ("glue", "UpdateTable"): Use((UP,), "glue"),
     ("glue", "DeleteTable"): Use((DOWN,), "glue"),
@@ -317,9 +326,10 @@ EXTRA = (
           "flow logs to S3 are a log delivery (VPC User Guide, flow logs to Amazon S3)"),
     Extra(("sns:TagResource",), (UP,), "topic", "CreateTopic with Tags"),
     Extra(("cloudwatch:TagResource",), (UP,), "alarm", "PutMetricAlarm with Tags"),
-    Extra(("glue:TagResource",), (UP,), "glue", "CreateDatabase with Tags"),
+    Extra(("glue:TagResource",), (UP,), "glue-tags", "CreateDatabase with Tags"),
     Extra(("athena:TagResource",), (UP,), "workgroup", "CreateWorkGroup with Tags"),
-    Extra(("glue:GetDatabase", "glue:GetTable", "glue:GetPartition", "glue:GetPartitions"), (QUERY,), "glue",
+    Extra(("glue:GetDatabase",), (QUERY,), "glue-database", "Athena reads the database as the caller"),
+    Extra(("glue:GetTable", "glue:GetPartition", "glue:GetPartitions"), (QUERY,), "glue",
           "Athena reads the table definition as the caller"),
     Extra(("s3:GetBucketLocation", "s3:ListBucket"), (QUERY,), "bucket", "Athena lists the flow logs as the caller"),
     Extra(("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"), (QUERY,),
@@ -393,11 +403,12 @@ def policy(*, account: str = "*", region: str = "*", partition: str = "aws", sta
     stack = names.stack
     vpc = vpc or (config.network.vpc_id if config is not None else None)
     bname = boundary_name(stack)
+    caller = account if account != "*" else "${aws:PrincipalAccount}"   # "*" in a StringEquals is literal
     values = {"partition": partition, "region": region, "account": account, "stack": stack,
               "role": names.role, "bucket": names.bucket, "topic": names.topic, "workgroup": names.workgroup,
               "log_group": names.log_group, "database": names.database, "boundary_name": bname,
-              "boundary": f"arn:{partition}:iam::{account}:policy/{bname}", "vpc": vpc or "*",
-              "account_or_caller": account if account != "*" else "${aws:PrincipalAccount}"}
+              "boundary": f"arn:{partition}:iam::{caller}:policy/{bname}", "vpc": vpc or "*",
+              "account_or_caller": caller}
 
     def fill(value: Any) -> Any:
         if isinstance(value, str):
@@ -416,7 +427,7 @@ def policy(*, account: str = "*", region: str = "*", partition: str = "aws", sta
             if any("{alarm}" in r for r in scope.resources) else list(scope.resources)
         if scope_name == "ec2-stack-vpc" and vpc:          # an adopted VPC: that one, untagged
             resources, condition = [SCOPES["ec2-stack-vpc"].resources[0].replace("vpc/*", "vpc/{vpc}")], None
-        if scope_name == "ec2-routing" and not vpc:        # the VPC flowwatch creates: its id is not known yet
+        if scope_name in ("ec2-route-table", "ec2-network-acl") and not vpc:        # the VPC flowwatch creates: its id is not known yet
             condition = None
         if condition and stack == "*":      # any flowwatch stack: the tag must exist, whatever its value
             condition = _any_stack(condition)
@@ -452,8 +463,9 @@ def boundary_policy(*, account: str = "*", region: str = "*", partition: str = "
     names = Names.resolve(stack, config, account=account, region=region)
     group = f"arn:{partition}:logs:{region}:{account}:log-group:{names.log_group}"
     return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "FlowLogsDeliveryOnly", "Effect": "Allow",
-         "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+        {"Sid": "FlowLogsDeliveryOnly", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [f"{group}:log-stream:*"]},
+        {"Sid": "ReadOwnLogGroup", "Effect": "Allow", "Action": ["logs:DescribeLogStreams"],
          "Resource": [group, f"{group}:*"]},
         {"Sid": "FindLogGroups", "Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"}]}
 

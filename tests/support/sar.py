@@ -128,9 +128,10 @@ def load() -> dict[str, Any]:
 
 def _arn_regex(template: str) -> re.Pattern[str]:
     """An ARN template (``arn:${Partition}:iam::${Account}:role/${RoleNameWithPath}``) as a regex; a variable
-    matches any run of characters (a policy's own ``*`` included)."""
+    matches any run of characters, the policy's own ``*`` included, and the empty account of AWS-owned
+    resources (``arn:aws:ec2:us-east-1::image/...``)."""
     parts = re.split(r"\$\{[^}]+\}", template)
-    return re.compile("^" + "(.+)".join(re.escape(p) for p in parts) + "$")
+    return re.compile("^" + "(.*)".join(re.escape(p) for p in parts) + "$")   # "::" of AWS-owned ARNs too
 
 
 def resource_types_of(arn: str, action: str, sar: dict[str, Any]) -> list[str]:
@@ -168,10 +169,7 @@ def check(policy: dict[str, Any], sar: dict[str, Any] | None = None) -> list[str
             prefix = action.split(":")[0]
             matched: list[str] = []
             for resource in resources:
-                if resource == "*":
-                    if entry["required"]:
-                        problems.append(f"{st['Sid']}: {action} on '*' although it needs a resource "
-                                        f"({', '.join(entry['required'])})")
+                if resource == "*":           # matches every resource type, and actions without one
                     continue
                 types = resource_types_of(resource, action, sar)
                 if not types:

@@ -41,8 +41,9 @@ def delivery_trust(partition: str, account: str, region: str) -> dict[str, Any]:
 
 def delivery_policy(log_group_arn: str) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "WriteOwnLogGroupOnly", "Effect": "Allow",
-        "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+        "Sid": "WriteOwnLogGroupOnly", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": [f"{log_group_arn}:log-stream:*"]}, {
+        "Sid": "ReadOwnLogGroup", "Effect": "Allow", "Action": ["logs:DescribeLogStreams"],
         "Resource": [log_group_arn, f"{log_group_arn}:*"]}, {
         # DescribeLogGroups has no resource type: only "*" matches it
         "Sid": "FindLogGroups", "Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"}]}
