@@ -395,10 +395,22 @@ def boundary_name(stack: str) -> str:
     return f"flowwatch-{stack}-flow-logs-boundary"
 
 
+# An IAM managed policy holds at most 6,144 characters (whitespace not counted); the whole policy is larger, so
+# ``--part N`` prints one of two documents to attach together: the network and the role, and the rest.
+PARTS = 2
+MANAGED_POLICY_LIMIT = 6144
+
+
+def part_of(scope: str) -> int:
+    return 1 if scope.startswith(("ec2-", "role", "pass-role", "boundary-policy")) else 2
+
+
 def policy(*, account: str = "*", region: str = "*", partition: str = "aws", stack: str = "*",
-           commands: Iterable[str] | None = None, config: Any = None, vpc: str | None = None) -> dict[str, Any]:
+           commands: Iterable[str] | None = None, config: Any = None, vpc: str | None = None,
+           part: int | None = None) -> dict[str, Any]:
     """The identity policy (JSON-ready) for running ``commands`` on one stack: ``config``'s resolved names, or
-    the default names of ``stack`` (``"*"``: any stack, the wildcard form). ``vpc``: the adopted VPC's id."""
+    the default names of ``stack`` (``"*"``: any stack, the wildcard form). ``vpc``: the adopted VPC's id;
+    ``part``: only that part (1 or 2) of the policy."""
     names = Names.resolve(stack, config, account=account, region=region)
     stack = names.stack
     vpc = vpc or (config.network.vpc_id if config is not None else None)
@@ -421,6 +433,8 @@ def policy(*, account: str = "*", region: str = "*", partition: str = "aws", sta
 
     statements = []
     for scope_name, actions in sorted(permissions(commands).items()):
+        if part is not None and part_of(scope_name) != part:
+            continue
         scope = SCOPES[scope_name]
         condition = fill(scope.condition) if scope.condition else None
         resources = [r.replace("{alarm}", alarm) for r in scope.resources for alarm in names.alarms] \
@@ -482,6 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vpc-id", default=None, help="the adopted VPC (default: the config's network.vpc_id)")
     parser.add_argument("--command", action="append", choices=COMMANDS,
                         help="only what these commands need (repeatable; default: all)")
+    parser.add_argument("--part", type=int, choices=range(1, PARTS + 1), default=None,
+                        help=f"only part N of {PARTS} (each fits an IAM managed policy; attach all parts)")
     parser.add_argument("--boundary", action="store_true",
                         help="print the stack's permissions boundary flowwatch-<stack>-flow-logs-boundary instead "
                              "(an administrator creates it once per stack)")
@@ -506,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               config=config)
     else:
         doc = policy(account=args.account, region=region, partition=args.partition, stack=stack,
-                     commands=args.command, config=config, vpc=args.vpc_id)
+                     commands=args.command, config=config, vpc=args.vpc_id, part=args.part)
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     return 0
 
