@@ -7,9 +7,11 @@ but AWS checks anyway: tagging on create, passing the delivery role, flow-log de
 Athena reads and writes on the caller's behalf. tests/test_iam_policy.py records every call of a full
 run on moto and fails when one is missing here.
 
-    python -m flowwatch.iam_policy [--account ID] [--region R] [--stack NAME] [--command up ...]
+    python -m flowwatch.iam_policy [--config F | --stack NAME] [--account ID] [--region R] [--vpc-id ID]
+                                   [--command up ...] [--part N] [--boundary] [--markdown]
 
-prints the policy (resources scoped to flowwatch's default names; see docs/IAM.md).
+prints the policy on the stack's exact names (the config's, or the defaults of --stack; with neither, a
+wildcard form for any stack); see docs/IAM.md.
 """
 
 from __future__ import annotations
@@ -484,7 +486,7 @@ def boundary_policy(*, account: str = "*", region: str = "*", partition: str = "
         {"Sid": "FindLogGroups", "Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"}]}
 
 
-EXAMPLE = {"account": "123456789012", "region": "us-east-1", "stack": "lab"}
+EXAMPLE: dict[str, Any] = {"account": "123456789012", "region": "us-east-1", "stack": "lab"}
 
 DOC_HEAD = """\
 # The IAM permissions flowwatch needs
