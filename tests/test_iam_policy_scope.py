@@ -260,3 +260,11 @@ def test_the_policy_constants_match_the_product():
     assert iam_policy.INSTANCE_TYPE == INSTANCE_TYPE
     assert iam_policy.TAG_KEYS == [t["Key"] for t in tags("s", "step", "n")]
     assert iam_policy.boundary_name("lab") == boundary_policy_name("lab")
+
+
+def test_an_empty_part_prints_no_document(capsys):
+    assert iam_policy.main(["--stack", "lab", "--command", "logs", "--part", "1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "part 1 holds nothing" in captured.err
+    assert iam_policy.main(["--stack", "lab", "--command", "logs", "--part", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["Statement"]

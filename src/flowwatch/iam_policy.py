@@ -641,6 +641,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         doc = policy(account=args.account, region=region, partition=args.partition, stack=stack,
                      commands=args.command, config=config, vpc=args.vpc_id, part=args.part)
+        if not doc["Statement"]:            # IAM refuses a policy without statements: there is nothing to attach
+            sys.stderr.write(f"part {args.part} holds nothing for these commands: attach only the other part\n")
+            return 0
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     return 0
 
