@@ -63,6 +63,8 @@ class Aws:
         if service not in self._clients:
             client = self.session.client(service, endpoint_url=self.endpoint_url,
                                          config=retry_config(self.endpoint_url))
+            if service == "s3":
+                _expect_bucket_owner(client, lambda: self.account)
             if self.on_call is not None:
                 _report_calls(client, service, self.on_call)
             self._clients[service] = client
@@ -82,6 +84,20 @@ class Aws:
     @property
     def partition(self) -> str:
         return self.session.get_partition_for_region(self.region)
+
+
+def _expect_bucket_owner(client: Any, account: Callable[[], str]) -> None:
+    """Send ``ExpectedBucketOwner`` = the caller's account on every S3 call whose input has it (all bucket and
+    object calls; CreateBucket and ListBuckets have none): a bucket of the stack's name that another account
+    owns (a squatted name) answers 403 instead of taking or giving flowwatch's data. flowwatch's S3 calls all
+    act on the stack's bucket, which must be in the caller's account; an explicit value is left alone."""
+
+    def add(params: dict[str, Any], model: Any, **_: Any) -> None:
+        shape = model.input_shape
+        if shape is not None and "ExpectedBucketOwner" in shape.members and "ExpectedBucketOwner" not in params:
+            params["ExpectedBucketOwner"] = account()
+
+    client.meta.events.register("provide-client-params.s3", add)
 
 
 def _report_calls(client: Any, service: str, on_call: CallHook) -> None:

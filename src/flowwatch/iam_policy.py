@@ -7,9 +7,11 @@ but AWS checks anyway: tagging on create, passing the delivery role, flow-log de
 Athena reads and writes on the caller's behalf. tests/test_iam_policy.py records every call of a full
 run on moto and fails when one is missing here.
 
-    python -m flowwatch.iam_policy [--account ID] [--region R] [--stack NAME] [--command up ...]
+    python -m flowwatch.iam_policy [--config F | --stack NAME] [--account ID] [--region R] [--vpc-id ID]
+                                   [--command up ...] [--part N] [--boundary] [--markdown]
 
-prints the policy (resources scoped to flowwatch's default names; see docs/IAM.md).
+prints the policy on the stack's exact names (the config's, or the defaults of --stack; with neither, a
+wildcard form for any stack); see docs/IAM.md.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-COMMANDS = ("up", "status", "simulate-reject", "query", "logs", "pattern", "down")
+COMMANDS = ("up", "status", "simulate-reject", "query", "logs", "pattern", "down", "unlock")
 
 # botocore service id (hyphenized, as in event names) -> IAM service prefix
 PREFIX = {"ec2": "ec2", "s3": "s3", "iam": "iam", "sts": "sts", "sns": "sns", "cloudwatch": "cloudwatch",
@@ -58,69 +60,129 @@ def iam_actions(service: str, operation: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Scope:
-    """Where actions apply: ARN templates ({partition} {region} {account} {stack} {database}) + a condition."""
+    """Where actions apply: ARN templates + a condition. Templates name the stack's resolved resources:
+    {partition} {region} {account} {stack} {role} {bucket} {topic} {workgroup} {log_group} {database}
+    {boundary} {vpc}; a template with {alarm} stands for one ARN per alarm of the config."""
 
     resources: tuple[str, ...]
     condition: dict[str, Any] | None = None
     why: str = ""
 
 
-BOUNDARY_NAME = "flowwatch-flow-logs-boundary"     # = steps.delivery_role.BOUNDARY_POLICY_NAME (a test checks)
-BOUNDARY_ARN = "arn:{partition}:iam::{account}:policy/" + BOUNDARY_NAME
+STACK_TAG = "flowwatch:stack"
+TAG_KEYS = ["flowwatch:stack", "flowwatch:step", "Name"]     # = naming.tags (a test checks)
+INSTANCE_TYPE = "t3.micro"                                    # = actions.simulate.INSTANCE_TYPE (a test checks)
+EC2 = "arn:{partition}:ec2:{region}:{account}"
+OWN_TAG = {"StringEquals": {"aws:ResourceTag/flowwatch:stack": "{stack}"}}
+NEW_TAGS = {"StringEquals": {"aws:RequestTag/flowwatch:stack": "{stack}"},
+            "ForAllValues:StringEquals": {"aws:TagKeys": TAG_KEYS}}
+ROLE = "arn:{partition}:iam::{account}:role/{role}"
+BOUNDED = {"StringEquals": {"iam:PermissionsBoundary": "{boundary}"}}
+IN_ACCOUNT = {"StringEquals": {"s3:ResourceAccount": "{account_or_caller}"}}
 
 SCOPES: dict[str, Scope] = {
-    "any": Scope(("*",), why="reads and creates that AWS does not scope to a resource"),
+    "any": Scope(("*",), why="reads and calls that have no resource type (only '*' matches them)"),
     "ec2-tag-on-create": Scope(("*",), {"StringEquals": {"ec2:CreateAction": [
         "CreateVpc", "CreateSubnet", "CreateInternetGateway", "CreateSecurityGroup", "CreateFlowLogs",
-        "RunInstances"]}}, "EC2 tags in the create call itself (TagSpecifications)"),
-    "ec2-own": Scope(("*",), {"StringEquals": {"aws:ResourceTag/flowwatch:stack": "{stack}"}},
-                     "changes to what carries the stack's tag"),
-    "ec2-routing": Scope(("arn:{partition}:ec2:{region}:{account}:route-table/*",
-                          "arn:{partition}:ec2:{region}:{account}:network-acl/*"),
-                         why="the VPC's main route table and network ACL (made by AWS with the VPC, untagged)"),
-    "log-group": Scope(("arn:{partition}:logs:{region}:{account}:log-group:/flowwatch/{stack}/*",),
-                       why="the stack's log group and its streams"),
-    "role": Scope(("arn:{partition}:iam::{account}:role/flowwatch-{stack}-*",), why="the flow-log delivery role"),
-    "role-bounded": Scope(("arn:{partition}:iam::{account}:role/flowwatch-{stack}-*",),
-                          {"StringLike": {"iam:PermissionsBoundary": BOUNDARY_ARN}},
-                          "write the delivery role only with flowwatch's permissions boundary on it, so no role "
-                          "this policy creates can do more than deliver flow logs"),
-    "boundary-policy": Scope((BOUNDARY_ARN,), why="read whether the administrator created the boundary"),
-    "pass-role": Scope(("arn:{partition}:iam::{account}:role/flowwatch-{stack}-*",),
-                       {"StringEquals": {"iam:PassedToService": "vpc-flow-logs.amazonaws.com"}},
+        "RunInstances"], "aws:RequestTag/flowwatch:stack": "{stack}"},
+        "ForAllValues:StringEquals": {"aws:TagKeys": TAG_KEYS}},
+        "EC2 tags in the create call itself (TagSpecifications), only with the stack's tags"),
+    "ec2-new-vpc": Scope((EC2 + ":vpc/*",), NEW_TAGS, "a new VPC, only tagged for the stack"),
+    "ec2-new-subnet": Scope((EC2 + ":subnet/*",), NEW_TAGS, "a new subnet, only tagged for the stack"),
+    "ec2-new-igw": Scope((EC2 + ":internet-gateway/*",), NEW_TAGS, "a new gateway, only tagged for the stack"),
+    "ec2-new-sg": Scope((EC2 + ":security-group/*",), NEW_TAGS, "a new security group, only tagged for the stack"),
+    "ec2-new-flow-log": Scope((EC2 + ":vpc-flow-log/*",), NEW_TAGS, "a new flow log, only tagged for the stack"),
+    "ec2-stack-vpc": Scope((EC2 + ":vpc/*",), OWN_TAG,
+                           "subnets, security groups and flow logs only in (on) the VPC tagged for the stack; "
+                           "with --vpc-id, that VPC only"),
+    "ec2-instance": Scope((EC2 + ":instance/*",), {"StringEquals": {
+        "ec2:InstanceType": INSTANCE_TYPE, "ec2:MetadataHttpTokens": "required",
+        "aws:RequestTag/flowwatch:stack": "{stack}"}, "ForAllValues:StringEquals": {"aws:TagKeys": TAG_KEYS}},
+        f"the traffic instance: {INSTANCE_TYPE}, IMDSv2 only, tagged for the stack"),
+    "ec2-instance-network": Scope((EC2 + ":subnet/*", EC2 + ":security-group/*"), OWN_TAG,
+                                  "the instance only in the stack's subnet with the stack's security group"),
+    "ec2-instance-parts": Scope((EC2 + ":network-interface/*", EC2 + ":volume/*"),
+                                why="the instance's own network interface and root volume, made with it"),
+    "ec2-image": Scope(("arn:{partition}:ec2:{region}::image/*",), {"StringEquals": {"ec2:Owner": "amazon"}},
+                       "Amazon Linux images, owned by Amazon"),
+    "ec2-own": Scope(("*",), OWN_TAG, "changes to what carries the stack's tag"),
+    "ec2-route-table": Scope((EC2 + ":route-table/*",), {"ArnEquals": {"ec2:Vpc": EC2 + ":vpc/{vpc}"}},
+                             "the main route table of the stack's VPC (made by AWS with the VPC, untagged); "
+                             "pinned to the VPC with --vpc-id"),
+    "ec2-network-acl": Scope((EC2 + ":network-acl/*",), {"ArnEquals": {"ec2:Vpc": EC2 + ":vpc/{vpc}"}},
+                             "the network ACL of the stack's VPC (made by AWS with the VPC, untagged); "
+                             "pinned to the VPC with --vpc-id"),
+    "log-group": Scope(("arn:{partition}:logs:{region}:{account}:log-group:{log_group}",
+                        "arn:{partition}:logs:{region}:{account}:log-group:{log_group}:*"),
+                       why="the stack's log group and its metric filters"),
+    "log-stream": Scope(("arn:{partition}:logs:{region}:{account}:log-group:{log_group}:log-stream:*",),
+                        why="the streams of the stack's log group"),
+    "role": Scope((ROLE,), why="read the flow-log delivery role"),
+    "role-bounded": Scope((ROLE,), BOUNDED,
+                          "write the delivery role only while it carries the stack's permissions boundary, so no "
+                          "role this policy writes can do more than deliver flow logs into the stack's log group"),
+    "role-tag": Scope((ROLE,), {"StringEquals": {"aws:RequestTag/flowwatch:stack": "{stack}"},
+                                "ForAllValues:StringEquals": {"aws:TagKeys": TAG_KEYS}},
+                      "tag the delivery role (TagRole has no iam:PermissionsBoundary key): only the stack's tags"),
+    "boundary-policy": Scope(("arn:{partition}:iam::{account}:policy/{boundary_name}",),
+                             why="read whether the administrator created the stack's boundary"),
+    "pass-role": Scope((ROLE,), {"StringEquals": {"iam:PassedToService": "vpc-flow-logs.amazonaws.com"}},
                        "hand the delivery role to VPC Flow Logs, and to nothing else"),
-    "bucket": Scope(("arn:{partition}:s3:::flowwatch-{stack}-*",), why="the stack's bucket"),
-    "objects": Scope(("arn:{partition}:s3:::flowwatch-{stack}-*/*",),
-                     why="flow-log objects and Athena results in the stack's bucket"),
-    "topic": Scope(("arn:{partition}:sns:{region}:{account}:flowwatch-{stack}-*",), why="the alert topic"),
-    "alarm": Scope(("arn:{partition}:cloudwatch:{region}:{account}:alarm:flowwatch-{stack}-*",),
-                   why="the stack's alarms"),
+    "bucket": Scope(("arn:{partition}:s3:::{bucket}",), IN_ACCOUNT,
+                    "the stack's bucket, only in this account"),
+    "objects": Scope(("arn:{partition}:s3:::{bucket}/*",), IN_ACCOUNT,
+                     "flow-log objects and Athena results in the stack's bucket, only in this account"),
+    "topic": Scope(("arn:{partition}:sns:{region}:{account}:{topic}",), why="the alert topic"),
+    "alarm": Scope(("arn:{partition}:cloudwatch:{region}:{account}:alarm:{alarm}",),
+                   why="the alarms of the config's rules"),
     "glue": Scope(("arn:{partition}:glue:{region}:{account}:catalog",
                    "arn:{partition}:glue:{region}:{account}:database/{database}",
                    "arn:{partition}:glue:{region}:{account}:table/{database}/*"),
-                  why="the stack's Glue database and table (and the catalog that holds them)"),
-    "workgroup": Scope(("arn:{partition}:athena:{region}:{account}:workgroup/flowwatch-{stack}-*",),
+                  why="the stack's Glue table (and the database and catalog that hold it)"),
+    "glue-database": Scope(("arn:{partition}:glue:{region}:{account}:catalog",
+                            "arn:{partition}:glue:{region}:{account}:database/{database}"),
+                           why="the stack's Glue database (and the catalog that holds it)"),
+    "glue-tags": Scope(("arn:{partition}:glue:{region}:{account}:database/{database}",),
+                       why="the tags of the stack's Glue database"),
+    "workgroup": Scope(("arn:{partition}:athena:{region}:{account}:workgroup/{workgroup}",),
                        why="the stack's Athena workgroup and its named queries"),
     "ami-parameter": Scope(("arn:{partition}:ssm:{region}::parameter/aws/service/ami-amazon-linux-latest/*",),
                            why="the public Amazon Linux AMI parameter"),
+    "lock": Scope(("arn:{partition}:ssm:{region}:{account}:parameter/flowwatch/{stack}/lock",),
+                  why="the stack lock (one writer per stack)"),
 }
 
 
 @dataclass(frozen=True)
 class Use:
     commands: tuple[str, ...]
-    scope: str
+    scope: str | tuple[str, ...]
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return (self.scope,) if isinstance(self.scope, str) else self.scope
 
 
-UP, STATUS, SIM, QUERY, LOGS, PATTERN, DOWN = COMMANDS
+def uses(call: tuple[str, str]) -> tuple[Use, ...]:
+    """The uses of one (service, operation): a call may act on several resources for several commands."""
+    use = CALLS[call]
+    return (use,) if isinstance(use, Use) else use
+
+
+def commands_of(call: tuple[str, str]) -> set[str]:
+    return {c for use in uses(call) for c in use.commands}
+
+
+UP, STATUS, SIM, QUERY, LOGS, PATTERN, DOWN, UNLOCK = COMMANDS
 # Every "discover" read of a step that up converges runs in up, status and down, and in simulate-reject
 # (which converges the nacl step, reading the steps before it). The cleanup step (the traffic instance and
 # its security group) runs only in status and down; simulate-reject finds them too.
 DISCOVER = (UP, STATUS, DOWN, SIM)
 CLEANUP_READ = (STATUS, DOWN, SIM)
+LOCKED = (UP, DOWN, SIM, UNLOCK)          # the commands that take (or break) the stack lock
 
-# (botocore service, operation) -> who calls it and where it acts
-CALLS: dict[tuple[str, str], Use] = {
+# (botocore service, operation) -> who calls it and where it acts (one Use, or several)
+CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("sts", "GetCallerIdentity"): Use(COMMANDS, "any"),
     # --- vpc, subnet, igw, flow_logs, nacl, cleanup (EC2) ---
     ("ec2", "DescribeVpcs"): Use(DISCOVER, "any"),
@@ -132,12 +194,13 @@ CALLS: dict[tuple[str, str], Use] = {
     ("ec2", "DescribeFlowLogs"): Use(DISCOVER, "any"),
     ("ec2", "DescribeInstances"): Use(CLEANUP_READ, "any"),
     ("ec2", "DescribeSecurityGroups"): Use(CLEANUP_READ, "any"),
-    ("ec2", "CreateVpc"): Use((UP,), "any"),
-    ("ec2", "CreateSubnet"): Use((UP,), "any"),
-    ("ec2", "CreateInternetGateway"): Use((UP,), "any"),
-    ("ec2", "CreateFlowLogs"): Use((UP,), "any"),
-    ("ec2", "CreateSecurityGroup"): Use((SIM,), "any"),
-    ("ec2", "RunInstances"): Use((SIM,), "any"),
+    ("ec2", "CreateVpc"): Use((UP,), "ec2-new-vpc"),
+    ("ec2", "CreateSubnet"): Use((UP,), ("ec2-new-subnet", "ec2-stack-vpc")),
+    ("ec2", "CreateInternetGateway"): Use((UP,), "ec2-new-igw"),
+    ("ec2", "CreateFlowLogs"): Use((UP,), ("ec2-new-flow-log", "ec2-stack-vpc")),
+    ("ec2", "CreateSecurityGroup"): Use((SIM,), ("ec2-new-sg", "ec2-stack-vpc")),
+    ("ec2", "RunInstances"): Use((SIM,), ("ec2-instance", "ec2-instance-network", "ec2-instance-parts",
+                                           "ec2-image")),
     ("ec2", "ModifySubnetAttribute"): Use((UP,), "ec2-own"),
     ("ec2", "AttachInternetGateway"): Use((UP,), "ec2-own"),
     ("ec2", "DetachInternetGateway"): Use((DOWN,), "ec2-own"),
@@ -148,10 +211,10 @@ CALLS: dict[tuple[str, str], Use] = {
     ("ec2", "DeleteSecurityGroup"): Use((DOWN,), "ec2-own"),
     ("ec2", "RevokeSecurityGroupIngress"): Use((SIM,), "ec2-own"),
     ("ec2", "TerminateInstances"): Use((DOWN,), "ec2-own"),
-    ("ec2", "CreateRoute"): Use((UP,), "ec2-routing"),
-    ("ec2", "DeleteRoute"): Use((DOWN,), "ec2-routing"),
-    ("ec2", "CreateNetworkAclEntry"): Use((UP, SIM), "ec2-routing"),
-    ("ec2", "DeleteNetworkAclEntry"): Use((UP, DOWN), "ec2-routing"),
+    ("ec2", "CreateRoute"): Use((UP,), "ec2-route-table"),
+    ("ec2", "DeleteRoute"): Use((DOWN,), "ec2-route-table"),
+    ("ec2", "CreateNetworkAclEntry"): Use((UP, SIM), "ec2-network-acl"),
+    ("ec2", "DeleteNetworkAclEntry"): Use((UP, DOWN), "ec2-network-acl"),
     # --- log_group, delivery_role, bucket ---
     ("cloudwatch-logs", "DescribeLogGroups"): Use(DISCOVER, "any"),
     ("cloudwatch-logs", "ListTagsForResource"): Use(DISCOVER, "log-group"),
@@ -159,8 +222,8 @@ CALLS: dict[tuple[str, str], Use] = {
     ("cloudwatch-logs", "PutRetentionPolicy"): Use((UP,), "log-group"),
     ("cloudwatch-logs", "DeleteRetentionPolicy"): Use((UP,), "log-group"),
     ("cloudwatch-logs", "DeleteLogGroup"): Use((DOWN,), "log-group"),
-    ("cloudwatch-logs", "CreateLogStream"): Use((SIM,), "log-group"),
-    ("cloudwatch-logs", "PutLogEvents"): Use((SIM,), "log-group"),
+    ("cloudwatch-logs", "CreateLogStream"): Use((SIM,), "log-stream"),
+    ("cloudwatch-logs", "PutLogEvents"): Use((SIM,), "log-stream"),
     ("cloudwatch-logs", "FilterLogEvents"): Use((LOGS,), "log-group"),
     ("iam", "GetRole"): Use(DISCOVER, "role"),
     ("iam", "ListRoleTags"): Use(DISCOVER, "role"),
@@ -171,9 +234,10 @@ CALLS: dict[tuple[str, str], Use] = {
     ("iam", "CreateRole"): Use((UP,), "role-bounded"),
     ("iam", "PutRolePolicy"): Use((UP,), "role-bounded"),
     ("iam", "PutRolePermissionsBoundary"): Use((UP,), "role-bounded"),
-    ("iam", "UpdateAssumeRolePolicy"): Use((UP,), "role"),
+    ("iam", "UpdateAssumeRolePolicy"): Use((UP,), "role-bounded"),
     ("iam", "DeleteRolePolicy"): Use((DOWN,), "role-bounded"),
-    ("iam", "DeleteRole"): Use((DOWN,), "role"),
+    ("iam", "DeleteRole"): Use((DOWN,), "role-bounded"),
+    ("iam", "ListRoles"): Use((STATUS, DOWN, UP), "any"),              # made by the inventory
     ("s3", "HeadBucket"): Use(DISCOVER, "bucket"),
     ("s3", "GetBucketTagging"): Use(DISCOVER, "bucket"),
     ("s3", "GetPublicAccessBlock"): Use(DISCOVER, "bucket"),
@@ -202,7 +266,7 @@ CALLS: dict[tuple[str, str], Use] = {
     ("sns", "CreateTopic"): Use((UP,), "topic"),
     ("sns", "SetTopicAttributes"): Use((UP,), "topic"),
     ("sns", "Subscribe"): Use((UP,), "topic"),
-    ("sns", "Unsubscribe"): Use((UP, DOWN), "topic"),
+    ("sns", "Unsubscribe"): Use((UP, DOWN), "any"),                   # no resource type
     ("sns", "DeleteTopic"): Use((DOWN,), "topic"),
     # --- metric filters, alarms ---
     ("cloudwatch-logs", "DescribeMetricFilters"): Use(DISCOVER, "log-group"),
@@ -215,10 +279,10 @@ CALLS: dict[tuple[str, str], Use] = {
     ("cloudwatch", "PutMetricAlarm"): Use((UP,), "alarm"),
     ("cloudwatch", "DeleteAlarms"): Use((UP, DOWN), "alarm"),
     # --- athena ---
-    ("glue", "GetDatabase"): Use(DISCOVER, "glue"),
+    ("glue", "GetDatabase"): Use(DISCOVER, "glue-database"),
     ("glue", "GetTable"): Use(DISCOVER, "glue"),
-    ("glue", "GetTags"): Use(DISCOVER, "glue"),
-    ("glue", "CreateDatabase"): Use((UP,), "glue"),
+    ("glue", "GetTags"): Use(DISCOVER, "glue-tags"),
+    ("glue", "CreateDatabase"): Use((UP,), "glue-database"),
     ("glue", "CreateTable"): Use((UP,), "glue"),
     ("glue", "UpdateTable"): Use((UP,), "glue"),
     ("glue", "DeleteTable"): Use((DOWN,), "glue"),
@@ -237,7 +301,11 @@ CALLS: dict[tuple[str, str], Use] = {
     ("athena", "GetQueryResults"): Use((QUERY,), "workgroup"),
     ("athena", "StopQueryExecution"): Use((QUERY,), "workgroup"),
     # --- simulate-reject --mode instance ---
-    ("ssm", "GetParameter"): Use((SIM,), "ami-parameter"),
+    ("ssm", "GetParameter"): (Use((SIM,), "ami-parameter"), Use(LOCKED, "lock")),
+    # --- the stack lock and the inventory of what is tagged for the stack ---
+    ("ssm", "PutParameter"): Use(LOCKED, "lock"),
+    ("ssm", "DeleteParameter"): Use(LOCKED, "lock"),
+    ("resource-groups-tagging-api", "GetResources"): Use((STATUS, DOWN, UP), "any"),   # no resource type
 }
 
 
@@ -254,15 +322,16 @@ class Extra:
 EXTRA = (
     Extra(("ec2:CreateTags",), (UP, SIM), "ec2-tag-on-create", "TagSpecifications in CreateVpc/... and RunInstances"),
     Extra(("logs:TagResource",), (UP,), "log-group", "CreateLogGroup with tags"),
-    Extra(("iam:TagRole",), (UP,), "role", "CreateRole with Tags"),
+    Extra(("iam:TagRole",), (UP,), "role-tag", "CreateRole with Tags"),
     Extra(("iam:PassRole",), (UP,), "pass-role", "CreateFlowLogs hands the delivery role to VPC Flow Logs"),
     Extra(("logs:CreateLogDelivery", "logs:DeleteLogDelivery"), (UP, DOWN), "any",
           "flow logs to S3 are a log delivery (VPC User Guide, flow logs to Amazon S3)"),
     Extra(("sns:TagResource",), (UP,), "topic", "CreateTopic with Tags"),
     Extra(("cloudwatch:TagResource",), (UP,), "alarm", "PutMetricAlarm with Tags"),
-    Extra(("glue:TagResource",), (UP,), "glue", "CreateDatabase with Tags"),
+    Extra(("glue:TagResource",), (UP,), "glue-tags", "CreateDatabase with Tags"),
     Extra(("athena:TagResource",), (UP,), "workgroup", "CreateWorkGroup with Tags"),
-    Extra(("glue:GetDatabase", "glue:GetTable", "glue:GetPartition", "glue:GetPartitions"), (QUERY,), "glue",
+    Extra(("glue:GetDatabase",), (QUERY,), "glue-database", "Athena reads the database as the caller"),
+    Extra(("glue:GetTable", "glue:GetPartition", "glue:GetPartitions"), (QUERY,), "glue",
           "Athena reads the table definition as the caller"),
     Extra(("s3:GetBucketLocation", "s3:ListBucket"), (QUERY,), "bucket", "Athena lists the flow logs as the caller"),
     Extra(("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"), (QUERY,),
@@ -277,20 +346,83 @@ def permissions(commands: Iterable[str] | None = None) -> dict[str, set[str]]:
     if unknown:
         raise ValueError(f"unknown command(s): {', '.join(sorted(unknown))}; known: {', '.join(COMMANDS)}")
     out: dict[str, set[str]] = {}
-    for (service, operation), use in CALLS.items():
-        if wanted & set(use.commands):
-            out.setdefault(use.scope, set()).update(iam_actions(service, operation))
+    for call in CALLS:
+        for use in uses(call):
+            if wanted & set(use.commands):
+                for scope in use.scopes:
+                    out.setdefault(scope, set()).update(iam_actions(*call))
     for extra in EXTRA:
         if wanted & set(extra.commands):
             out.setdefault(extra.scope, set()).update(extra.actions)
     return {scope: actions for scope, actions in out.items() if actions}
 
 
+@dataclass(frozen=True)
+class Names:
+    """The resolved names the policy grants on: the config's (``names:`` overrides and alert rules), or the
+    defaults of ``stack``; ``stack="*"`` is the wildcard form for any stack."""
+
+    stack: str
+    role: str
+    bucket: str
+    topic: str
+    workgroup: str
+    log_group: str
+    database: str
+    alarms: tuple[str, ...]
+
+    @classmethod
+    def resolve(cls, stack: str = "*", config: Any = None, *, account: str = "*", region: str = "*") -> "Names":
+        from flowwatch.naming import Names as Naming
+
+        if config is None and stack != "*":
+            from flowwatch.config import parse_config
+
+            config = parse_config({"stack": stack})
+        if config is None:
+            naming = Naming("*")
+            return cls("*", naming.of("role"), naming.bucket(account, region), naming.of("topic"),
+                       naming.of("workgroup"), naming.of("log_group"), "flowwatch_*", (naming.alarm("*"),))
+        naming = Naming.from_config(config)
+        # an unknown account: the caller's own (an IAM policy variable), never "*", so that stack lab's
+        # bucket pattern cannot reach into stack lab-prod's
+        owner = account if account != "*" else "${aws:PrincipalAccount}"
+        return cls(config.stack, naming.of("role"), naming.bucket(owner, region), naming.of("topic"),
+                   naming.of("workgroup"), naming.of("log_group"), naming.of("database"),
+                   tuple(naming.alarm(rule.name) for rule in config.alerts.rules))
+
+
+def boundary_name(stack: str) -> str:
+    """= steps.delivery_role.boundary_policy_name (a test checks)."""
+    return f"flowwatch-{stack}-flow-logs-boundary"
+
+
+# An IAM managed policy holds at most 6,144 characters (whitespace not counted); the whole policy is larger, so
+# ``--part N`` prints one of two documents to attach together: the network and the role, and the rest.
+PARTS = 2
+MANAGED_POLICY_LIMIT = 6144
+
+
+def part_of(scope: str) -> int:
+    return 1 if scope.startswith(("ec2-", "role", "pass-role", "boundary-policy")) else 2
+
+
 def policy(*, account: str = "*", region: str = "*", partition: str = "aws", stack: str = "*",
-           commands: Iterable[str] | None = None) -> dict[str, Any]:
-    """The identity policy (JSON-ready) for running ``commands`` on ``stack`` with default names."""
+           commands: Iterable[str] | None = None, config: Any = None, vpc: str | None = None,
+           part: int | None = None) -> dict[str, Any]:
+    """The identity policy (JSON-ready) for running ``commands`` on one stack: ``config``'s resolved names, or
+    the default names of ``stack`` (``"*"``: any stack, the wildcard form). ``vpc``: the adopted VPC's id;
+    ``part``: only that part (1 or 2) of the policy."""
+    names = Names.resolve(stack, config, account=account, region=region)
+    stack = names.stack
+    vpc = vpc or (config.network.vpc_id if config is not None else None)
+    bname = boundary_name(stack)
+    caller = account if account != "*" else "${aws:PrincipalAccount}"   # "*" in a StringEquals is literal
     values = {"partition": partition, "region": region, "account": account, "stack": stack,
-              "database": "flowwatch_*" if stack == "*" else f"flowwatch_{stack.replace('-', '_')}"}
+              "role": names.role, "bucket": names.bucket, "topic": names.topic, "workgroup": names.workgroup,
+              "log_group": names.log_group, "database": names.database, "boundary_name": bname,
+              "boundary": f"arn:{partition}:iam::{caller}:policy/{bname}", "vpc": vpc or "*",
+              "account_or_caller": caller}
 
     def fill(value: Any) -> Any:
         if isinstance(value, str):
@@ -303,48 +435,215 @@ def policy(*, account: str = "*", region: str = "*", partition: str = "aws", sta
 
     statements = []
     for scope_name, actions in sorted(permissions(commands).items()):
+        if part is not None and part_of(scope_name) != part:
+            continue
         scope = SCOPES[scope_name]
         condition = fill(scope.condition) if scope.condition else None
+        resources = [r.replace("{alarm}", alarm) for r in scope.resources for alarm in names.alarms] \
+            if any("{alarm}" in r for r in scope.resources) else list(scope.resources)
+        if scope_name == "ec2-stack-vpc" and vpc:          # an adopted VPC: that one, untagged
+            resources, condition = [SCOPES["ec2-stack-vpc"].resources[0].replace("vpc/*", "vpc/{vpc}")], None
+        if scope_name in ("ec2-route-table", "ec2-network-acl") and not vpc:        # the VPC flowwatch creates: its id is not known yet
+            condition = None
         if condition and stack == "*":      # any flowwatch stack: the tag must exist, whatever its value
-            condition = {("StringLike" if op == "StringEquals" and any("flowwatch:stack" in k for k in kv) else op): kv
-                         for op, kv in condition.items()}
+            condition = _any_stack(condition)
         statement: dict[str, Any] = {
             "Sid": "".join(part.capitalize() for part in scope_name.split("-")),
             "Effect": "Allow", "Action": sorted(actions),
-            "Resource": fill(list(scope.resources)) if scope.resources != ("*",) else "*"}
+            "Resource": fill(resources) if resources != ["*"] else "*"}
         if condition:
             statement["Condition"] = condition
         statements.append(statement)
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def boundary_policy(*, account: str = "*", partition: str = "aws") -> dict[str, Any]:
-    """The permissions boundary an administrator creates once per account as ``flowwatch-flow-logs-boundary``:
-    whatever a flowwatch delivery role's own policy says, it can only deliver flow logs to flowwatch log groups."""
-    groups = f"arn:{partition}:logs:*:{account}:log-group:/flowwatch/*"
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "FlowLogsDeliveryOnly", "Effect": "Allow",
-        "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups", "logs:DescribeLogStreams"],
-        "Resource": [groups, f"{groups}:*"]}]}
+def _any_stack(condition: dict[str, Any]) -> dict[str, Any]:
+    """StringEquals on the stack tag -> StringLike ``*`` (the wildcard form): other keys stay as they are."""
+    out: dict[str, Any] = {}
+    for op, block in condition.items():
+        for key, value in block.items():
+            if op == "StringEquals" and STACK_TAG in key:
+                out.setdefault("StringLike", {})[key] = "*"
+            elif op == "StringEquals" and key == "iam:PermissionsBoundary":
+                out.setdefault("StringLike", {})[key] = value
+            else:
+                out.setdefault(op, {})[key] = value
+    return out
+
+
+def boundary_policy(*, account: str = "*", region: str = "*", partition: str = "aws", stack: str = "*",
+                    config: Any = None) -> dict[str, Any]:
+    """The permissions boundary an administrator creates once per stack as ``flowwatch-<stack>-flow-logs-boundary``:
+    whatever the stack's delivery role's own policy says, it can only deliver flow logs into that stack's log
+    group in that region."""
+    names = Names.resolve(stack, config, account=account, region=region)
+    group = f"arn:{partition}:logs:{region}:{account}:log-group:{names.log_group}"
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "FlowLogsDeliveryOnly", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [f"{group}:log-stream:*"]},
+        {"Sid": "ReadOwnLogGroup", "Effect": "Allow", "Action": ["logs:DescribeLogStreams"],
+         "Resource": [group, f"{group}:*"]},
+        {"Sid": "FindLogGroups", "Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"}]}
+
+
+EXAMPLE: dict[str, Any] = {"account": "123456789012", "region": "us-east-1", "stack": "lab"}
+
+DOC_HEAD = """\
+# The IAM permissions flowwatch needs
+
+<!-- generated by `python -m flowwatch.iam_policy --markdown > docs/IAM.md`; tests/test_iam_policy.py checks it -->
+
+flowwatch runs with the caller's own credentials (profile, SSO, environment). This page gives the
+minimal identity policy for them. It is **generated** from a table in the code,
+[`src/flowwatch/iam_policy.py`](../src/flowwatch/iam_policy.py), and that table is **checked by the
+tests**: `tests/test_iam_policy.py` runs every command through the real CLI on moto and fails when a call
+appears that the table does not list for the command that made it, or the table lists a call no command
+makes any more; `tests/test_iam_policy_scope.py` checks each statement against AWS's Service
+Authorization Reference (resource types and condition keys of every action) and evaluates requests on
+another stack's resources.
+
+## Generate it (one stack, exact names: the form for production)
+
+```
+python -m flowwatch.iam_policy --config flowwatch.yaml --account 123456789012          # the config's names
+python -m flowwatch.iam_policy --stack lab --account 123456789012 --region us-east-1   # default names
+python -m flowwatch.iam_policy --config flowwatch.yaml --account 123456789012 --part 1 # 1 of 2 documents
+python -m flowwatch.iam_policy --stack lab --command status --command query            # only what these need
+```
+
+Every resource is the stack's **exact** name (the config's `names:` overrides and alert rules, or the
+defaults): the policy of stack `lab` grants nothing on stack `lab-prod`. `--account` omitted: the
+caller's own account (`${aws:PrincipalAccount}`). In an adopted VPC (`network.vpc_id`, or `--vpc-id`)
+the VPC, route and network-ACL grants name that VPC. The whole policy is larger than one managed policy
+(6,144 characters): `--part 1` and `--part 2` print two documents to attach together.
+
+**Changing the config.** A new alert rule's alarm, or a new name, is a new resource: regenerate the
+policy before `up`. `up` deletes the alarm of a removed rule: run it with the policy of the old and the
+new config attached (or remove the alarm by hand).
+
+**Any stack** (`--stack` and `--config` omitted) prints a wildcard form (`flowwatch-*-...`, stack tag
+of any value): it lets its holder act on every flowwatch stack of the account. Use it for a sandbox
+account, not for production.
+
+## The policy of stack `lab` (every command, account 123456789012, us-east-1)
+
+```json
+"""
+
+DOC_BOUNDARY = """\
+```
+
+## The permissions boundary (once per stack)
+
+A caller who may create and write IAM roles could otherwise create a role that trusts anyone and
+carries any policy. The policy above therefore lets a caller create, write or delete the delivery role
+**only while it carries the stack's permissions boundary `flowwatch-<stack>-flow-logs-boundary`**
+(`iam:PermissionsBoundary` on CreateRole, PutRolePolicy, DeleteRolePolicy, PutRolePermissionsBoundary,
+UpdateAssumeRolePolicy and DeleteRole; `iam:TagRole` has no such key, so it is limited to the stack's
+tag keys and value). Whatever the role's own policy and trust say, the boundary caps it at delivering
+flow logs into that stack's log group in that region. An administrator creates it once per stack
+(flowwatch reads it, never creates, changes or deletes it):
+
+```
+python -m flowwatch.iam_policy --boundary --config flowwatch.yaml --account 123456789012 > boundary.json
+aws iam create-policy --policy-name flowwatch-lab-flow-logs-boundary --policy-document file://boundary.json
+```
+
+When the boundary exists, `flowwatch up` creates the delivery role with it, and puts it on a role made
+before it existed. Without it (an administrator running flowwatch), the role is created unbounded; with
+the policy above and no boundary, `up` is refused by IAM (AccessDenied on CreateRole). The boundary of
+stack `lab`:
+
+~~~
+"""
+
+DOC_NOTES = """
+Notes:
+
+- **EC2 creates** name the new resource's type and carry the stack's tags (`aws:RequestTag`,
+  `aws:TagKeys`); a subnet, security group or flow log only in (on) a VPC tagged for the stack (or the
+  adopted VPC); `RunInstances` only a `t3.micro` with IMDSv2 required (`ec2:MetadataHttpTokens`), an
+  Amazon-owned image, in the stack's subnet with the stack's security group. Tagging is allowed only as
+  part of those creates (`ec2:CreateAction`).
+- **EC2 changes and deletes** apply only to resources that carry the stack's tag (`aws:ResourceTag`).
+  The route and the network ACL entries live in the VPC's main route table and network ACL (made by AWS
+  with the VPC, untagged): with `--vpc-id` (or `network.vpc_id`) they are limited to that VPC
+  (`ec2:Vpc`). **Known gap:** for a VPC flowwatch creates, its id is not known before the first `up`;
+  regenerate the policy with `--vpc-id` from `flowwatch status` after it.
+- **S3** grants carry `s3:ResourceAccount`: a bucket of the stack's name in another account is never
+  the stack's. flowwatch also sends `ExpectedBucketOwner` on every S3 call that takes it, and the
+  workgroup's results carry it.
+- **Actions without a resource type** (`sns:Unsubscribe`, `logs:DescribeLogGroups`,
+  `logs:CreateLogDelivery`, `tag:GetResources`, `iam:ListRoles`, the `Describe*` calls, ...) are on `*`:
+  a specific ARN would never match them.
+- **The delivery role** trusts only `vpc-flow-logs.amazonaws.com` with `aws:SourceAccount` and
+  `aws:SourceArn`, and may only write into the stack's log group (and `logs:DescribeLogGroups` on `*`).
+- `sts:GetCallerIdentity` needs no permission.
+"""
+
+
+def markdown() -> str:
+    """docs/IAM.md: the example policy, the boundary, and the why of every statement."""
+    doc = policy(**EXAMPLE)
+    rows = ["| Sid | part | what |", "|---|---|---|"]
+    for name, scope in sorted(SCOPES.items()):
+        if name in permissions():
+            rows.append(f"| `{''.join(p.capitalize() for p in name.split('-'))}` | {part_of(name)} | {scope.why} |")
+    extras = ["| actions | commands | why |", "|---|---|---|"]
+    for extra in EXTRA:
+        extras.append(f"| {', '.join(f'`{a}`' for a in extra.actions)} | {', '.join(extra.commands)} | {extra.why} |")
+    return (DOC_HEAD + json.dumps(doc, indent=2) + "\n" + DOC_BOUNDARY
+            + json.dumps(boundary_policy(**EXAMPLE), indent=2) + "\n~~~\n\n## Why each statement\n\n"
+            + "\n".join(rows) + "\n\nBesides the actions of the calls themselves, AWS checks these "
+            "(no call of flowwatch names them):\n\n" + "\n".join(extras) + "\n" + DOC_NOTES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flowwatch.iam_policy",
                                      description="Print the IAM policy a user needs to run flowwatch.")
-    parser.add_argument("--account", default="*", help="AWS account id (default: any)")
-    parser.add_argument("--region", default="*", help="region (default: any)")
+    parser.add_argument("--account", default="*", help="AWS account id (default: the caller's)")
+    parser.add_argument("--region", default=None, help="region (default: the config's, else any)")
     parser.add_argument("--partition", default="aws")
-    parser.add_argument("--stack", default="*", help="one stack name (default: any flowwatch stack)")
+    parser.add_argument("--config", default=None, help="a flowwatch config: its stack, region and exact names")
+    parser.add_argument("--stack", default=None,
+                        help="one stack, with default names (default: the config's; without both, any stack)")
+    parser.add_argument("--vpc-id", default=None, help="the adopted VPC (default: the config's network.vpc_id)")
     parser.add_argument("--command", action="append", choices=COMMANDS,
                         help="only what these commands need (repeatable; default: all)")
+    parser.add_argument("--part", type=int, choices=range(1, PARTS + 1), default=None,
+                        help=f"only part N of {PARTS} (each fits an IAM managed policy; attach all parts)")
     parser.add_argument("--boundary", action="store_true",
-                        help=f"print the permissions boundary {BOUNDARY_NAME} instead (an administrator creates it once)")
+                        help="print the stack's permissions boundary flowwatch-<stack>-flow-logs-boundary instead "
+                             "(an administrator creates it once per stack)")
+    parser.add_argument("--markdown", action="store_true", help="print docs/IAM.md")
     args = parser.parse_args(argv)
-    if args.boundary:
-        sys.stdout.write(json.dumps(boundary_policy(account=args.account, partition=args.partition), indent=2) + "\n")
+    if args.markdown:
+        sys.stdout.write(markdown())
         return 0
-    doc = policy(account=args.account, region=args.region, partition=args.partition, stack=args.stack,
-                 commands=args.command)
+    config = None
+    if args.config:
+        from flowwatch.config import load_config
+        from flowwatch.errors import FlowwatchError
+
+        try:
+            config = load_config(args.config, stack=args.stack, region=args.region)
+        except FlowwatchError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
+    region = args.region or (config.region if config is not None else "*")
+    stack = config.stack if config is not None else (args.stack or "*")
+    if args.boundary:
+        if stack == "*":
+            sys.stderr.write("error: --boundary needs --stack NAME or --config FILE (one boundary per stack)\n")
+            return 2
+        doc = boundary_policy(account=args.account, region=region, partition=args.partition, stack=stack,
+                              config=config)
+    else:
+        doc = policy(account=args.account, region=region, partition=args.partition, stack=stack,
+                     commands=args.command, config=config, vpc=args.vpc_id, part=args.part)
+        if not doc["Statement"]:            # IAM refuses a policy without statements: there is nothing to attach
+            sys.stderr.write(f"part {args.part} holds nothing for these commands: attach only the other part\n")
+            return 0
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     return 0
 

@@ -9,7 +9,7 @@ import pytest
 from flowwatch import iam_policy
 from flowwatch.errors import OwnershipError
 from flowwatch.model import DestroyOptions
-from flowwatch.steps.delivery_role import (BOUNDARY_POLICY_NAME, DeliveryRoleSeen, DeliveryRoleStep, RoleSeen,
+from flowwatch.steps.delivery_role import (boundary_policy_name, DeliveryRoleSeen, DeliveryRoleStep, RoleSeen,
                                            RoleSpec, delivery_policy, delivery_trust)
 
 from tests.support.steps import converge_step, destroy_step
@@ -17,6 +17,7 @@ from tests.support.steps import converge_step, destroy_step
 STEP = DeliveryRoleStep()
 ARN = "arn:aws:logs:us-east-1:111:log-group:/g"
 SPEC = RoleSpec("r", delivery_trust("aws", "111", "us-east-1"), delivery_policy(ARN))
+BOUNDARY_POLICY_NAME = boundary_policy_name("test")
 BOUNDARY = f"arn:aws:iam::111:policy/{BOUNDARY_POLICY_NAME}"
 
 

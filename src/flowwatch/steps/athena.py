@@ -82,7 +82,9 @@ class AthenaStep:
         database, table, workgroup = ctx.names.of("database"), ctx.names.of("table"), ctx.names.of("workgroup")
         config = {
             "ResultConfiguration": {"OutputLocation": f"s3://{ctx.bucket}/{RESULTS_PREFIX}",
-                                    "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}},
+                                    "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+                                    # Athena writes results only if the bucket is still this account's
+                                    "ExpectedBucketOwner": ctx.account},
             "EnforceWorkGroupConfiguration": True, "PublishCloudWatchMetricsEnabled": True,
             "BytesScannedCutoffPerQuery": SCAN_CUTOFF_BYTES,
         }
@@ -206,7 +208,8 @@ class AthenaStep:
                 result = want.workgroup_config["ResultConfiguration"]
                 athena.update_work_group(WorkGroup=want.workgroup, ConfigurationUpdates={
                     "ResultConfigurationUpdates": {"OutputLocation": result["OutputLocation"],
-                                                   "EncryptionConfiguration": result["EncryptionConfiguration"]},
+                                                   "EncryptionConfiguration": result["EncryptionConfiguration"],
+                                                   "ExpectedBucketOwner": result["ExpectedBucketOwner"]},
                     "EnforceWorkGroupConfiguration": True, "PublishCloudWatchMetricsEnabled": True,
                     "BytesScannedCutoffPerQuery": SCAN_CUTOFF_BYTES})
             return replace(have, workgroup=want.workgroup, workgroup_ours=True, workgroup_config=want.workgroup_config)
@@ -278,9 +281,10 @@ def _table_diff(seen: dict[str, Any], want: dict[str, Any]) -> str | None:
 
 
 def _same_workgroup(seen: dict[str, Any], want: dict[str, Any]) -> bool:
-    """Every setting flowwatch enforces: results location and encryption, enforcement, metrics, scan cutoff."""
+    """Every setting flowwatch enforces: results location, owner and encryption, enforcement, metrics, scan cutoff."""
     rc, wrc = seen.get("ResultConfiguration", {}), want["ResultConfiguration"]
     return (rc.get("OutputLocation") == wrc["OutputLocation"]
+            and rc.get("ExpectedBucketOwner") == wrc.get("ExpectedBucketOwner")
             and rc.get("EncryptionConfiguration") == wrc["EncryptionConfiguration"]
             and all(seen.get(key) == want[key] for key in
                     ("EnforceWorkGroupConfiguration", "PublishCloudWatchMetricsEnabled", "BytesScannedCutoffPerQuery")))

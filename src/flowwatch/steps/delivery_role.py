@@ -2,9 +2,10 @@
 
 Named ``names.role``, found by that exact name and adopted only with the stack's tag. Trusted only by
 ``vpc-flow-logs.amazonaws.com`` with ``aws:SourceAccount`` and ``aws:SourceArn`` conditions; its one inline
-policy allows only CreateLogStream, PutLogEvents, DescribeLogGroups and DescribeLogStreams on that log
-group (no CreateLogGroup, no ``*`` resource). When the account's permissions boundary
-``flowwatch-flow-logs-boundary`` exists (docs/IAM.md), the role carries it. flowwatch attaches no managed
+policy allows only CreateLogStream, PutLogEvents and DescribeLogStreams on that log group, and
+DescribeLogGroups (which has no resource type) on ``*``, as AWS's documented flow-logs policy (no
+CreateLogGroup). When the stack's permissions boundary ``flowwatch-<stack>-flow-logs-boundary`` exists
+(docs/IAM.md), the role carries it. flowwatch attaches no managed
 policy, and ``down`` refuses (before removing anything) when someone attached one.
 """
 
@@ -20,10 +21,14 @@ from flowwatch.steps.base import policy_json, same_policy, tag_map, when_visible
 from flowwatch.steps.log_group import log_group_arn
 
 ROLE_POLICY_NAME = "flowwatch-flow-log-delivery"
-# An account-wide permissions boundary an administrator creates once (docs/IAM.md): when it exists, the
-# delivery role is created with it, so a caller allowed to create flowwatch roles can never create one
-# that does more than deliver flow logs. flowwatch reads it, never creates, changes or deletes it.
-BOUNDARY_POLICY_NAME = "flowwatch-flow-logs-boundary"
+# A per-stack permissions boundary an administrator creates once (docs/IAM.md): when it exists, the
+# delivery role is created with it, so a caller allowed to create the stack's role can never create one
+# that does more than deliver flow logs into that stack's log group. flowwatch reads it, never creates,
+# changes or deletes it.
+
+
+def boundary_policy_name(stack: str) -> str:
+    return f"flowwatch-{stack}-flow-logs-boundary"
 
 
 def delivery_trust(partition: str, account: str, region: str) -> dict[str, Any]:
@@ -36,10 +41,12 @@ def delivery_trust(partition: str, account: str, region: str) -> dict[str, Any]:
 
 def delivery_policy(log_group_arn: str) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "WriteOwnLogGroupOnly", "Effect": "Allow",
-        "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups",
-                   "logs:DescribeLogStreams"],
-        "Resource": [log_group_arn, f"{log_group_arn}:*"]}]}
+        "Sid": "WriteOwnLogGroupOnly", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": [f"{log_group_arn}:log-stream:*"]}, {
+        "Sid": "ReadOwnLogGroup", "Effect": "Allow", "Action": ["logs:DescribeLogStreams"],
+        "Resource": [log_group_arn, f"{log_group_arn}:*"]}, {
+        # DescribeLogGroups has no resource type: only "*" matches it
+        "Sid": "FindLogGroups", "Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"}]}
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ class DeliveryRoleStep:
 
     @staticmethod
     def _boundary(ctx: Context) -> str | None:
-        arn = f"arn:{ctx.aws.partition}:iam::{ctx.account}:policy/{BOUNDARY_POLICY_NAME}"
+        arn = f"arn:{ctx.aws.partition}:iam::{ctx.account}:policy/{boundary_policy_name(ctx.stack.name)}"
         try:
             ctx.aws.iam.get_policy(PolicyArn=arn)
         except Exception as exc:
@@ -129,7 +136,7 @@ class DeliveryRoleStep:
                                   {"kind": "trust", **ids}, spec=want))
         if have.boundary and role.boundary != have.boundary:
             changes.append(Change(self.name, "update", f"IAM role {want.name}",
-                                  f"permissions boundary -> {BOUNDARY_POLICY_NAME}", {"kind": "boundary", **ids},
+                                  f"permissions boundary -> {have.boundary.rsplit('/', 1)[-1]}", {"kind": "boundary", **ids},
                                   spec=want))
         if role.policy is None or not same_policy(role.policy, want.policy):
             changes.append(Change(self.name, "update", f"IAM role {want.name}", "delivery policy differs",
@@ -193,7 +200,7 @@ class DeliveryRoleStep:
         role = have.role if have else None
         if role is None:
             return None
-        return role.name + (f" (boundary {BOUNDARY_POLICY_NAME})" if role.boundary else "")
+        return role.name + (f" (boundary {role.boundary.rsplit('/', 1)[-1]})" if role.boundary else "")
 
     def status(self, have: DeliveryRoleSeen | None) -> StatusDetail:
         role = have.role if have else None
