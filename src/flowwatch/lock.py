@@ -206,7 +206,7 @@ class StackLock:
         if current is None:
             return None
         if current.id != holder_id:
-            raise UsageError(f"unlock: {shown(holder_id)} is not the id of stack {self.stack!r}'s lock; it is held "
+            raise UsageError(f"unlock: {shown(holder_id)} is not the id of the lock of stack {self.stack!r}; it is held "
                              f"by {current.describe()}, lock ID {current.id or '(none: not a flowwatch lock)'}")
         try:
             self.ssm.delete_parameter(Name=self.name)

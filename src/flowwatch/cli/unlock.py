@@ -90,7 +90,7 @@ def unlock(app: App, lock_id: str, yes: bool) -> None:
             out.json({**result, "locked": False, "unlocked": False, "holder": None})
         return
     if holder.id != lock_id:
-        raise UsageError(f"unlock: {shown(lock_id)} is not the id of stack {ctx.stack.name!r}'s lock; it is held "
+        raise UsageError(f"unlock: {shown(lock_id)} is not the id of the lock of stack {ctx.stack.name!r}; it is held "
                          f"by {holder.describe()}, lock ID {holder.id or '(none: not a flowwatch lock)'}")
     out.info(f"stack {ctx.stack.name!r} is locked by {safe(holder.describe())}, lock ID {holder.id}")
     if not yes:
