@@ -3,7 +3,9 @@
 ``up`` first plans every step read-only (preflight: an ownership, ambiguity or drift error stops it before
 anything is created), then executes that Plan: what preflight read is reused until the first step that
 changes something; every step after it is discovered and planned again, since it reads outputs of earlier
-ones (vpc id, log group arn...). ``up --dry-run`` shows the Plan and stops. ``down`` discovers every step
+ones (vpc id, log group arn...). ``up --dry-run`` shows the Plan and stops. With ``ctx.lock`` set, ``up`` and
+``down`` hold the stack's lock (``flowwatch.lock``) while they change something, and plan again once they
+hold it (a plan with nothing to do takes no lock). ``down`` discovers every step
 (so each knows its parents), plans the removal once, backwards, and executes it. ``converge`` runs one named
 step (its parents only discovered), for simulate-reject. Nothing here prints directly: ``ctx.out`` does.
 """
@@ -131,7 +133,12 @@ def up(ctx: Context, only: Sequence[str] | None = None) -> Report:
         report = Report(plan, plan.changes, plan.steps_changed, plan.steps_unchanged)
         _summary(ctx, report, dry_run=True)
         return report
-    return execute(ctx, plan)
+    if not plan or ctx.lock is None:
+        return execute(ctx, plan)
+    from flowwatch.lock import held
+
+    with held(ctx, ctx.lock):
+        return execute(ctx, plan_up(ctx))     # planned again under the lock: what a writer before us made counts
 
 
 def execute(ctx: Context, plan: Plan) -> Report:
@@ -253,7 +260,26 @@ def down(ctx: Context, confirm: Callable[[Sequence[Change]], bool] | None = None
         return report
     if confirm is not None and not confirm(plan.changes):
         return Report(plan, unchanged=len(plan.steps), cancelled=True)     # a choice, not an error: the cli says it
-    return execute_down(ctx, plan)
+    if ctx.lock is None:
+        return execute_down(ctx, plan)
+    from flowwatch.lock import held
+
+    with held(ctx, ctx.lock):
+        confirmed = {_key(c) for c in plan.changes}
+        ctx.stack = Stack(ctx.stack.name, account=ctx.stack.account)
+        plan = plan_down(ctx)                 # planned again under the lock: a writer before us may have changed it
+        if not plan:
+            ctx.out.info(f"Nothing to remove: no resource of stack {ctx.stack.name!r} is left in {ctx.region}.")
+            report = Report(plan, unchanged=len(plan.steps))
+            _summary(ctx, report)
+            return report
+        if confirm is not None and not {_key(c) for c in plan.changes} <= confirmed and not confirm(plan.changes):
+            return Report(plan, unchanged=len(plan.steps), cancelled=True)
+        return execute_down(ctx, plan)
+
+
+def _key(change: Change) -> tuple[str, str, str]:
+    return change.step, change.action, change.target
 
 
 def execute_down(ctx: Context, plan: Plan) -> Report:

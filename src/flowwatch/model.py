@@ -4,6 +4,7 @@ outputs later steps read, typed), DestroyOptions, StatusDetail (what ``status`` 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from flowwatch.aws import Aws
     from flowwatch.config import Config
     from flowwatch.console import Output
+    from flowwatch.lock import LockRequest
     from flowwatch.naming import Names
     from flowwatch.records import RecordFormat
     from flowwatch.s3layout import S3Layout
@@ -200,6 +202,16 @@ class Context:
     local_api: LocalAws | None = None
     poll: Poll = field(default_factory=default_poll)
     named_queries: NamedQueries | None = None
+    lock: "LockRequest | None" = None      # take the stack's lock for the mutating part (None: a run that doesn't)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)   # this run (ClientTokens derive from it)
+
+    def client_token(self, *parts: object) -> str:
+        """An EC2 ClientToken for one create of this run: the same for a retried call of the same attempt
+        (``parts`` name the create and its attempt), a new one for a new run or a new attempt."""
+        import hashlib
+
+        key = "\x1f".join([self.run_id, self.stack.name, *map(str, parts)])
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()[:64]
 
     @property
     def account(self) -> str:

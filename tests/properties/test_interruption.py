@@ -186,12 +186,15 @@ def test_an_interrupted_cli_run_exits_130_and_the_next_one_completes(clean, sess
     (tmp_path / "flowwatch.yaml").write_text("stack: test\nalerts:\n  email: ops@example.com\n")
     monkeypatch.chdir(tmp_path)
     use_session(monkeypatch, session)
-    stopper = InterruptAt([op for _, op in up_calls].index("CreateBucket"), "after").install(session)
+    # the CLI's first mutating call is the stack lock's PutParameter, then the engine's calls
+    stopper = InterruptAt(1 + [op for _, op in up_calls].index("CreateBucket"), "after").install(session)
     result = run_cli(capsys, monkeypatch, "up")
     assert (result.code, result.err.strip().splitlines()[-1]) == (130, "interrupted")
     assert "Traceback" not in result.err and stopper.hit == ("s3", "CreateBucket")
     assert untagged(session) == []
-    assert run_cli(capsys, monkeypatch, "up").code == 0
+    with pytest.raises(session.client("ssm").exceptions.ParameterNotFound):   # the lock was released
+        session.client("ssm").get_parameter(Name="/flowwatch/test/lock")
+    assert run_cli(capsys, monkeypatch, "up", "--lock-timeout", "0s").code == 0
     assert describe_stack(session) == clean.stack
     assert run_cli(capsys, monkeypatch, "down", "--yes").code == 0
     assert leftovers(session) == {}

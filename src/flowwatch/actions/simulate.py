@@ -97,10 +97,13 @@ def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeou
                             "subnet_id": target.subnet_id, "instance_id": None, "action": action, "injected": None,
                             "waited": wait and bool(rules), "alarm": None, "state": None, "elapsed_s": None,
                             "datapoints": None}
-    if mode == "instance":
-        done["instance_id"] = launch_instance(ctx, target)
-    else:
-        done["injected"] = inject(ctx, target, count, action)
+    from flowwatch.lock import held
+
+    with held(ctx, ctx.lock):                  # the mutating part only: not the wait for the alarm
+        if mode == "instance":
+            done["instance_id"] = launch_instance(ctx, target)
+        else:
+            done["injected"] = inject(ctx, target, count, action)
     if not rules:
         out.info(no_alarm_will_fire(ctx, action))
         if output == "json":
@@ -305,7 +308,8 @@ def launch_instance(ctx: Context, target: Target) -> str:
             ImageId=ami, InstanceType=INSTANCE_TYPE, MinCount=1, MaxCount=1, SubnetId=target.subnet_id,
             SecurityGroupIds=[group_id], UserData=USER_DATA, InstanceInitiatedShutdownBehavior="terminate",
             MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
-            TagSpecifications=tag_spec("instance", ctx.stack.name, "instance", name))
+            TagSpecifications=tag_spec("instance", ctx.stack.name, "instance", name),
+            ClientToken=ctx.client_token("RunInstances", target.subnet_id))
     except Exception as exc:
         raise AwsError.from_client_error(exc, step="simulate-reject", operation="RunInstances") from None
     instance_id = resp["Instances"][0]["InstanceId"]

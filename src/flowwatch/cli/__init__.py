@@ -1,7 +1,7 @@
 """The flowwatch command line: the click group, ``main()`` and its one error boundary.
 
 One module per command family (``stack``, ``query``, ``local``, ``simulate``, ``logs``,
-``pattern``, ``demo``), each thin: it builds a Context through the App (``cli/app.py``) that the
+``pattern``, ``demo``, ``unlock``), each thin: it builds a Context through the App (``cli/app.py``) that the
 group puts into click's context, and calls the engine, query or action functions. Only click is
 imported at module level, so `flowwatch --help` answers without loading boto3 or rich.
 """
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from flowwatch.cli import cache, demo, local, logs, pattern, query, simulate, stack
+from flowwatch.cli import cache, demo, local, logs, pattern, query, simulate, stack, unlock
 from flowwatch.cli.app import App
 from flowwatch.cli.options import FlowwatchGroup, debug_requested, settings_from, with_global_options
 from flowwatch.settings import Settings
@@ -58,7 +58,7 @@ def cli(ctx: click.Context) -> None:
 
 
 for _command in (stack.up, stack.status, stack.down, simulate.simulate_reject, logs.logs, pattern.pattern,
-                 local.local, demo.demo, query.query, cache.cache):
+                 local.local, demo.demo, query.query, cache.cache, unlock.unlock):
     cli.add_command(_command)
 with_global_options(cli)
 

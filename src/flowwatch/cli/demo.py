@@ -8,17 +8,19 @@ import sys
 import click
 
 from flowwatch.cli.app import App
+from flowwatch.cli.unlock import lock_request, lock_timeout_option
 
 
 @click.command()
 @click.option("--keep", is_flag=True, help="Leave the stack and the local server up at the end.")
+@lock_timeout_option
 @click.pass_obj
-def demo(app: App, keep: bool) -> None:
+def demo(app: App, keep: bool, lock_timeout: float | None) -> None:
     """The whole story on the embedded local AWS: up, reject, alarm, notification, query, down."""
-    sys.exit(run_demo(app, keep=keep))
+    sys.exit(run_demo(app, keep=keep, lock_timeout=lock_timeout))
 
 
-def run_demo(app: App, *, keep: bool = False) -> int:
+def run_demo(app: App, *, keep: bool = False, lock_timeout: float | None = None) -> int:
     import shutil
     import tempfile
     import time
@@ -43,7 +45,8 @@ def run_demo(app: App, *, keep: bool = False) -> int:
         settings = app.settings
         on_server = Settings(stack=story.STACK, endpoint_url=info.url, local=True, output=settings.output,
                              verbosity=settings.verbosity, debug=settings.debug)
-        ctx = app.context(settings=on_server, config=story.config())
+        ctx = app.context(settings=on_server, config=story.config(),
+                          lock=lock_request(app, lock_timeout, "flowwatch demo" + (" --keep" if keep else "")))
         code = story.story(ctx, keep=keep, began=began, output=settings.output,
                            server_log=directory / process.LOG_FILE)
         failed = code != 0

@@ -7,6 +7,7 @@ import sys
 import click
 
 from flowwatch.cli.app import App
+from flowwatch.cli.unlock import lock_request, lock_timeout_option
 
 
 @click.command("simulate-reject")
@@ -17,10 +18,12 @@ from flowwatch.cli.app import App
               help="Seconds to wait for ALARM (default 900 on AWS, 120 locally).")
 @click.option("--count", type=click.IntRange(1, 10000), default=10, show_default=True,
               help="Records to inject (inject mode).")
+@lock_timeout_option
 @click.pass_obj
-def simulate_reject(app: App, mode: str | None, wait: bool, timeout: int | None, count: int) -> None:
+def simulate_reject(app: App, mode: str | None, wait: bool, timeout: int | None, count: int,
+                    lock_timeout: float | None) -> None:
     """Make forbidden (denied ICMP) traffic happen and watch the alarm fire. Not idempotent: each run adds traffic."""
     from flowwatch.actions import simulate
 
-    sys.exit(simulate.simulate(app.context(), mode=mode, wait=wait, timeout=timeout, count=count,
+    sys.exit(simulate.simulate(app.context(lock=lock_request(app, lock_timeout)), mode=mode, wait=wait, timeout=timeout, count=count,
                                output=app.settings.output))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from flowwatch.cli.app import App
+from flowwatch.cli.unlock import lock_request, lock_timeout_option
 
 if TYPE_CHECKING:
     from flowwatch.engine import StepStatus
@@ -21,12 +22,13 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Show the plan; make no mutating call.")
+@lock_timeout_option
 @click.pass_obj
-def up(app: App, dry_run: bool) -> None:
+def up(app: App, dry_run: bool, lock_timeout: float | None) -> None:
     """Create or converge the stack (idempotent: a second run changes nothing)."""
     from flowwatch import engine
 
-    ctx = app.context(dry_run=dry_run)
+    ctx = app.context(dry_run=dry_run, lock=lock_request(app, lock_timeout))
     verb = "Planning" if dry_run else "Converging"
     ctx.out.heading(f"{verb} stack {ctx.stack.name!r} in {ctx.region}"
                     f"{' (local AWS)' if ctx.local else ''}{' - dry run, nothing will change' if dry_run else ''}")
@@ -55,12 +57,13 @@ def status(app: App) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--keep-data", is_flag=True, help="Keep the S3 bucket (flow-log data) and the log group.")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; make no mutating call.")
+@lock_timeout_option
 @click.pass_obj
-def down(app: App, yes: bool, keep_data: bool, dry_run: bool) -> None:
+def down(app: App, yes: bool, keep_data: bool, dry_run: bool, lock_timeout: float | None) -> None:
     """Remove everything the stack owns, in reverse order (a second run is a no-op)."""
     from flowwatch import engine
 
-    ctx = app.context(dry_run=dry_run, keep_data=keep_data, yes=yes)
+    ctx = app.context(dry_run=dry_run, keep_data=keep_data, yes=yes, lock=lock_request(app, lock_timeout))
     ctx.out.heading(f"Removing stack {ctx.stack.name!r} from {ctx.region}{' (dry run)' if dry_run else ''}")
     report = engine.down(ctx, confirm=lambda changes: yes or confirm_down(ctx, changes))
     if report.cancelled:

@@ -18,6 +18,8 @@ small middleware:
 * S3 bucket policies: stored as given and returned by GetBucketPolicy, but moto only gets the
   statements without a Condition (moto turns every conditional statement into a denial, which
   would lock a TLS-only or log-delivery bucket). Policies are not enforced locally.
+* SSM requests are served one at a time (moto's PutParameter with Overwrite=False is check-then-insert;
+  the stack lock needs it atomic, as on AWS).
 * everything else goes to moto unchanged; three operations are *also* handed to a part of the
   data plane after moto accepted them (HTTP 200): ``logs:PutLogEvents`` to
   :class:`~flowwatch.local.metric_filters.MetricFilters`, ``sns:Publish`` to the
@@ -68,6 +70,7 @@ class FlowwatchApp:
         self.plane = plane
         self.info = info
         self.policies: dict[str, bytes] = {}   # bucket -> policy as given (see _s3)
+        self.ssm_lock = threading.Lock()       # one SSM request at a time (see __call__)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -77,6 +80,11 @@ class FlowwatchApp:
         self.plane.saw_region(region)
         if service == "s3":
             return self._s3(environ, start_response)
+        if service == "ssm":
+            # moto checks then inserts: two threads can both "create" PutParameter(Overwrite=False). AWS creates
+            # it for one caller only, and the stack lock relies on that, so SSM requests are served one by one.
+            with self.ssm_lock:
+                return self._buffered(environ, start_response)
         tap = self._tap_for(environ, region)
         if tap is None:
             return self.moto(environ, start_response)
@@ -86,6 +94,10 @@ class FlowwatchApp:
                 tap(body)
             except Exception:  # moto answered; a data-plane failure must not turn into a 500
                 log.exception("data plane failed on %s", path)
+        return [body]
+
+    def _buffered(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        _, body = self._moto(environ, start_response)
         return [body]
 
     def _moto(self, environ: dict[str, Any], start_response: Callable[..., Any],

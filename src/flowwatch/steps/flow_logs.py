@@ -6,7 +6,9 @@
 Found by the VPC's id and the stack's tags, one per destination type (more is an error). Flow logs can't be
 modified: a changed setting replaces them. moto drops DestinationOptions, so flowwatch keeps its own copy in
 the tag ``flowwatch.s3layout.S3_OPTIONS_TAG`` (read back when describe does not return them). Creating the
-flow log with a role made a moment ago retries IAM's propagation error, and only that one.
+flow log with a role made a moment ago retries IAM's propagation error, and only that one. Each CreateFlowLogs
+carries a ClientToken of the run, the destination and the attempt (``Context.client_token``): botocore's retries of
+one attempt resend it, so a lost answer never makes a second flow log; the IAM retry is a new attempt.
 """
 
 from __future__ import annotations
@@ -143,8 +145,11 @@ class FlowLogsStep:
             args.update(LogDestinationType=CWL, LogGroupName=spec.log_group, DeliverLogsPermissionArn=role_arn)
         args["TagSpecifications"] = [{"ResourceType": "vpc-flow-log", "Tags": flow_tags}]
 
+        attempts = [0]       # a new ClientToken for each attempt after a definitive answer (the IAM retry)
+
         def create() -> str | None:
-            resp = ec2.create_flow_logs(**args)
+            attempts[0] += 1
+            resp = ec2.create_flow_logs(**args, ClientToken=ctx.client_token("CreateFlowLogs", dest, attempts[0]))
             if resp.get("FlowLogIds"):
                 return str(resp["FlowLogIds"][0])
             err = (resp.get("Unsuccessful") or [{}])[0].get("Error", {})
