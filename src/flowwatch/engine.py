@@ -240,6 +240,7 @@ def down(ctx: Context, confirm: Callable[[Sequence[Change]], bool] | None = None
     """Remove everything the stack owns, backwards. ``confirm(changes) -> bool`` may stop it first: then nothing
     is removed and the Report says ``cancelled``."""
     plan = plan_down(ctx)
+    _show_kept(ctx, plan)
     if not plan:
         ctx.out.info(f"Nothing to remove: no resource of stack {ctx.stack.name!r} found in {ctx.region}.")
         report = Report(plan, unchanged=len(plan.steps))
@@ -254,6 +255,14 @@ def down(ctx: Context, confirm: Callable[[Sequence[Change]], bool] | None = None
     if confirm is not None and not confirm(plan.changes):
         return Report(plan, unchanged=len(plan.steps), cancelled=True)     # a choice, not an error: the cli says it
     return execute_down(ctx, plan)
+
+
+def _show_kept(ctx: Context, plan: Plan) -> None:
+    """What ``down`` leaves in place because it is not the stack's (an identical NACL rule someone else made)."""
+    steps = {s.name: s for s in _all_steps()}
+    for sp in plan.steps:
+        for kept in steps[sp.step].status(sp.seen).kept if sp.step in steps else ():
+            ctx.out.info(f"{sp.step}: {kept}")
 
 
 def execute_down(ctx: Context, plan: Plan) -> Report:
