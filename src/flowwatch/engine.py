@@ -220,6 +220,7 @@ def apply_changes(ctx: Context, step: Step[Any, Any], changes: Sequence[Change],
 def plan_down(ctx: Context) -> Plan:
     """Discover every step in order (each publishes what later ones read), then plan the removal backwards.
     Read only; a refusal (a managed policy someone attached to the role...) raises here, before any change."""
+    _supply(ctx)                 # the presets: a named query in the workgroup that is none of them is refused
     steps = _all_steps()
     seen: dict[str, Any] = {}
     for step in steps:
