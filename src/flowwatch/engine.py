@@ -33,6 +33,7 @@ class Report:
     unchanged: int = 0                                      # steps with nothing to do
     errors: int = 0
     cancelled: bool = False                                 # ``down``: the user said no; nothing was done
+    extras: list[dict[str, str]] = field(default_factory=list)   # tagged for the stack, not in the config
 
     @property
     def changed(self) -> int:
@@ -49,7 +50,8 @@ class Report:
                           for sp in self.plan.steps],
                 "changes": [change(c) for c in self.changes],
                 "counts": {"steps_changed": self.steps_changed, "steps_unchanged": self.unchanged,
-                           "changes": self.changed, "errors": self.errors}}
+                           "changes": self.changed, "errors": self.errors},
+                "extras": list(self.extras)}
 
 
 def _steps(only: Sequence[str] | None = None) -> list[Step[Any, Any]]:
@@ -119,19 +121,53 @@ def plan_up(ctx: Context) -> Plan:
     return Plan(tuple(steps), dry_run=ctx.dry_run)
 
 
-def up(ctx: Context, only: Sequence[str] | None = None) -> Report:
+def up(ctx: Context, only: Sequence[str] | None = None, *, prune: bool = False) -> Report:
     """Converge the stack: ``plan_up``, then (unless a dry run) ``execute`` that plan.
 
+    Resources tagged for the stack that the config does not account for (duplicates, orphans under old names)
+    are reported; ``prune`` removes them afterwards (a dry run shows their removal).
     ``only``: converge just those steps (see ``converge``)."""
     if only is not None:
         return converge(ctx, *only)
+    from flowwatch import inventory
+
     plan = plan_up(ctx)
+    probe = replace(ctx, stack=Stack(ctx.stack.name, account=ctx.stack.account))
+    for sp in plan.steps:           # what the plan saw, so the inventory knows the parents (vpc id...)
+        _step(sp.step).publish(probe.stack, sp.seen)
+    with aws_errors("inventory"):
+        extras = inventory.find(probe, {sp.step: sp.seen for sp in plan.steps})
     if ctx.dry_run:
         _show(ctx, plan)
         report = Report(plan, plan.changes, plan.steps_changed, plan.steps_unchanged)
+        _extras(ctx, extras, report, prune=prune)
         _summary(ctx, report, dry_run=True)
         return report
-    return execute(ctx, plan)
+    report = execute(ctx, plan)
+    _extras(ctx, extras, report, prune=prune)
+    if prune and extras:
+        _summary(ctx, report)
+    return report
+
+
+def _step(name: str) -> Step[Any, Any]:
+    return next(s for s in _all_steps() if s.name == name)
+
+
+def _extras(ctx: Context, extras: Sequence[Any], report: Report, *, prune: bool) -> None:
+    """Report the extras (``up``); with ``prune``, remove them in the steps' order (dry run: show it)."""
+    report.extras = [e.as_dict() for e in extras]
+    for extra in extras:
+        if not prune:
+            ctx.out.warn(f"{extra.step}: {extra.kind} {extra.id} is tagged for stack {ctx.stack.name!r}, "
+                         f"{extra.state}; `flowwatch up --prune` removes it")
+        elif ctx.dry_run:
+            ctx.out.step(extra.step, list(extra.changes), None, dry_run=True)
+            report.changes.extend(extra.changes)
+        else:
+            apply_changes(ctx, _step(extra.step), extra.changes, None, report)
+        if prune:
+            report.steps_changed += 1
 
 
 def execute(ctx: Context, plan: Plan) -> Report:
@@ -229,8 +265,15 @@ def plan_down(ctx: Context) -> Plan:
         step.publish(ctx.stack, have)
         seen[step.name] = have
     options = ctx.destroy_options
+    from flowwatch import inventory
+
+    with aws_errors("inventory"):
+        extras = inventory.find(ctx, seen, options)      # duplicates and orphans: removed too, in step order
     planned = []
     for step in reversed(steps):
+        for extra in extras:
+            if extra.step == step.name:
+                planned.append(StepPlan(step.name, extra.changes, None, None))
         with aws_errors(step.name):
             changes = step.plan_destroy(seen[step.name], options)
         planned.append(StepPlan(step.name, tuple(changes), None, seen[step.name]))
@@ -307,6 +350,7 @@ def extra_of(facts: StatusDetail) -> dict[str, Any]:
 def status(ctx: Context) -> list[StepStatus]:
     _supply(ctx)
     rows: list[StepStatus] = []
+    seen: dict[str, Any] = {}
     for step in _all_steps():
         with aws_errors(step.name):
             have = step.discover(ctx)
@@ -326,6 +370,13 @@ def status(ctx: Context) -> list[StepStatus]:
         else:
             state, detail = "drifted", "; ".join(f"{c.action} {c.target}: {c.reason}" for c in changes)
         rows.append(StepStatus(step.name, state, step.found(have), detail, extra_of(facts), facts))
+        seen[step.name] = have
+    from flowwatch import inventory
+
+    with aws_errors("inventory"):
+        for extra in inventory.find(ctx, seen):
+            rows.append(StepStatus(extra.step, extra.state, f"{extra.kind} {extra.id}", None,
+                                   {"extra": extra.as_dict()}, StatusDetail(ids={extra.kind: extra.id})))
     rows.extend(_alert_metrics(ctx))
     return rows
 
