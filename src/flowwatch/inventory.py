@@ -186,26 +186,26 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
             continue
         other = _with_name(ctx, kind, name)
         if kind == "log_group":
-            have = LOG_GROUP.discover(other)
-            if have is None or not getattr(have, "ours", True):
+            found = LOG_GROUP.discover(other)
+            if found is None or not found.ours:
                 continue
             log_groups.append(name)
             extras.append(Extra("log_group", "log group", name, ORPHANED,
-                                tuple(LOG_GROUP.plan_destroy(have, options))))
+                                tuple(LOG_GROUP.plan_destroy(found, options))))
         elif kind == "bucket":
-            have = BUCKET.discover(other)
-            extras.append(Extra("bucket", "S3 bucket", name, ORPHANED, tuple(BUCKET.plan_destroy(have, options))))
+            bucket = BUCKET.discover(other)
+            extras.append(Extra("bucket", "S3 bucket", name, ORPHANED, tuple(BUCKET.plan_destroy(bucket, options))))
         elif kind == "topic":
-            have = SNS.discover(other)
-            extras.append(Extra("sns", "SNS topic", name, ORPHANED, tuple(SNS.plan_destroy(have, options))))
+            topic = SNS.discover(other)
+            extras.append(Extra("sns", "SNS topic", name, ORPHANED, tuple(SNS.plan_destroy(topic, options))))
         elif kind == "role":
-            have = DELIVERY_ROLE.discover(other)
+            role = DELIVERY_ROLE.discover(other)
             extras.append(Extra("delivery_role", "IAM role", name, ORPHANED,
-                                tuple(DELIVERY_ROLE.plan_destroy(have, options))))
+                                tuple(DELIVERY_ROLE.plan_destroy(role, options))))
         elif kind in ("database", "workgroup"):
-            have = ATHENA.discover(_with_name(other, "workgroup" if kind == "database" else "database", "\x00"))
+            athena = ATHENA.discover(_with_name(other, "workgroup" if kind == "database" else "database", "\x00"))
             wanted = ("table", "database") if kind == "database" else ("workgroup",)
-            changes = [c for c in ATHENA.plan_destroy(have, options) if c.kind in wanted]
+            changes = [c for c in ATHENA.plan_destroy(athena, options) if c.kind in wanted]
             label = "Glue database" if kind == "database" else "Athena workgroup"
             extras.append(Extra("athena", label, name, ORPHANED, tuple(changes)))
 

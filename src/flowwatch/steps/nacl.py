@@ -112,11 +112,11 @@ class NaclStep:
         ec2 = ctx.aws.ec2
         stack = str(change.params.get("stack") or ctx.stack.name)
         if change.action == "delete":
-            acl_id = change.params["acl_id"]
+            owned_acl = str(change.params["acl_id"])
             if change.params.get("rule", True):
-                ec2.delete_network_acl_entry(NetworkAclId=acl_id, RuleNumber=RULE_NUMBER, Egress=True)
-            ec2.delete_tags(Resources=[acl_id], Tags=[{"Key": ownership_tag(stack)}])
-            return NaclSeen(acl_id, None, owned=False, stack=stack)
+                ec2.delete_network_acl_entry(NetworkAclId=owned_acl, RuleNumber=RULE_NUMBER, Egress=True)
+            ec2.delete_tags(Resources=[owned_acl], Tags=[{"Key": ownership_tag(stack)}])
+            return NaclSeen(owned_acl, None, owned=False, stack=stack)
         acl_id: str | None = change.params.get("acl_id")
         if acl_id is None:
             # planned before the subnet existed: its ACL (AWS associates the default one) is read now
