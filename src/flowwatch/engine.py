@@ -136,7 +136,7 @@ def up(ctx: Context, only: Sequence[str] | None = None, *, prune: bool = False) 
     for sp in plan.steps:           # what the plan saw, so the inventory knows the parents (vpc id...)
         _step(sp.step).publish(probe.stack, sp.seen)
     with aws_errors("inventory"):
-        extras = inventory.find(probe, {sp.step: sp.seen for sp in plan.steps})
+        extras = inventory.find(probe, {sp.step: sp.seen for sp in plan.steps}, strict=prune)
     if ctx.dry_run:
         _show(ctx, plan)
         report = Report(plan, plan.changes, plan.steps_changed, plan.steps_unchanged)
@@ -374,8 +374,8 @@ def status(ctx: Context) -> list[StepStatus]:
     from flowwatch import inventory
 
     with aws_errors("inventory"):
-        for extra in inventory.find(ctx, seen):
-            rows.append(StepStatus(extra.step, extra.state, f"{extra.kind} {extra.id}", None,
+        for extra in inventory.find(ctx, seen, strict=False):
+            rows.append(StepStatus(extra.step, extra.state, f"{extra.kind} {extra.id}", extra.refused,
                                    {"extra": extra.as_dict()}, StatusDetail(ids={extra.kind: extra.id})))
     rows.extend(_alert_metrics(ctx))
     return rows

@@ -17,10 +17,11 @@ steps' order with the steps' checks and refusals.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from flowwatch.errors import OwnershipError
 from flowwatch.model import Change, Context, DestroyOptions, Stack
 from flowwatch.naming import STACK_TAG, Names
 
@@ -47,9 +48,11 @@ class Extra:
     id: str                         # id, name or ARN as the user would look it up
     state: str                      # ORPHANED, or "duplicate of <id>"
     changes: tuple[Change, ...] = ()
+    refused: str | None = None      # why its step will not remove it (foreign content inside...)
 
     def as_dict(self) -> dict[str, str]:
-        return {"step": self.step, "kind": self.kind, "id": self.id, "state": self.state}
+        return {"step": self.step, "kind": self.kind, "id": self.id, "state": self.state,
+                **({"refused": self.refused} if self.refused else {})}
 
 
 def tagged(ctx: Context) -> list[str]:
@@ -108,9 +111,12 @@ def _with_name(ctx: Context, kind: str, name: str) -> Context:
                    stack=Stack(ctx.stack.name, account=ctx.stack.account))
 
 
-def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None = None) -> list[Extra]:
+def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None = None, *,
+         strict: bool = True) -> list[Extra]:
     """The stack's extras, given what the steps discovered (``seen``: step name -> discover's result), each with
-    the changes that remove it, in the order ``down`` runs the steps."""
+    the changes that remove it, in the order ``down`` runs the steps. A step's refusal to remove one (foreign
+    content inside it...) raises when ``strict`` (``down``, ``up --prune``); otherwise the extra is listed with
+    the refusal in ``refused`` and no changes (``status``, ``up``)."""
     from flowwatch.steps import ALL_STEPS, ATHENA, CLEANUP, DELIVERY_ROLE, IGW, LOG_GROUP, METRIC_FILTER, SNS
     from flowwatch.steps import BUCKET, ALARM
     from flowwatch.steps.alarm import AlarmSeen
@@ -119,6 +125,21 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
     from flowwatch.steps.metric_filter import FilterSeen
 
     options = options or ctx.destroy_options
+    refusals: list[str] = []
+
+    def destroy(step: Any, have: Any) -> tuple[Change, ...]:
+        try:
+            return tuple(step.plan_destroy(have, options))
+        except OwnershipError as exc:
+            if strict:
+                raise
+            refusals.append(exc.message)
+            return ()
+
+    def extra(step: str, kind: str, rid: str, state: str, changes: Any) -> Extra:
+        refused = refusals.pop() if refusals else None
+        return Extra(step, kind, rid, state, tuple(changes), refused)
+
     seen = dict(seen)
     if "cleanup" not in seen:          # up does not run cleanup: its instance is the stack's, not an extra
         seen["cleanup"] = CLEANUP.discover(ctx)
@@ -154,6 +175,7 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
         primary = sorted(i for i in ids if i in known)
         for rid in sorted(i for i in ids if i not in known):
             state = f"duplicate of {primary[0]}" if primary else ORPHANED
+            changes: Sequence[Change]
             if rtype == "vpc":
                 changes = [Change("vpc", "delete", f"vpc {rid}", state, {"vpc_id": rid})]
             elif rtype == "subnet":
@@ -166,23 +188,22 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
                 table, target = main_route(ec2, attached) if attached else (None, None)
                 # attached to a VPC that is not the stack's: the igw step's own refusal applies
                 vpc_id = attached if attached in ec2_ids.get("vpc", []) else None
-                changes = IGW.plan_destroy(IgwSeen(rid, attached, table, target, vpc_id=vpc_id), options)
+                changes = destroy(IGW, IgwSeen(rid, attached, table, target, vpc_id=vpc_id))
             elif rtype == "instance":
                 live = ec2.describe_instances(InstanceIds=[rid])["Reservations"]
                 if not [i for r in live for i in r["Instances"] if i["State"]["Name"] != "terminated"]:
                     continue
-                changes = CLEANUP.plan_destroy(CleanupSeen((rid,), ()), options)
+                changes = destroy(CLEANUP, CleanupSeen((rid,), ()))
             else:
-                changes = CLEANUP.plan_destroy(CleanupSeen((), (rid,)), options)
-            extras.append(Extra(step, label, rid, state, tuple(replace(c, reason=state) for c in changes)))
+                changes = destroy(CLEANUP, CleanupSeen((), (rid,)))
+            extras.append(extra(step, label, rid, state, tuple(replace(c, reason=state) for c in changes)))
 
     log_groups: list[str] = []
     for kind, name in named:
         if name in known or any(name == k.rsplit(":", 1)[-1] for k in known if k.startswith("arn:")):
             continue
         if kind == "alarm":
-            changes = ALARM.plan_destroy({name: AlarmSeen(name, {}, "", True)}, options)
-            extras.append(Extra("alarm", "alarm", name, ORPHANED, tuple(changes)))
+            extras.append(extra("alarm", "alarm", name, ORPHANED, destroy(ALARM, {name: AlarmSeen(name, {}, "", True)})))
             continue
         other = _with_name(ctx, kind, name)
         if kind == "log_group":
@@ -190,24 +211,31 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
             if found is None or not found.ours:
                 continue
             log_groups.append(name)
-            extras.append(Extra("log_group", "log group", name, ORPHANED,
-                                tuple(LOG_GROUP.plan_destroy(found, options))))
+            extras.append(extra("log_group", "log group", name, ORPHANED,
+                                tuple(destroy(LOG_GROUP, found))))
         elif kind == "bucket":
             bucket = BUCKET.discover(other)
-            extras.append(Extra("bucket", "S3 bucket", name, ORPHANED, tuple(BUCKET.plan_destroy(bucket, options))))
+            extras.append(extra("bucket", "S3 bucket", name, ORPHANED, tuple(destroy(BUCKET, bucket))))
         elif kind == "topic":
             topic = SNS.discover(other)
-            extras.append(Extra("sns", "SNS topic", name, ORPHANED, tuple(SNS.plan_destroy(topic, options))))
+            extras.append(extra("sns", "SNS topic", name, ORPHANED, tuple(destroy(SNS, topic))))
         elif kind == "role":
             role = DELIVERY_ROLE.discover(other)
-            extras.append(Extra("delivery_role", "IAM role", name, ORPHANED,
-                                tuple(DELIVERY_ROLE.plan_destroy(role, options))))
+            extras.append(extra("delivery_role", "IAM role", name, ORPHANED,
+                                tuple(destroy(DELIVERY_ROLE, role))))
         elif kind in ("database", "workgroup"):
-            athena = ATHENA.discover(_with_name(other, "workgroup" if kind == "database" else "database", "\x00"))
+            # the orphan was made under an older config: its table may carry the default name
+            table = ctx.names.of("table")
+            if kind == "database":
+                tables = ctx.aws.glue.get_tables(DatabaseName=name, MaxResults=2).get("TableList", [])
+                if len(tables) == 1 and tables[0]["Name"] == Names(ctx.stack.name).of("table"):
+                    table = tables[0]["Name"]
+            athena = ATHENA.discover(_with_name(_with_name(other, "table", table),
+                                                "workgroup" if kind == "database" else "database", "\x00"))
             wanted = ("table", "database") if kind == "database" else ("workgroup",)
-            changes = [c for c in ATHENA.plan_destroy(athena, options) if c.kind in wanted]
             label = "Glue database" if kind == "database" else "Athena workgroup"
-            extras.append(Extra("athena", label, name, ORPHANED, tuple(changes)))
+            extras.append(extra("athena", label, name, ORPHANED,
+                                [c for c in destroy(ATHENA, athena) if c.kind in wanted]))
 
     for group in log_groups:             # metric filters on an orphaned log group: removed before it
         filters = {}
@@ -215,8 +243,8 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
             for f in page["metricFilters"]:
                 filters[f["filterName"]] = FilterSeen(f["filterName"], f.get("filterPattern", ""), {}, group)
         for name, fseen in sorted(filters.items()):
-            extras.append(Extra("metric_filter", "metric filter", f"{group}:{name}", ORPHANED,
-                                tuple(METRIC_FILTER.plan_destroy({name: fseen}, options))))
+            extras.append(extra("metric_filter", "metric filter", f"{group}:{name}", ORPHANED,
+                                tuple(destroy(METRIC_FILTER, {name: fseen}))))
 
     order = [s.name for s in reversed(ALL_STEPS)]
-    return sorted((e for e in extras if e.changes), key=lambda e: (order.index(e.step), e.id))
+    return sorted((e for e in extras if e.changes or e.refused), key=lambda e: (order.index(e.step), e.id))
