@@ -140,9 +140,9 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
         refused = refusals.pop() if refusals else None
         return Extra(step, kind, rid, state, tuple(changes), refused)
 
-    seen = dict(seen)
-    if "cleanup" not in seen:          # up does not run cleanup: its instance is the stack's, not an extra
-        seen["cleanup"] = CLEANUP.discover(ctx)
+    # up never looks for what simulate-reject launched (the cleanup step): there, instances and security
+    # groups are left to down, which discovers them
+    skipped = () if "cleanup" in seen else ("instance", "security-group")
     known = known_ids(seen)
     arns = tagged(ctx)
     ec2_ids: dict[str, list[str]] = {}
@@ -169,7 +169,7 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
     extras: list[Extra] = []
     ec2 = ctx.aws.ec2
     for rtype, ids in ec2_ids.items():
-        if rtype not in EC2_KINDS:
+        if rtype not in EC2_KINDS or rtype in skipped:
             continue
         step, label = EC2_KINDS[rtype]
         primary = sorted(i for i in ids if i in known)
