@@ -30,12 +30,13 @@ ORPHANED = "orphaned (not in the config)"
 #: the Tagging API's resource types of everything flowwatch tags (IAM roles are not covered by it)
 RESOURCE_TYPES = ("ec2:vpc", "ec2:subnet", "ec2:internet-gateway", "ec2:vpc-flow-log", "ec2:instance",
                   "ec2:security-group", "logs:log-group", "s3", "sns", "cloudwatch:alarm", "glue:database",
-                  "athena:workgroup")
+                  "athena:workgroup",
+                  "ec2:flow-logs")      # moto's ARN of a flow log (AWS: vpc-flow-log/fl-...)
 FLOW_LOGS_PRINCIPAL = "vpc-flow-logs.amazonaws.com"
 
 # EC2 resource type (from the ARN) -> (step that removes it, label)
 EC2_KINDS = {"vpc": ("vpc", "vpc"), "subnet": ("subnet", "subnet"), "internet-gateway": ("igw", "internet gateway"),
-             "vpc-flow-log": ("flow_logs", "flow log"), "instance": ("cleanup", "instance"),
+             "vpc-flow-log": ("flow_logs", "flow log"), "flow-logs": ("flow_logs", "flow log"), "instance": ("cleanup", "instance"),
              "security-group": ("cleanup", "security group")}
 
 
@@ -180,7 +181,7 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
                 changes = [Change("vpc", "delete", f"vpc {rid}", state, {"vpc_id": rid})]
             elif rtype == "subnet":
                 changes = [Change("subnet", "delete", f"subnet {rid}", state, {"subnet_id": rid})]
-            elif rtype == "vpc-flow-log":
+            elif rtype in ("vpc-flow-log", "flow-logs"):
                 changes = [Change("flow_logs", "delete", f"flow log {rid}", state, {"kind": "flow_log", "id": rid})]
             elif rtype == "internet-gateway":
                 gws = ec2.describe_internet_gateways(InternetGatewayIds=[rid])["InternetGateways"]

@@ -114,3 +114,25 @@ def test_up_prune_removes_the_duplicate_and_keeps_the_stack(cli, session):
     assert ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": [subnet]}])["Subnets"] == []
     assert cli("status").code == 0
     assert cli("down", "--yes").code == 0 and leftovers(session, "lab") == {}
+
+
+def test_a_whole_second_network_is_listed_as_duplicates_and_down_removes_both(session, monkeypatch):
+    """What two `up` at once leave: a second VPC with its subnet, gateway, flow logs and NACL rule."""
+    from flowwatch import engine
+    from flowwatch.steps import IGW, VPC
+
+    from tests.support.context import fresh, make_config, make_ctx
+
+    ctx = make_ctx(session, make_config(stack="lab"))
+    engine.up(ctx)
+    with monkeypatch.context() as blind:          # a second writer that did not see the first one's network
+        blind.setattr(type(VPC), "discover", lambda self, c: None)
+        blind.setattr(type(IGW), "discover", lambda self, c: None)
+        engine.up(fresh(ctx))
+    made = inventory(session, "lab")
+    assert len(made["vpcs"]) == 2 and len(made["flow_logs"]) == 4
+    rows = engine.status(fresh(ctx))
+    duplicates = sorted(r.step for r in rows if r.state.startswith("duplicate of "))
+    assert duplicates == ["flow_logs", "flow_logs", "igw", "subnet", "vpc"]
+    engine.down(fresh(ctx))
+    assert leftovers(session, "lab") == {}
