@@ -169,6 +169,12 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
 
     extras: list[Extra] = []
     ec2 = ctx.aws.ec2
+    candidates = sorted(i for ids in ec2_ids.values() for i in ids if i not in known)
+    if candidates:       # the Tagging API lags behind EC2: re-read that each candidate still carries the tag
+        still = {t["ResourceId"] for t in ec2.describe_tags(Filters=[
+            {"Name": "resource-id", "Values": candidates}, {"Name": "key", "Values": [STACK_TAG]},
+            {"Name": "value", "Values": [ctx.stack.name]}])["Tags"]}
+        ec2_ids = {rtype: [i for i in ids if i in known or i in still] for rtype, ids in ec2_ids.items()}
     for rtype, ids in ec2_ids.items():
         if rtype not in EC2_KINDS or rtype in skipped:
             continue
