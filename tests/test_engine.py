@@ -107,7 +107,7 @@ def test_converge_one_step_reads_its_parents_only(ctx, calls):
     calls.clear()
     report = engine.converge(ctx, "nacl")
     assert [(c.step, c.action) for c in report.changes] == [("nacl", "create")]
-    assert mutating(calls) == [("ec2", "CreateNetworkAclEntry")]
+    assert mutating(calls) == [("ec2", "CreateTags"), ("ec2", "CreateNetworkAclEntry")]   # ownership tag first
     assert ctx.stack.subnet_id and ctx.stack.vpc_id
 
 

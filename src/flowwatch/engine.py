@@ -35,6 +35,7 @@ class Report:
     unchanged: int = 0                                      # steps with nothing to do
     errors: int = 0
     cancelled: bool = False                                 # ``down``: the user said no; nothing was done
+    extras: list[dict[str, str]] = field(default_factory=list)   # tagged for the stack, not in the config
 
     @property
     def changed(self) -> int:
@@ -51,7 +52,8 @@ class Report:
                           for sp in self.plan.steps],
                 "changes": [change(c) for c in self.changes],
                 "counts": {"steps_changed": self.steps_changed, "steps_unchanged": self.unchanged,
-                           "changes": self.changed, "errors": self.errors}}
+                           "changes": self.changed, "errors": self.errors},
+                "extras": list(self.extras)}
 
 
 def _steps(only: Sequence[str] | None = None) -> list[Step[Any, Any]]:
@@ -121,24 +123,68 @@ def plan_up(ctx: Context) -> Plan:
     return Plan(tuple(steps), dry_run=ctx.dry_run)
 
 
-def up(ctx: Context, only: Sequence[str] | None = None) -> Report:
+def up(ctx: Context, only: Sequence[str] | None = None, *, prune: bool = False) -> Report:
     """Converge the stack: ``plan_up``, then (unless a dry run) ``execute`` that plan.
 
+    Resources tagged for the stack that the config does not account for (duplicates, orphans under old names)
+    are reported; ``prune`` removes them afterwards (a dry run shows their removal).
     ``only``: converge just those steps (see ``converge``)."""
     if only is not None:
         return converge(ctx, *only)
     plan = plan_up(ctx)
+    extras = _find_extras(ctx, plan, prune=prune)
     if ctx.dry_run:
         _show(ctx, plan)
         report = Report(plan, plan.changes, plan.steps_changed, plan.steps_unchanged)
+        _extras(ctx, extras, report, prune=prune)
         _summary(ctx, report, dry_run=True)
         return report
-    if not plan or ctx.lock is None:
-        return execute(ctx, plan)
+    if ctx.lock is None or not (plan or (prune and extras)):
+        return _execute_up(ctx, plan, extras, prune=prune)
     from flowwatch.lock import held
 
-    with held(ctx, ctx.lock):
-        return execute(ctx, plan_up(ctx))     # planned again under the lock: what a writer before us made counts
+    with held(ctx, ctx.lock):     # planned again under the lock: what a writer before us made counts
+        plan = plan_up(ctx)
+        return _execute_up(ctx, plan, _find_extras(ctx, plan, prune=prune) if prune else extras, prune=prune)
+
+
+def _find_extras(ctx: Context, plan: Plan, *, prune: bool) -> list[Any]:
+    """What is tagged for the stack but not accounted for by ``plan`` (see flowwatch.inventory)."""
+    from flowwatch import inventory
+
+    probe = replace(ctx, stack=Stack(ctx.stack.name, account=ctx.stack.account))
+    for sp in plan.steps:           # what the plan saw, so the inventory knows the parents (vpc id...)
+        _step(sp.step).publish(probe.stack, sp.seen)
+    with aws_errors("inventory"):
+        return list(inventory.find(probe, {sp.step: sp.seen for sp in plan.steps}, strict=prune))
+
+
+def _execute_up(ctx: Context, plan: Plan, extras: Sequence[Any], *, prune: bool) -> Report:
+    report = execute(ctx, plan)
+    _extras(ctx, extras, report, prune=prune)
+    if prune and extras:
+        _summary(ctx, report)
+    return report
+
+
+def _step(name: str) -> Step[Any, Any]:
+    return next(s for s in _all_steps() if s.name == name)
+
+
+def _extras(ctx: Context, extras: Sequence[Any], report: Report, *, prune: bool) -> None:
+    """Report the extras (``up``); with ``prune``, remove them in the steps' order (dry run: show it)."""
+    report.extras = [e.as_dict() for e in extras]
+    for extra in extras:
+        if not prune:
+            ctx.out.warn(f"{extra.step}: {extra.kind} {extra.id} is tagged for stack {ctx.stack.name!r}, "
+                         f"{extra.state}; `flowwatch up --prune` removes it")
+        elif ctx.dry_run:
+            ctx.out.step(extra.step, list(extra.changes), None, dry_run=True)
+            report.changes.extend(extra.changes)
+        else:
+            apply_changes(ctx, _step(extra.step), extra.changes, None, report)
+        if prune:
+            report.steps_changed += 1
 
 
 def execute(ctx: Context, plan: Plan) -> Report:
@@ -227,6 +273,7 @@ def apply_changes(ctx: Context, step: Step[Any, Any], changes: Sequence[Change],
 def plan_down(ctx: Context) -> Plan:
     """Discover every step in order (each publishes what later ones read), then plan the removal backwards.
     Read only; a refusal (a managed policy someone attached to the role...) raises here, before any change."""
+    _supply(ctx)                 # the presets: a named query in the workgroup that is none of them is refused
     steps = _all_steps()
     seen: dict[str, Any] = {}
     for step in steps:
@@ -235,8 +282,15 @@ def plan_down(ctx: Context) -> Plan:
         step.publish(ctx.stack, have)
         seen[step.name] = have
     options = ctx.destroy_options
+    from flowwatch import inventory
+
+    with aws_errors("inventory"):
+        extras = inventory.find(ctx, seen, options)      # duplicates and orphans: removed too, in step order
     planned = []
     for step in reversed(steps):
+        for extra in extras:
+            if extra.step == step.name:
+                planned.append(StepPlan(step.name, extra.changes, None, None))
         with aws_errors(step.name):
             changes = step.plan_destroy(seen[step.name], options)
         planned.append(StepPlan(step.name, tuple(changes), None, seen[step.name]))
@@ -247,6 +301,7 @@ def down(ctx: Context, confirm: Callable[[Sequence[Change]], bool] | None = None
     """Remove everything the stack owns, backwards. ``confirm(changes) -> bool`` may stop it first: then nothing
     is removed and the Report says ``cancelled``."""
     plan = plan_down(ctx)
+    _show_kept(ctx, plan)
     if not plan:
         ctx.out.info(f"Nothing to remove: no resource of stack {ctx.stack.name!r} found in {ctx.region}.")
         report = Report(plan, unchanged=len(plan.steps))
@@ -280,6 +335,14 @@ def down(ctx: Context, confirm: Callable[[Sequence[Change]], bool] | None = None
 
 def _key(change: Change) -> tuple[str, str, str]:
     return change.step, change.action, change.target
+
+
+def _show_kept(ctx: Context, plan: Plan) -> None:
+    """What ``down`` leaves in place because it is not the stack's (an identical NACL rule someone else made)."""
+    steps = {s.name: s for s in _all_steps()}
+    for sp in plan.steps:
+        for kept in steps[sp.step].status(sp.seen).kept if sp.step in steps else ():
+            ctx.out.info(f"{sp.step}: {kept}")
 
 
 def execute_down(ctx: Context, plan: Plan) -> Report:
@@ -323,6 +386,7 @@ def extra_of(facts: StatusDetail) -> dict[str, Any]:
 def status(ctx: Context) -> list[StepStatus]:
     _supply(ctx)
     rows: list[StepStatus] = []
+    seen: dict[str, Any] = {}
     for step in _all_steps():
         with aws_errors(step.name):
             have = step.discover(ctx)
@@ -342,6 +406,13 @@ def status(ctx: Context) -> list[StepStatus]:
         else:
             state, detail = "drifted", "; ".join(f"{c.action} {c.target}: {c.reason}" for c in changes)
         rows.append(StepStatus(step.name, state, step.found(have), detail, extra_of(facts), facts))
+        seen[step.name] = have
+    from flowwatch import inventory
+
+    with aws_errors("inventory"):
+        for extra in inventory.find(ctx, seen, strict=False):
+            rows.append(StepStatus(extra.step, extra.state, f"{extra.kind} {extra.id}", extra.refused,
+                                   {"extra": extra.as_dict()}, StatusDetail(ids={extra.kind: extra.id})))
     rows.extend(_alert_metrics(ctx))
     return rows
 

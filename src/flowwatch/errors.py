@@ -78,7 +78,7 @@ class AmbiguousStateError(FlowwatchError):
     def __init__(self, step: str, ids: list[str]) -> None:
         super().__init__(
             f"{step}: found {len(ids)} resources tagged for this stack: {', '.join(ids)}",
-            hint="remove the extra ones (or run `flowwatch down`) so that exactly one is left",
+            hint="`flowwatch status` lists them; `flowwatch up --prune` (or `flowwatch down`) removes the extra ones",
         )
 
 

@@ -78,6 +78,7 @@ NEW_TAGS = {"StringEquals": {"aws:RequestTag/flowwatch:stack": "{stack}"},
             "ForAllValues:StringEquals": {"aws:TagKeys": TAG_KEYS}}
 ROLE = "arn:{partition}:iam::{account}:role/{role}"
 BOUNDED = {"StringEquals": {"iam:PermissionsBoundary": "{boundary}"}}
+NACL_TAG = "flowwatch:{stack}:nacl-rule"                    # = steps.nacl's ownership tag (a test checks)
 IN_ACCOUNT = {"StringEquals": {"s3:ResourceAccount": "{account_or_caller}"}}
 
 SCOPES: dict[str, Scope] = {
@@ -112,12 +113,19 @@ SCOPES: dict[str, Scope] = {
     "ec2-network-acl": Scope((EC2 + ":network-acl/*",), {"ArnEquals": {"ec2:Vpc": EC2 + ":vpc/{vpc}"}},
                              "the network ACL of the stack's VPC (made by AWS with the VPC, untagged); "
                              "pinned to the VPC with --vpc-id"),
+    "ec2-nacl-tag": Scope((EC2 + ":network-acl/*",), {"ArnEquals": {"ec2:Vpc": EC2 + ":vpc/{vpc}"},
+                                                      "ForAllValues:StringEquals": {"aws:TagKeys": [NACL_TAG]}},
+                          "the tag on the VPC's network ACL that records the rule flowwatch made (entries "
+                          "cannot be tagged); that one key only"),
     "log-group": Scope(("arn:{partition}:logs:{region}:{account}:log-group:{log_group}",
                         "arn:{partition}:logs:{region}:{account}:log-group:{log_group}:*"),
                        why="the stack's log group and its metric filters"),
     "log-stream": Scope(("arn:{partition}:logs:{region}:{account}:log-group:{log_group}:log-stream:*",),
                         why="the streams of the stack's log group"),
     "role": Scope((ROLE,), why="read the flow-log delivery role"),
+    "any-role-tags": Scope(("arn:{partition}:iam::{account}:role/*",),
+                           why="read the tags of flow-log roles, to find the stack's under a name the config "
+                               "no longer uses (read only)"),
     "role-bounded": Scope((ROLE,), BOUNDED,
                           "write the delivery role only while it carries the stack's permissions boundary, so no "
                           "role this policy writes can do more than deliver flow logs into the stack's log group"),
@@ -215,6 +223,9 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("ec2", "DeleteRoute"): Use((DOWN,), "ec2-route-table"),
     ("ec2", "CreateNetworkAclEntry"): Use((UP, SIM), "ec2-network-acl"),
     ("ec2", "DeleteNetworkAclEntry"): Use((UP, DOWN), "ec2-network-acl"),
+    ("ec2", "CreateTags"): Use((UP, SIM), "ec2-nacl-tag"),          # the NACL rule's ownership tag
+    ("ec2", "DeleteTags"): Use((UP, DOWN), "ec2-nacl-tag"),
+    ("ec2", "DescribeTags"): Use((UP, STATUS, DOWN), "any"),        # the inventory re-reads EC2 candidates' tags
     # --- log_group, delivery_role, bucket ---
     ("cloudwatch-logs", "DescribeLogGroups"): Use(DISCOVER, "any"),
     ("cloudwatch-logs", "ListTagsForResource"): Use(DISCOVER, "log-group"),
@@ -226,10 +237,10 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("cloudwatch-logs", "PutLogEvents"): Use((SIM,), "log-stream"),
     ("cloudwatch-logs", "FilterLogEvents"): Use((LOGS,), "log-group"),
     ("iam", "GetRole"): Use(DISCOVER, "role"),
-    ("iam", "ListRoleTags"): Use(DISCOVER, "role"),
+    ("iam", "ListRoleTags"): (Use(DISCOVER, "role"), Use((UP, STATUS, DOWN), "any-role-tags")),
     ("iam", "GetRolePolicy"): Use(DISCOVER, "role"),
     ("iam", "ListAttachedRolePolicies"): Use(DISCOVER, "role"),
-    ("iam", "ListRolePolicies"): Use((DOWN,), "role"),
+    ("iam", "ListRolePolicies"): Use(DISCOVER, "role"),
     ("iam", "GetPolicy"): Use(DISCOVER, "boundary-policy"),
     ("iam", "CreateRole"): Use((UP,), "role-bounded"),
     ("iam", "PutRolePolicy"): Use((UP,), "role-bounded"),
@@ -237,7 +248,7 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("iam", "UpdateAssumeRolePolicy"): Use((UP,), "role-bounded"),
     ("iam", "DeleteRolePolicy"): Use((DOWN,), "role-bounded"),
     ("iam", "DeleteRole"): Use((DOWN,), "role-bounded"),
-    ("iam", "ListRoles"): Use((STATUS, DOWN, UP), "any"),              # made by the inventory
+    ("iam", "ListRoles"): Use((STATUS, DOWN, UP), "any"),              # the inventory
     ("s3", "HeadBucket"): Use(DISCOVER, "bucket"),
     ("s3", "GetBucketTagging"): Use(DISCOVER, "bucket"),
     ("s3", "GetPublicAccessBlock"): Use(DISCOVER, "bucket"),
@@ -281,6 +292,7 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     # --- athena ---
     ("glue", "GetDatabase"): Use(DISCOVER, "glue-database"),
     ("glue", "GetTable"): Use(DISCOVER, "glue"),
+    ("glue", "GetTables"): Use((UP, STATUS, DOWN), "glue"),       # down refuses tables that are not flowwatch's
     ("glue", "GetTags"): Use(DISCOVER, "glue-tags"),
     ("glue", "CreateDatabase"): Use((UP,), "glue-database"),
     ("glue", "CreateTable"): Use((UP,), "glue"),

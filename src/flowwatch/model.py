@@ -142,6 +142,7 @@ class StatusDetail:
     subscriptions: tuple[SubscriptionState, ...] | None = None
     pending_subscriptions: int = 0
     notes: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()        # what looks like the stack's but is not (down leaves it in place)
     ids: Mapping[str, str] = field(default_factory=dict)   # what was found, by kind: {"vpc": "vpc-0a1b..."}
 
 

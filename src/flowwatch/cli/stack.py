@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Show the plan; make no mutating call.")
+@click.option("--prune", is_flag=True,
+              help="Also remove what is tagged for the stack but not in the config (duplicates, old names).")
 @lock_timeout_option
 @click.pass_obj
-def up(app: App, dry_run: bool, lock_timeout: float | None) -> None:
+def up(app: App, dry_run: bool, prune: bool, lock_timeout: float | None) -> None:
     """Create or converge the stack (idempotent: a second run changes nothing)."""
     from flowwatch import engine
 
@@ -32,7 +34,7 @@ def up(app: App, dry_run: bool, lock_timeout: float | None) -> None:
     verb = "Planning" if dry_run else "Converging"
     ctx.out.heading(f"{verb} stack {ctx.stack.name!r} in {ctx.region}"
                     f"{' (local AWS)' if ctx.local else ''}{' - dry run, nothing will change' if dry_run else ''}")
-    report = engine.up(ctx)
+    report = engine.up(ctx, prune=prune)
     if app.settings.output == "json":
         ctx.out.json({"command": "up", "stack": ctx.stack.name, "region": ctx.region, **report.as_dict()})
 
@@ -121,12 +123,15 @@ def inbox_row(ctx: "Context") -> "StepStatus":
 
 #: the states of a managed resource that make ``status`` exit 1 (drift or missing)
 NOT_CONVERGED = ("missing", "drifted", "partial")
+#: the states of a resource tagged for the stack that the config does not account for (also exit 1)
+EXTRA_STATES = ("orphaned", "duplicate of ")
 
 
 def status_code(rows: Sequence["StepStatus"]) -> int:
     """``status``'s exit code: 0 when every resource is found and in its desired state, 1 on drift or a missing
     one. ``not managed`` rows (an adopted VPC's parts) and informational rows (metrics, inbox) don't count."""
-    return 1 if any(_counts(r) and r.state in NOT_CONVERGED for r in rows) else 0
+    return 1 if any(_counts(r) and (r.state in NOT_CONVERGED or r.state.startswith(EXTRA_STATES)) for r in rows) \
+        else 0
 
 
 def _counts(row: "StepStatus") -> bool:
@@ -150,7 +155,7 @@ def status_json(ctx: "Context", rows: Sequence["StepStatus"]) -> dict[str, Any]:
             "datapoints": r.extra.get("datapoints"), "notifications": r.extra.get("notifications"),
         }
 
-    drift = [r.step for r in rows if _counts(r) and r.state in NOT_CONVERGED]
+    drift = [r.step for r in rows if _counts(r) and (r.state in NOT_CONVERGED or r.state.startswith(EXTRA_STATES))]
     return {"stack": ctx.stack.name, "region": ctx.region, "ok": not drift, "not_converged": drift,
             "steps": [row(r) for r in rows]}
 

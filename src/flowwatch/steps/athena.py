@@ -7,6 +7,9 @@
 - one named query per ``flowwatch query`` preset, as ``ctx.named_queries`` gives them (the engine supplies
   flowwatch.query's presets: a step never imports query/). Deleting the workgroup with RecursiveDeleteOption removes
   them on AWS (DeleteNamedQuery is therefore never needed).
+
+``down`` refuses, before removing anything, content flowwatch did not create inside them: another Glue table in
+the database, or a named query in the workgroup that is not one of the presets.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class AthenaSeen:
     workgroup_ours: bool = True
     workgroup_config: dict[str, Any] = field(default_factory=dict)
     queries: dict[str, tuple[str, str, str]] = field(default_factory=dict)   # name -> (id, description, sql)
+    other_tables: tuple[str, ...] = ()       # tables in the database besides flowwatch's
+    foreign_queries: tuple[str, ...] = ()    # named queries in the workgroup that are not flowwatch's presets
 
 
 def table_input(ctx: Context, name: str) -> dict[str, Any]:
@@ -100,10 +105,11 @@ class AthenaStep:
             glue.get_database(Name=database)
             arn = f"arn:{ctx.aws.partition}:glue:{ctx.region}:{ctx.account}:database/{database}"
             ours = glue.get_tags(ResourceArn=arn).get("Tags", {}).get(STACK_TAG) == ctx.stack.name
-            seen = AthenaSeen(database=database, database_ours=ours)
+            others = tuple(_other_tables(glue, database, names.of("table"))) if ours else ()
+            seen = AthenaSeen(database=database, database_ours=ours, other_tables=others)
             try:
                 table = glue.get_table(DatabaseName=database, Name=names.of("table"))["Table"]
-                seen = AthenaSeen(database, ours, table)
+                seen = replace(seen, table=table)
             except Exception as exc:
                 if error_code(exc) != "EntityNotFoundException":
                     raise
@@ -121,8 +127,11 @@ class AthenaStep:
             arn = f"arn:{ctx.aws.partition}:athena:{ctx.region}:{ctx.account}:workgroup/{workgroup}"
             wg_tags = tag_map(athena.list_tags_for_resource(ResourceARN=arn).get("Tags", []))
             queries = self._queries(athena, workgroup)
-            seen = AthenaSeen(seen.database, seen.database_ours, seen.table, workgroup,
-                              wg_tags.get(STACK_TAG) == ctx.stack.name, wg.get("Configuration", {}), queries)
+            presets = (ctx.named_queries(ctx.config.record_format, database, names.of("table"))
+                       if ctx.named_queries else None)
+            foreign = tuple(sorted(q for q in queries if q not in presets)) if presets is not None else ()
+            seen = replace(seen, workgroup=workgroup, workgroup_ours=wg_tags.get(STACK_TAG) == ctx.stack.name,
+                           workgroup_config=wg.get("Configuration", {}), queries=queries, foreign_queries=foreign)
         return seen
 
     @staticmethod
@@ -231,6 +240,17 @@ class AthenaStep:
     def plan_destroy(self, have: AthenaSeen | None, options: DestroyOptions) -> list[Change]:
         if have is None:
             return []
+        # checked before down removes anything (as for a managed policy on the role)
+        if have.workgroup and have.workgroup_ours and have.foreign_queries:
+            raise OwnershipError(f"athena: the stack's workgroup {have.workgroup} holds named queries flowwatch did "
+                                 f"not create ({', '.join(have.foreign_queries)}); down would delete them with it",
+                                 hint="move or delete them (aws athena delete-named-query --named-query-id ID), "
+                                      "then run down again")
+        if have.database and have.database_ours and have.other_tables:
+            raise OwnershipError(f"athena: the stack's Glue database {have.database} holds tables flowwatch did not "
+                                 f"create ({', '.join(have.other_tables)}); down does not delete them",
+                                 hint=f"aws glue delete-table --database-name {have.database} --name TABLE (or move "
+                                      "them), then run down again")
         changes = []
         if have.workgroup and have.workgroup_ours:
             changes.append(Change(self.name, "delete", f"Athena workgroup {have.workgroup} and its "
@@ -261,6 +281,13 @@ class AthenaStep:
                "workgroup": have.workgroup}
         ids.update({f"query:{name}": query[0] for name, query in sorted(have.queries.items())})
         return StatusDetail(ids={k: v for k, v in ids.items() if v})
+
+
+def _other_tables(glue: Any, database: str, ours: str) -> list[str]:
+    names: list[str] = []
+    for page in glue.get_paginator("get_tables").paginate(DatabaseName=database):
+        names += [t["Name"] for t in page["TableList"] if t["Name"] != ours]
+    return sorted(names)
 
 
 def _table_diff(seen: dict[str, Any], want: dict[str, Any]) -> str | None:

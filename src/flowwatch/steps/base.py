@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from flowwatch.errors import AmbiguousStateError, error_code
+from flowwatch.errors import error_code
 from flowwatch.model import Change, Context, DestroyOptions, Pending, Stack, StatusDetail
 from flowwatch.polling import Poll
 
@@ -47,10 +47,10 @@ def pending(*values: Any) -> bool:
 
 
 def one(step: str, items: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
-    """Exactly zero or one resource carries our tags; more is an error that lists them."""
-    if len(items) > 1:
-        raise AmbiguousStateError(step, [i[key] for i in items])
-    return items[0] if items else None
+    """The resource carrying our tags; of several copies (two ``up`` at once) the primary is the lowest id,
+    the same on every run: the others are extras (flowwatch.inventory), which ``status`` lists and
+    ``down`` / ``up --prune`` remove."""
+    return min(items, key=lambda i: str(i[key])) if items else None
 
 
 def missing(exc: BaseException, *codes: str) -> bool:

@@ -5,8 +5,8 @@ Named ``names.role``, found by that exact name and adopted only with the stack's
 policy allows only CreateLogStream, PutLogEvents and DescribeLogStreams on that log group, and
 DescribeLogGroups (which has no resource type) on ``*``, as AWS's documented flow-logs policy (no
 CreateLogGroup). When the stack's permissions boundary ``flowwatch-<stack>-flow-logs-boundary`` exists
-(docs/IAM.md), the role carries it. flowwatch attaches no managed
-policy, and ``down`` refuses (before removing anything) when someone attached one.
+(docs/IAM.md), the role carries it. flowwatch attaches no managed policy and puts no other inline
+policy: ``down`` refuses (before removing anything) when someone attached or put one.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class RoleSeen:
     ours: bool
     boundary: str | None = None      # the role's permissions boundary ARN
     attached: tuple[str, ...] = ()   # managed policies someone attached (flowwatch attaches none)
+    inline: tuple[str, ...] = ()     # inline policies other than flowwatch's (someone put them)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,9 @@ class DeliveryRoleStep:
             policy = None
         boundary = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
         attached = tuple(p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"])
-        return RoleSeen(name, role["Arn"], role.get("AssumeRolePolicyDocument"), policy, ours, boundary, attached)
+        inline = tuple(p for p in iam.list_role_policies(RoleName=name)["PolicyNames"] if p != ROLE_POLICY_NAME)
+        return RoleSeen(name, role["Arn"], role.get("AssumeRolePolicyDocument"), policy, ours, boundary, attached,
+                        inline)
 
     @staticmethod
     def _boundary(ctx: Context) -> str | None:
@@ -148,8 +151,9 @@ class DeliveryRoleStep:
         before: DeliveryRoleSeen = change.before or DeliveryRoleSeen()
         name = change.params["name"]
         if change.action == "delete":
-            for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
-                iam.delete_role_policy(RoleName=name, PolicyName=policy)
+            # only flowwatch's own inline policy: one put since the plan makes DeleteRole fail (DeleteConflict)
+            if ROLE_POLICY_NAME in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+                iam.delete_role_policy(RoleName=name, PolicyName=ROLE_POLICY_NAME)
             iam.delete_role(RoleName=name)
             return replace(before, role=None)
         spec: RoleSpec = change.spec
@@ -189,6 +193,11 @@ class DeliveryRoleStep:
             raise OwnershipError(f"delivery_role: someone attached {', '.join(role.attached)} to the stack's "
                                  f"role {role.name}; down does not detach what it did not attach",
                                  hint=f"aws iam detach-role-policy --role-name {role.name} --policy-arn ARN, "
+                                      "then run down again")
+        if role.inline:
+            raise OwnershipError(f"delivery_role: the stack's role {role.name} has inline policies flowwatch did not "
+                                 f"put ({', '.join(role.inline)}); down does not delete what it did not create",
+                                 hint=f"aws iam delete-role-policy --role-name {role.name} --policy-name NAME, "
                                       "then run down again")
         return [Change(self.name, "delete", f"IAM role {role.name}", "down", {"kind": "role", "name": role.name})]
 

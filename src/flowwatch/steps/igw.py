@@ -65,7 +65,9 @@ class IgwStep:
             table_id, target = main_route(ec2, vpc_id)
             return IgwSeen(igw_id, vpc_id if igw_id else None, table_id, target, adopted=True, vpc_id=vpc_id)
         igws = ec2.describe_internet_gateways(Filters=tag_filters(ctx.stack.name, self.name))["InternetGateways"]
-        igw = one(self.name, igws, "InternetGatewayId")
+        # of several copies, the one attached to the stack's VPC is the primary
+        igw = one(self.name, [g for g in igws if any(a.get("VpcId") == vpc_id for a in g.get("Attachments", ()))]
+                  or igws, "InternetGatewayId")
         table_id, target = main_route(ec2, vpc_id)
         if igw is None:
             return IgwSeen(None, None, table_id, target, vpc_id=vpc_id)

@@ -47,6 +47,10 @@ class VpcStep:
                 raise
             return VpcSeen(vpcs[0]["VpcId"], vpcs[0]["CidrBlock"], adopted=True)
         vpcs = ctx.aws.ec2.describe_vpcs(Filters=tag_filters(ctx.stack.name, self.name))["Vpcs"]
+        if len(vpcs) > 1:       # copies: the primary is the one with the stack's gateway attached, else lowest id
+            gateways = ctx.aws.ec2.describe_internet_gateways(Filters=tag_filters(ctx.stack.name, "igw"))
+            attached = {a["VpcId"] for g in gateways["InternetGateways"] for a in g.get("Attachments", ())}
+            vpcs = [v for v in vpcs if v["VpcId"] in attached] or vpcs
         vpc = one(self.name, vpcs, "VpcId")
         return VpcSeen(vpc["VpcId"], vpc["CidrBlock"]) if vpc else None
 
