@@ -46,6 +46,7 @@ __all__ = [
     "MAX_REPEAT",
     "MAX_PATTERN_LENGTH",
     "MAX_REGEXES",
+    "MAX_REGEX_PROGRAM",
     "STANDARD_UNITS",
     "Pattern",
     "PatternError",
@@ -64,6 +65,11 @@ MAX_JSON_NESTING: Final = 32
 
 MAX_REPEAT: Final = 1000
 """The largest count in ``{m,n}`` (RE2's bound on a repetition)."""
+
+MAX_REGEX_PROGRAM: Final = 1000
+"""The largest compiled regex (RE2 instructions). RE2's search is linear in the event, with a factor
+up to the program's size when its DFA gives up (``a[ab]{20}c``-like regexes): this bounds that factor.
+``\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}`` is 27 instructions."""
 
 MAX_REGEXES: Final = 2
 """At most two regexes in one space-delimited or JSON pattern."""
@@ -397,6 +403,9 @@ def _re2_search(translated: str, fail: Callable[[str], PatternError]) -> _Search
     regexp = re2._re2.RE2(translated.encode("ascii"), options)
     if not regexp.ok():  # e.g. more states than RE2's memory budget
         raise fail(regexp.error().decode("utf-8", "replace"))
+    if regexp.ProgramSize() > MAX_REGEX_PROGRAM:
+        raise fail(f"too complex: {regexp.ProgramSize()} RE2 instructions, at most {MAX_REGEX_PROGRAM} "
+                   "(lower the repeat counts)")
     match = regexp.Match
     unanchored = re2._re2.RE2.Anchor.UNANCHORED
     limit = MAX_EVENT_LENGTH
