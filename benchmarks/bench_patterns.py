@@ -8,6 +8,13 @@ The target is (b) at no less than 1/3 the speed of (a). Lines are generated dete
 (``random.Random(seed)``): ~75% TCP, ~20% UDP, ~5% ICMP, a few % REJECT, some NODATA/SKIPDATA.
 
     /work/venv/bin/python benchmarks/bench_patterns.py [--lines N] [--repeat R] [--seed S]
+
+``--hostile OLD_SRC NEW_SRC``: instead, the catastrophic regexes (and two ordinary ones), each in a
+fresh process per source tree (PYTHONPATH=OLD_SRC, then NEW_SRC), on 96-character flow-log lines:
+median ms per line over ``--repeat`` runs; a run longer than ``--timeout`` seconds is stopped and
+reported as "> T s".
+
+    PYTHONPATH=src python benchmarks/bench_patterns.py --hostile /tmp/base/src src --repeat 5
 """
 
 from __future__ import annotations
@@ -89,14 +96,77 @@ def _time_matches(lines: list[str], matches: Callable[[str], bool]) -> float:
     return time.perf_counter() - started
 
 
+# (label, pattern, line): the line does not match, so a backtracking engine tries every split.
+FLOW_LINE = "2 123456789012 eni-0a1b2c3d4e5f60718 10.0.1.5 203.0.11.9 49152 443 6 10 840 1790000000 ACCEPT OK"
+HOSTILE = [
+    ("catastrophic .* x8", "%.*.*.*.*.*.*.*.*REJECTX%", FLOW_LINE),
+    ("catastrophic .* x6", "%.*.*.*.*.*.*REJECTX%", FLOW_LINE),
+    ("catastrophic \\S* x8 field", "[..., action=%\\S*\\S*\\S*\\S*\\S*\\S*\\S*\\S*X%, status]",
+     FLOW_LINE.replace("ACCEPT", "A" * 6)),
+    ("catastrophic .* x8 in JSON", "{ $.m = %.*.*.*.*.*.*.*.*REJECTX% }", '{"m": "%s"}' % FLOW_LINE[:88]),
+    ("ordinary IP regex", "%10\\.0\\.1\\.[0-9]+%", FLOW_LINE),
+    ("ordinary alternation", "%REJECT|DROP%", FLOW_LINE),
+]
+
+_ONE = """
+import json, statistics, sys, time
+from flowwatch.patterns import compile_pattern
+text, line, repeat = json.loads(sys.argv[1])
+matches = compile_pattern(text).matches
+result = matches(line)
+runs = []
+for _ in range(repeat):
+    count, started = 0, time.perf_counter()
+    while True:   # at least 20 ms per run, so that fast cases are not timer noise
+        matches(line)
+        count += 1
+        if time.perf_counter() - started > 0.02:
+            break
+    runs.append((time.perf_counter() - started) / count)
+print(json.dumps({"ms": statistics.median(runs) * 1000, "match": result}))
+"""
+
+
+def _hostile_case(src: str, text: str, line: str, repeat: int, timeout: float) -> str:
+    import json
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": src}
+    try:
+        done = subprocess.run([sys.executable, "-c", _ONE, json.dumps([text, line, repeat])], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"> {timeout:.0f} s"
+    if done.returncode != 0:
+        return "error: " + (done.stderr.strip().splitlines() or ["?"])[-1][:40]
+    answer = json.loads(done.stdout)
+    return f"{answer['ms']:.4f} ms ({'match' if answer['match'] else 'no match'})"
+
+
+def hostile(old: str, new: str, repeat: int, timeout: float) -> int:
+    print(f"median ms per line (one 96-character line, {repeat} runs; stopped after {timeout:.0f} s)")
+    print(f"old: {old}\nnew: {new}\n")
+    print(f"{'case':<30} {'old':>24} {'new':>24}")
+    for label, text, line in HOSTILE:
+        print(f"{label:<30} {_hostile_case(old, text, line, repeat, timeout):>24} "
+              f"{_hostile_case(new, text, line, repeat, timeout):>24}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hostile", nargs=2, metavar=("OLD_SRC", "NEW_SRC"),
+                        help="time the catastrophic regexes with two source trees instead")
+    parser.add_argument("--timeout", type=float, default=30.0, help="--hostile: stop a case after this many s")
     parser.add_argument("--lines", type=int, default=1_000_000, help="number of flow-log lines (default 1,000,000)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each loop; medians are reported")
     parser.add_argument("--seed", type=int, default=20240501, help="random seed for the generated lines")
     args = parser.parse_args(argv)
     if args.lines < 1 or args.repeat < 1:
         parser.error("--lines and --repeat must be at least 1")
+    if args.hostile:
+        return hostile(args.hostile[0], args.hostile[1], args.repeat, args.timeout)
 
     lines = generate_lines(args.lines, args.seed)
     pattern = compile_pattern(LAB_PATTERN)

@@ -23,7 +23,10 @@ Public API::
     pattern.extract(line)         # -> {"action": "REJECT", ...} | None
     pattern.metric(line, {"metricValue": "1", "defaultValue": 0})   # -> {"value": 1.0, ...}
 
-Only the standard library is used.
+Bounded: every pattern flowwatch accepts is evaluated in time linear in the event. Regexes run
+on RE2 (google-re2: no backtracking), a pattern is at most ``MAX_PATTERN_LENGTH`` characters,
+parentheses in a JSON pattern nest at most ``MAX_JSON_NESTING`` deep, and a regex or JSON
+pattern looks at no more than the first ``MAX_EVENT_LENGTH`` characters of an event.
 """
 
 from __future__ import annotations
@@ -38,8 +41,12 @@ from typing import Any, Final, Literal
 
 __all__ = [
     "MAX_DIMENSIONS",
+    "MAX_EVENT_LENGTH",
+    "MAX_JSON_NESTING",
+    "MAX_REPEAT",
     "MAX_PATTERN_LENGTH",
     "MAX_REGEXES",
+    "MAX_REGEX_PROGRAM",
     "STANDARD_UNITS",
     "Pattern",
     "PatternError",
@@ -49,6 +56,20 @@ __all__ = [
 
 MAX_PATTERN_LENGTH: Final = 1024
 """PutMetricFilter / MetricFilter: filterPattern is 0 to 1024 characters."""
+
+MAX_EVENT_LENGTH: Final = 1024 * 1024
+"""The largest event PutLogEvents accepts is 1 MB: a regex or JSON pattern reads no further."""
+
+MAX_JSON_NESTING: Final = 32
+"""Parentheses nest at most this deep in a JSON pattern (the parser and the evaluator recurse)."""
+
+MAX_REPEAT: Final = 1000
+"""The largest count in ``{m,n}`` (RE2's bound on a repetition)."""
+
+MAX_REGEX_PROGRAM: Final = 1000
+"""The largest compiled regex (RE2 instructions). RE2's search is linear in the event, with a factor
+up to the program's size when its DFA gives up (``a[ab]{20}c``-like regexes): this bounds that factor.
+``\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}`` is 27 instructions."""
 
 MAX_REGEXES: Final = 2
 """At most two regexes in one space-delimited or JSON pattern."""
@@ -203,8 +224,17 @@ class _Scanner:
 # --------------------------------------------------------------------------------------------
 
 
-def _compile_regex(body: str, offset: int) -> re.Pattern[str]:
-    """Validate a CloudWatch regex and compile the equivalent Python regex.
+_Search = Callable[[str], bool]
+"""A compiled regex: whether it occurs in a text (an unanchored search)."""
+
+
+def _hex(ch: str) -> str:
+    """A literal character in RE2 syntax: alphanumerics as is, anything else as ``\\xhh``."""
+    return ch if ch in _ALNUM else f"\\x{ord(ch):02x}"
+
+
+def _compile_regex(body: str, offset: int) -> _Search:
+    """Validate a CloudWatch regex and compile the equivalent RE2 regex (linear-time search).
 
     ``offset`` is the index of the body's first character in the pattern text (for columns).
     Supported: literals from the documented character set, ``.``, ``^``, ``$``, ``?``, ``*``,
@@ -238,10 +268,12 @@ def _compile_regex(body: str, offset: int) -> re.Pattern[str]:
             raise fail(f"{what!r} has nothing to repeat", index)
 
     def read_escape(i: int) -> tuple[str, int, str | None]:
-        """Escape at body[i] == '\\': returns (python text, next index, literal char or None)."""
+        """Escape at body[i] == '\\': returns (RE2 text, next index, literal char or None)."""
         if i + 1 >= n:
             raise fail("a regex may not end with '\\'", i)
         ch = body[i + 1]
+        if ch == "s":  # as in Java and Python: \v (\x0b) is whitespace too (not in RE2's \s)
+            return "\\t\\n\\x0b\\f\\r\\x20", i + 2, None
         if ch in _REGEX_CLASS_ESCAPES:
             return "\\" + ch, i + 2, None
         if ch == "x":
@@ -254,7 +286,7 @@ def _compile_regex(body: str, offset: int) -> re.Pattern[str]:
             return f"\\x{code:02x}", i + 4, chr(code)
         if ch in _ALNUM:
             raise fail(f"unsupported escape '\\{ch}'", i)
-        return re.escape(ch), i + 2, ch
+        return _hex(ch), i + 2, ch
 
     while i < n:
         ch = body[i]
@@ -279,6 +311,8 @@ def _compile_regex(body: str, offset: int) -> re.Pattern[str]:
             check_repeatable("{", i)
             low = int(match.group(1) or 0)
             high = match.group(3) if match.group(2) else match.group(1)
+            if low > MAX_REPEAT or (high and int(high) > MAX_REPEAT):
+                raise fail(f"{{{body[i + 1:close]}}}: a repeat count is at most {MAX_REPEAT}", i)
             if high and int(high) < low:
                 raise fail(f"{{{body[i + 1:close]}}}: the minimum is larger than the maximum", i)
             out.append(f"{{{low},{high}}}")
@@ -291,7 +325,7 @@ def _compile_regex(body: str, offset: int) -> re.Pattern[str]:
             i += 1
             previous = "anchor"
         elif ch == "$":
-            out.append(r"\Z")
+            out.append(r"\z")
             i += 1
             previous = "anchor"
         elif ch == ".":
@@ -300,6 +334,10 @@ def _compile_regex(body: str, offset: int) -> re.Pattern[str]:
             previous = "atom"
         elif ch == "\\":
             text, i, _ = read_escape(i)
+            if body[i - 1] == "s":
+                text = f"[{text}]"
+            elif body[i - 1] == "S":
+                text = "[^\\t\\n\\x0b\\f\\r\\x20]"
             out.append(text)
             previous = "atom"
         elif ch == "[":
@@ -321,7 +359,7 @@ def _compile_regex(body: str, offset: int) -> re.Pattern[str]:
                 if ch == "\\":
                     text, i, low_char = read_escape(i)
                 else:
-                    text, low_char = re.escape(ch), ch
+                    text, low_char = _hex(ch), ch
                     i += 1
                 if i + 1 < n and body[i] == "-" and body[i + 1] != "]":
                     if low_char is None:
@@ -329,7 +367,7 @@ def _compile_regex(body: str, offset: int) -> re.Pattern[str]:
                     if body[i + 1] == "\\":
                         high_text, next_i, high_char = read_escape(i + 1)
                     else:
-                        high_text, next_i, high_char = re.escape(body[i + 1]), i + 2, body[i + 1]
+                        high_text, next_i, high_char = _hex(body[i + 1]), i + 2, body[i + 1]
                     if high_char is None:
                         raise fail("a class escape cannot end a range", i + 1)
                     if high_char < low_char:
@@ -341,15 +379,47 @@ def _compile_regex(body: str, offset: int) -> re.Pattern[str]:
             out.append("".join(parts))
             previous = "atom"
         else:
-            out.append(re.escape(ch))
+            out.append(_hex(ch))
             i += 1
             previous = "atom"
     if alternative_empty:
         raise fail("empty alternative around '|'", n - 1)
-    try:
-        return re.compile("".join(out), re.ASCII | re.DOTALL)
-    except re.error as exc:  # e.g. a repeat count beyond what re supports
-        raise fail(f"invalid regex: {exc.msg}", 0) from None
+    return _re2_search("".join(out), lambda reason: fail(f"invalid regex: {reason}", 0))
+
+
+def _re2_search(translated: str, fail: Callable[[str], PatternError]) -> _Search:
+    """Compile an RE2 regex (``.`` matches a newline too; ``\\d \\s \\w`` are ASCII) into a search.
+
+    RE2 runs in time linear in the text whatever the regex. The search takes the compiled RE2
+    object itself: ``re2.compile(...).search`` builds a match object per call, several times the
+    cost of the search for a flow-log line.
+    """
+    import re2  # google-re2
+
+    options = re2.Options()
+    options.dot_nl = True
+    options.never_capture = True
+    options.log_errors = False
+    regexp = re2._re2.RE2(translated.encode("ascii"), options)
+    if not regexp.ok():  # e.g. more states than RE2's memory budget
+        raise fail(regexp.error().decode("utf-8", "replace"))
+    if regexp.ProgramSize() > MAX_REGEX_PROGRAM:
+        raise fail(f"too complex: {regexp.ProgramSize()} RE2 instructions, at most {MAX_REGEX_PROGRAM} "
+                   "(lower the repeat counts)")
+    match = regexp.Match
+    unanchored = re2._re2.RE2.Anchor.UNANCHORED
+    limit = MAX_EVENT_LENGTH
+
+    def search(text: str) -> bool:
+        if len(text) > limit:
+            text = text[:limit]
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (a JSON "\\ud800" escape): searched as U+FFFD
+            data = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+        return match(unanchored, data, 0, len(data))[0][0] >= 0
+
+    return search
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,11 +727,7 @@ def _compile_standalone_regex(text: str, start: int, end: int) -> Pattern:
     body, offset = scanner.read_regex()
     if not scanner.at_end():
         raise scanner.error("a regex filter pattern is one %regex%; nothing may follow it")
-    search = _compile_regex(body, offset).search
-
-    def matches(message: str) -> bool:
-        return search(message) is not None
-
+    matches = _compile_regex(body, offset)
     return _from_predicate(text, "regex", matches)
 
 
@@ -844,11 +910,10 @@ def _numeric_condition(op: str, literal_text: str) -> _Condition:
     return _Condition(relation, 3, None)
 
 
-def _regex_condition(op: str, regex: re.Pattern[str]) -> _Condition:
-    search = regex.search
+def _regex_condition(op: str, search: _Search) -> _Condition:
     if op == "=":
         return _Condition(search, 5, None)
-    return _Condition(lambda field: search(field) is None, 5, None)
+    return _Condition(lambda field: not search(field), 5, None)
 
 
 def _combine(disjuncts: list[list[_Condition]]) -> _Condition:
@@ -1163,7 +1228,7 @@ def _reject_constant(name: str) -> Any:
 def _load_json_object(message: str) -> dict[str, Any] | None:
     """The event as a JSON object, or None when the event is not (entirely) a JSON object."""
     stripped = message.lstrip()
-    if not stripped.startswith("{"):
+    if not stripped.startswith("{") or len(stripped) > MAX_EVENT_LENGTH:
         return None
     try:
         document = json.loads(stripped, parse_float=_JsonFloat, parse_constant=_reject_constant)
@@ -1350,13 +1415,12 @@ def _json_number_test(op: str, literal_text: str) -> Callable[[Any], bool]:
     return relation
 
 
-def _json_regex_test(op: str, regex: re.Pattern[str]) -> Callable[[Any], bool]:
-    search = regex.search
+def _json_regex_test(op: str, search: _Search) -> Callable[[Any], bool]:
     negate = op == "!="
 
     def test(node: Any) -> bool:
         text = _json_text(node)
-        return text is not None and (search(text) is None) == negate
+        return text is not None and search(text) != negate
 
     return test
 
@@ -1366,6 +1430,7 @@ class _JsonParser:
         self.s = _Scanner(text, start + 1, end - 1)  # inside the braces
         self.regexes = 0
         self.wildcards = 0
+        self.depth = 0  # open parentheses around the cursor
         self.selectors: set[_Steps] = set()
 
     def parse(self) -> _Expr:
@@ -1424,12 +1489,17 @@ class _JsonParser:
         s.skip_ws()
         if s.peek() == "(":
             open_pos = s.pos
+            if self.depth >= MAX_JSON_NESTING:
+                raise s.error(f"parentheses nest more than {MAX_JSON_NESTING} deep; "
+                              f"a JSON filter pattern allows at most {MAX_JSON_NESTING} levels")
+            self.depth += 1
             s.pos += 1
             inner = self.parse_or()
             s.skip_ws()
             if s.peek() != ")":
                 raise s.error(f"expected ')' to close the '(' at column {open_pos + 1}, found {s.describe()}")
             s.pos += 1
+            self.depth -= 1
             return inner
         selector_pos = s.pos
         steps, wildcards = _parse_selector(s)

@@ -7,7 +7,7 @@ long as the process. Files, in the state dir ``$XDG_STATE_HOME/flowwatch/``
 (default ``~/.local/state/flowwatch/``):
 
 * ``server.json``: pid, port, url, start time, written by the server once it listens;
-* ``server.log``: the server's output;
+* ``server.log``: the server's output, rotated by size (``server.log.1`` ... ``.3`` the older);
 * ``start.lock``: taken while starting, so that two ``--local`` commands start one server.
 
 ``stop`` removes these (and only these) once the server is gone: its state is forgotten.
@@ -42,9 +42,11 @@ DEFAULT_PORT = 4599
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
 LOCK_FILE = "start.lock"
+LOG_BACKUPS = 3   # flowwatch.local.server.LOG_BACKUPS (not imported: that module imports moto)
 # Every file flowwatch writes in the state dir (the server writes server.json through server.tmp):
 # what `stop` removes, and nothing else.
-STATE_FILES = (STATE_FILE, Path(STATE_FILE).with_suffix(".tmp").name, LOG_FILE, LOCK_FILE)
+STATE_FILES = (STATE_FILE, Path(STATE_FILE).with_suffix(".tmp").name, LOG_FILE,
+               *(f"{LOG_FILE}.{n}" for n in range(1, LOG_BACKUPS + 1)), LOCK_FILE)
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -115,7 +117,8 @@ def start(port: int | None = None, directory: Path | None = None, *, tick: float
                              hint="pick another port: flowwatch local start --port N (0 = any free port)")
         with contextlib.suppress(FileNotFoundError):
             (directory / STATE_FILE).unlink()
-        cmd = [sys.executable, "-m", "flowwatch.local.server", "--port", str(port), "--state-dir", str(directory)]
+        cmd = [sys.executable, "-m", "flowwatch.local.server", "--port", str(port), "--state-dir", str(directory),
+               "--log-file", str(directory / LOG_FILE)]
         if tick is not None:
             cmd += ["--tick", str(tick)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}   # never hand it real credentials
@@ -165,7 +168,7 @@ def stop(directory: Path | None = None, timeout: float = STOP_TIMEOUT, *, keep_l
             _terminate(info.pid, timeout)
             stopped = info
         for name in STATE_FILES:   # start.lock last: unlinked while held (see _start_lock)
-            if keep_log and name == LOG_FILE:
+            if keep_log and name.startswith(LOG_FILE):
                 continue
             with contextlib.suppress(FileNotFoundError):
                 (directory / name).unlink()

@@ -28,6 +28,22 @@ small middleware:
   drops). The region of every signed request is noted so that alarms are evaluated in each
   region in use.
 
+Before any of that, every request passes :func:`_refusal` (the local AWS serves the programs of
+this host, never a web page that reaches it):
+
+* ``Host`` must name the loopback this server listens on: ``127.0.0.1``, ``localhost`` or a
+  ``*.localhost`` name (S3 virtual-hosted style), with no port or this server's port; any other
+  is refused 403 (DNS rebinding: a page of ``evil.example`` re-pointed at 127.0.0.1);
+* a request with a foreign ``Origin`` (a browser's cross-site request) and every CORS preflight
+  are refused 403; no response carries ``Access-Control-*`` headers (moto's flask-cors would
+  reflect any Origin, with PUT and DELETE allowed);
+* a body is at most ``MAX_BODY`` bytes (413), and a ``Content-Encoding: gzip`` body at most
+  ``MAX_INFLATED`` bytes once decompressed, inflated piece by piece (413 past it: a 510 KB
+  bomb never becomes gigabytes).
+
+The server's log (``--log-file``) is rotated by size (``--log-max-bytes``, ``LOG_BACKUPS``
+older files).
+
 The routes and taps call the parts of :class:`~flowwatch.local.dataplane.DataPlane` directly
 (its docstring has the map of the modules).
 
@@ -46,6 +62,7 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qsl
@@ -57,6 +74,12 @@ from flowwatch.private import private_dir, write_private_text
 HOST = "127.0.0.1"
 STATE_FILE = "server.json"
 TAP_LIMIT = 8 * 1024 * 1024
+MAX_BODY = 64 * 1024 * 1024
+"""The largest request body accepted, as sent (413 beyond)."""
+MAX_INFLATED = 16 * 1024 * 1024
+"""The largest ``Content-Encoding: gzip`` request body accepted, decompressed (413 beyond)."""
+LOG_MAX_BYTES = 5 * 1024 * 1024
+LOG_BACKUPS = 3
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/")
 
 log = logging.getLogger("flowwatch.local")
@@ -73,6 +96,12 @@ class FlowwatchApp:
         self.ssm_lock = threading.Lock()       # one SSM request at a time (see __call__)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        refused = _refusal(environ, self.info.get("port"))
+        if refused is not None:
+            log.warning("refused %s %s: %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")[:100],
+                        refused[1])
+            return _plain(start_response, *refused)
+        start_response = _without_cors(start_response)
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_flowwatch/"):
             return self._own(environ, start_response, path[len("/_flowwatch/"):])
@@ -248,10 +277,109 @@ def _read_body(environ: dict[str, Any]) -> bytes | None:
     raw = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(raw)
     if environ.get("HTTP_CONTENT_ENCODING") == "gzip":
-        import gzip
-
-        return gzip.decompress(raw)
+        return _inflate(raw, MAX_INFLATED)   # within the cap: _refusal checked it
     return raw
+
+
+# ---- what the local AWS refuses (Host, browsers, oversized bodies) ------------------------
+
+def _refusal(environ: dict[str, Any], port: int | None) -> tuple[str, str] | None:
+    """(status, reason) when the request is refused, else None; may replace the body with its copy."""
+    host = environ.get("HTTP_HOST", "")
+    if not _loopback_host(host, port):
+        return "403 Forbidden", (f"Host {host[:100]!r} refused: the local AWS answers only Host 127.0.0.1, "
+                                 "localhost or *.localhost (with its port)")
+    origin = environ.get("HTTP_ORIGIN")
+    if environ.get("REQUEST_METHOD") == "OPTIONS" and (origin is not None
+                                                       or "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ):
+        return "403 Forbidden", "CORS preflight refused: the local AWS serves no browser"
+    if origin is not None and not _loopback_origin(origin, port):
+        return "403 Forbidden", f"Origin {origin[:100]!r} refused: the local AWS serves no web page"
+    return _body_refusal(environ)
+
+
+def _loopback_host(host: str, port: int | None) -> bool:
+    name, sep, given = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if not sep:
+        name, given = host, ""
+    if given and (not given.isdigit() or port is None or int(given) != port):
+        return False
+    name = name.lower()
+    return name in ("127.0.0.1", "localhost") or (name.endswith(".localhost") and len(name) <= 253)
+
+
+def _loopback_origin(origin: str, port: int | None) -> bool:
+    scheme, sep, host = origin.partition("://")
+    return bool(sep) and scheme == "http" and "/" not in host and _loopback_host(host, port)
+
+
+def _body_refusal(environ: dict[str, Any]) -> tuple[str, str] | None:
+    """413 past MAX_BODY (as sent) or MAX_INFLATED (gzip, decompressed); reads a body of unknown
+    length (chunked) into a copy, so that moto gets one of known length."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or -1)
+    except ValueError:
+        return "400 Bad Request", "Content-Length is not a number"
+    gzipped = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower() == "gzip"
+    if length > MAX_BODY:
+        return "413 Request Entity Too Large", f"a request body is at most {MAX_BODY} bytes, this one has {length}"
+    if length < 0 and environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+        raw = environ["wsgi.input"].read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            return "413 Request Entity Too Large", f"a request body is at most {MAX_BODY} bytes"
+        environ["wsgi.input"] = io.BytesIO(raw)
+        environ["CONTENT_LENGTH"] = str(len(raw))
+        length = len(raw)
+    if gzipped and length > 0:
+        raw = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(raw)
+        try:
+            _inflate(raw, MAX_INFLATED)
+        except _TooLarge:
+            return ("413 Request Entity Too Large",
+                    f"a gzip request body is at most {MAX_INFLATED} bytes decompressed")
+        except (OSError, EOFError, zlib.error):
+            return "400 Bad Request", "Content-Encoding gzip, but the body is not gzip"
+    return None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _inflate(raw: bytes, cap: int) -> bytes:
+    """``raw`` gunzipped (several members too), never holding more than ``cap + 64 KiB``: _TooLarge past ``cap``."""
+    out: list[bytes] = []
+    size = 0
+    data = raw
+    while data:
+        inflater = zlib.decompressobj(wbits=31)
+        while not inflater.eof:
+            piece = inflater.decompress(data, 64 * 1024)
+            size += len(piece)
+            if size > cap:
+                raise _TooLarge
+            out.append(piece)
+            data = inflater.unconsumed_tail
+            if not piece and not data:
+                raise EOFError("truncated gzip body")
+        data = inflater.unused_data + inflater.unconsumed_tail   # the next member, if any
+    return b"".join(out)
+
+
+def _plain(start_response: Callable[..., Any], status: str, reason: str) -> list[bytes]:
+    body = (reason + "\n").encode("utf-8")
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+                            ("Connection", "close")])
+    return [body]
+
+
+def _without_cors(start_response: Callable[..., Any]) -> Callable[..., Any]:
+    """start_response minus moto's ``Access-Control-*`` headers (flask-cors reflects any Origin)."""
+    def start(status: str, headers: Any, exc_info: Any = None) -> Any:
+        kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
+        return start_response(status, kept, exc_info) if exc_info is not None else start_response(status, kept)
+    return start
 
 
 def _scope(environ: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -291,15 +419,56 @@ def _unconditional(policy: bytes) -> bytes:
     return json.dumps(doc).encode("utf-8")
 
 
+def _setup_logging(log_file: str | None, max_bytes: int) -> None:
+    """The log on stderr, or in ``log_file`` rotated past ``max_bytes`` (``.1`` ... ``.LOG_BACKUPS``);
+    then stderr and stdout (tracebacks, warnings) go to the log too."""
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if log_file is None:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=fmt)
+    else:
+        from logging.handlers import RotatingFileHandler
+
+        handler = RotatingFileHandler(log_file, maxBytes=max(1, max_bytes), backupCount=LOG_BACKUPS,
+                                      encoding="utf-8", errors="replace")
+        handler.setFormatter(logging.Formatter(fmt))
+        logging.basicConfig(level=logging.INFO, handlers=[handler])
+        stream = _LogStream(logging.getLogger("flowwatch.local.output"))
+        sys.stdout = sys.stderr = stream
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+class _LogStream(io.TextIOBase):
+    """A text stream whose lines become log records (so they rotate with the log)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            self.logger.warning("%s", line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.logger.warning("%s", self.pending)
+            self.pending = ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flowwatch.local.server")
     parser.add_argument("--port", type=int, default=4599)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--tick", type=float, default=2.0, help="seconds between alarm evaluations")
+    parser.add_argument("--log-file", help="write the log here, rotated by size (default: stderr)")
+    parser.add_argument("--log-max-bytes", type=int, default=LOG_MAX_BYTES,
+                        help=f"rotate the log file past this size, keeping {LOG_BACKUPS} older files")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    os.umask(0o077)   # the files it writes (the log and its rotations) are private
+    _setup_logging(args.log_file, args.log_max_bytes)
+    os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"   # no flask-cors on moto's app (read at import)
 
     from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
                                                create_backend_app)
