@@ -114,7 +114,7 @@ def main() -> None:
             text = runs[-1][3]
             note = ""
             if name == "passwd":
-                note = "passwd printed" if "root:" in text else "nothing of it printed"
+                note = "passwd printed" if "/bin/" in text or "nologin" in text else "nothing of it printed"
             elif name == "braces-json":
                 note = "{{x}} unchanged" if '"{{x}}"' in text else "changed or failed"
             elif text:
