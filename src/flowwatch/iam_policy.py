@@ -249,8 +249,8 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("iam", "DeleteRolePolicy"): Use((DOWN,), "role-bounded"),
     ("iam", "DeleteRole"): Use((DOWN,), "role-bounded"),
     ("iam", "ListRoles"): Use((STATUS, DOWN, UP), "any"),              # the inventory
-    ("s3", "HeadBucket"): Use(DISCOVER, "bucket"),
-    ("s3", "GetBucketTagging"): Use(DISCOVER, "bucket"),
+    ("s3", "HeadBucket"): Use((*DISCOVER, QUERY), "bucket"),        # query: the bucket is the stack's
+    ("s3", "GetBucketTagging"): Use((*DISCOVER, QUERY), "bucket"),
     ("s3", "GetPublicAccessBlock"): Use(DISCOVER, "bucket"),
     ("s3", "GetBucketEncryption"): Use(DISCOVER, "bucket"),
     ("s3", "GetBucketPolicy"): Use(DISCOVER, "bucket"),

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 __all__ = [
     "FIELDS",
@@ -75,6 +75,41 @@ class FormatError(ValueError):
     The message names the offending field and what is allowed, on one line, so the config
     layer can show it as is.
     """
+
+
+#: The longest line a reader takes from a flow-log file. A record with every field of every
+#: version is under 1 KB; a longer line is not a record, and reading it whole (a gzip file of a
+#: few MB can hold one line of gigabytes) would only take memory.
+MAX_LINE_BYTES = 64 * 1024
+
+
+class LineTooLong(ValueError):
+    """A line of a flow-log file is longer than MAX_LINE_BYTES (the message names the line)."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(f"line {number} is longer than {MAX_LINE_BYTES // 1024} KiB "
+                         "(flow-log records are under 1 KB)")
+        self.number = number
+
+
+def bounded_lines(handle: IO[Any], *, limit: int = MAX_LINE_BYTES) -> Iterable[Any]:
+    """The lines of an open file, each read at most ``limit`` characters (or bytes) at a time:
+    LineTooLong at the first longer one, so memory stays bounded whatever the file holds."""
+    number = 0
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        body = line.rstrip(b"\r\n" if isinstance(line, bytes) else "\r\n")
+        if len(body) > limit:
+            raise LineTooLong(number)
+        yield line
+
+
+def first_line(handle: IO[Any], *, limit: int = MAX_LINE_BYTES) -> Any:
+    """The file's first line (empty when the file is), bounded as :func:`bounded_lines`."""
+    return next(iter(bounded_lines(handle, limit=limit)), handle.read(0))
 
 
 @dataclass(frozen=True)

@@ -499,7 +499,8 @@ def test_the_query_cache_is_private_whatever_the_umask(session, tmp_path):
     root.mkdir(parents=True)
     os.chmod(root, 0o755)                                     # as an earlier version left it
     s3 = session.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
+    s3.create_bucket(Bucket=BUCKET)   # as `up` makes it: tagged (query reads only the stack's bucket)
+    s3.put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": [{"Key": "flowwatch:stack", "Value": "test"}]})
     rng = random.Random(3)
     for n, t in enumerate(FILE_TIMES):
         s3.put_object(Bucket=BUCKET, Key=LAYOUT.object_key(t, "fl-0123456789abcdef0", f"{n:08d}"),

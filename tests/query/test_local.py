@@ -284,7 +284,8 @@ def test_no_files_is_an_empty_result_with_a_warning(tmp_path):
 @pytest.fixture
 def stack_bucket(session, tmp_path):
     s3 = session.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
+    s3.create_bucket(Bucket=BUCKET)   # as `up` makes it: with the stack's tag (query reads only such a bucket)
+    s3.put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": [{"Key": "flowwatch:stack", "Value": "test"}]})
     rng = random.Random(3)
     records = []
     for n, t in enumerate(FILE_TIMES):

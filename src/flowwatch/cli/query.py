@@ -126,7 +126,12 @@ def sql_command(app: App, statement: str, **options: Any) -> None:
     engine runs the same text, transpiled to DuckDB.
     """
     if statement == "-":
-        statement = sys.stdin.read()
+        from flowwatch.query.presets import MAX_SQL_BYTES
+
+        statement = sys.stdin.read(MAX_SQL_BYTES + 1)  # more is refused anyway: never read it all
+        if len(statement) > MAX_SQL_BYTES:
+            raise click.UsageError(f"the SQL statement on stdin is larger than {MAX_SQL_BYTES:,} bytes; "
+                                   f"at most {MAX_SQL_BYTES:,} (Athena's limit)")
     if not statement.strip():
         raise click.UsageError("the SQL statement is empty")
     _run(app, sql=statement, **options)

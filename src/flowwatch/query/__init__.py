@@ -212,7 +212,7 @@ def run_local(ctx: "Context | None", target: Target, request: QueryRequest, sql:
     if not files:
         out.warn("no flow-log files in the time window" if window else "no flow-log files found")
     engine = local.LocalEngine(target.record_format, table=target.table, database=target.database,
-                               out=out, cache=cache)
+                               out=out, cache=cache, readable=[request.source] if request.source else [])
     try:
         engine.load(files, parquet_cache=request.parquet_cache, partition=local.reads_partition(sql))
         started = time.perf_counter()
@@ -256,7 +256,8 @@ def _local_files(ctx: "Context | None", target: Target, request: QueryRequest, w
     assert ctx is not None
     layout = ctx.s3_layout()
     prefixes = window.partition_prefixes(layout) if window else [layout.base_prefix()]
-    return local.fetch_s3(ctx.aws.s3, ctx.bucket, layout, prefixes, cache, out)
+    local.check_stack_bucket(ctx.aws.s3, ctx.bucket, ctx.account, ctx.stack.name)
+    return local.fetch_s3(ctx.aws.s3, ctx.bucket, layout, prefixes, cache, out, owner=ctx.account)
 
 
 def _dt_layout(region: str, *, hive: bool = False, per_hour: bool = False) -> "S3Layout":

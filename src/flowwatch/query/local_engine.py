@@ -13,6 +13,12 @@ queries read that copy.
 
 Only what the DuckDB wheel ships is used (no extension downloads); 2 threads and a memory
 limit keep the whole process under 256 MiB.
+
+The user's SQL runs on a locked connection: once the view exists, DuckDB may read only the cache
+and the ``--source`` paths (``allowed_directories``), nothing else of the file system or the network
+(``enable_external_access = false``), and no setting can change again (``lock_configuration``).
+Lines longer than ``records.MAX_LINE_BYTES`` are not flow-log records: DuckDB skips them
+(``max_line_size``), and a file whose first line is one is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from flowwatch.console import plural
 from flowwatch.errors import AwsError, FlowwatchError, UsageError
 from flowwatch.private import make_private, private_dir, write_private_text
-from flowwatch.records import FIELDS, PARTITION_KEY, FormatError, RecordFormat
+from flowwatch.records import FIELDS, MAX_LINE_BYTES, PARTITION_KEY, FormatError, LineTooLong, RecordFormat, first_line
 
 if TYPE_CHECKING:
     from flowwatch.s3layout import S3Layout
@@ -73,7 +79,10 @@ def to_duckdb(athena_sql: str) -> str:
     """The same statement in DuckDB's dialect (sqlglot)."""
     import sqlglot
 
-    return sqlglot.transpile(athena_sql, read="athena", write="duckdb")[0]
+    from flowwatch.query.presets import nesting_guard
+
+    with nesting_guard():
+        return sqlglot.transpile(athena_sql, read="athena", write="duckdb")[0]
 
 
 def reads_partition(athena_sql: str) -> bool:
@@ -81,7 +90,10 @@ def reads_partition(athena_sql: str) -> bool:
     import sqlglot
     from sqlglot import exp
 
-    tree = sqlglot.parse_one(athena_sql, read="athena")
+    from flowwatch.query.presets import nesting_guard
+
+    with nesting_guard():
+        tree = sqlglot.parse_one(athena_sql, read="athena")
     stars = (s for s in tree.find_all(exp.Star) if isinstance(s.parent, (exp.Select, exp.Column)))  # not count(*)
     return any(c.name == PARTITION_KEY for c in tree.find_all(exp.Column)) or any(stars)
 
@@ -137,8 +149,9 @@ class FileCache:
             raise FlowwatchError(f"query: refusing S3 key {key!r} (not a plain path)")
         return self.root.joinpath("s3", bucket, *parts)
 
-    def download(self, s3: Any, bucket: str, obj: dict[str, Any]) -> tuple[Path, bool]:
-        """The local copy of ``obj`` (a ListObjectsV2 entry) and whether it was downloaded now."""
+    def download(self, s3: Any, bucket: str, obj: dict[str, Any], owner: str | None = None) -> tuple[Path, bool]:
+        """The local copy of ``obj`` (a ListObjectsV2 entry) and whether it was downloaded now
+        (from a bucket of account ``owner``: ExpectedBucketOwner)."""
         from botocore.exceptions import ClientError
 
         target = self.s3_path(bucket, obj["Key"])
@@ -148,7 +161,8 @@ class FileCache:
         private_dir(target.parent, within=self.root)
         partial = target.with_name(target.name + ".part")
         try:
-            s3.download_file(bucket, obj["Key"], str(partial))
+            s3.download_file(bucket, obj["Key"], str(partial),
+                             ExtraArgs={"ExpectedBucketOwner": owner} if owner else None)
         except ClientError as exc:
             raise AwsError.from_client_error(exc, step="query", operation="GetObject") from None
         make_private(partial)
@@ -209,15 +223,16 @@ class FileCache:
         return size
 
 
-def list_objects(s3: Any, bucket: str, prefixes: list[str]) -> list[dict[str, Any]]:
-    """Every flow-log object under the prefixes (ListObjectsV2, paginated)."""
+def list_objects(s3: Any, bucket: str, prefixes: list[str], owner: str | None = None) -> list[dict[str, Any]]:
+    """Every flow-log object under the prefixes (ListObjectsV2, paginated; ExpectedBucketOwner ``owner``)."""
     from botocore.exceptions import ClientError
 
     objects: list[dict[str, Any]] = []
     paginator = s3.get_paginator("list_objects_v2")
     try:
         for prefix in prefixes:
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            expected = {"ExpectedBucketOwner": owner} if owner else {}
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **expected):
                 objects += [o for o in page.get("Contents", []) if is_flow_file(o["Key"].rsplit("/", 1)[-1])]
     except ClientError as exc:
         err = AwsError.from_client_error(exc, step="query", operation="ListObjectsV2")
@@ -227,15 +242,34 @@ def list_objects(s3: Any, bucket: str, prefixes: list[str]) -> list[dict[str, An
     return objects
 
 
+def check_stack_bucket(s3: Any, bucket: str, account: str, stack: str) -> None:
+    """Before reading anything: the bucket is the caller account's (ExpectedBucketOwner) and carries
+    the stack's tag, as `up` checks before adopting it; OwnershipError otherwise (exit 1)."""
+    from flowwatch.errors import OwnershipError
+    from flowwatch.naming import STACK_TAG
+    from flowwatch.steps.bucket import owned
+
+    ours = owned(s3, bucket, account, stack)
+    if ours is None:
+        raise AwsError(f"query: bucket {bucket} does not exist", code="NoSuchBucket",
+                       hint="the stack's bucket does not exist: run `flowwatch up` first")
+    if not ours:
+        raise OwnershipError(f"query: bucket {bucket} is not tagged {STACK_TAG}={stack}: it is not this stack's "
+                             "bucket, so its objects are not read",
+                             hint="bucket names are global: set names.bucket to a name of your own and run "
+                                  "`flowwatch up`")
+
+
 def fetch_s3(s3: Any, bucket: str, layout: "S3Layout", prefixes: list[str], cache: FileCache,
-             out: Any) -> list[SourceFile]:
-    """List the objects of the window, download the ones not cached, and describe them for DuckDB."""
+             out: Any, owner: str | None = None) -> list[SourceFile]:
+    """List the objects of the window, download the ones not cached, and describe them for DuckDB
+    (every call with ExpectedBucketOwner ``owner``)."""
     files: list[SourceFile] = []
     fresh = 0
-    objects = list_objects(s3, bucket, prefixes)
+    objects = list_objects(s3, bucket, prefixes, owner)
     with out.working(f"Downloading {plural(len(objects), 'flow-log object')} from s3://{bucket}"):
         for obj in objects:
-            path, downloaded = cache.download(s3, bucket, obj)
+            path, downloaded = cache.download(s3, bucket, obj, owner)
             fresh += downloaded
             files.append(SourceFile(path, layout.dt_from_key(obj["Key"]), obj["Key"].endswith(_PARQUET_SUFFIX)))
     out.detail(f"s3://{bucket}: {plural(len(objects), 'object')}, {fresh} downloaded, "
@@ -250,7 +284,8 @@ class LocalEngine:
 
     def __init__(self, fmt: RecordFormat, *, table: str, database: str, out: Any,
                  cache: FileCache | None = None, threads: int = THREADS,
-                 memory_limit: str = MEMORY_LIMIT) -> None:
+                 memory_limit: str = MEMORY_LIMIT, readable: Iterable[Path] = ()) -> None:
+        """``readable``: the paths the user's SQL may read besides the cache (the ``--source`` path)."""
         import duckdb
 
         self.format = fmt
@@ -261,6 +296,8 @@ class LocalEngine:
         self.columns: list[str] = list(fmt.columns)
         self.cached_malformed = 0
         self._exports: list[Generator[bytes, None, None]] = []
+        self.readable = [*([cache.root] if cache else []), *readable]
+        self.locked = False
         spill = (cache.root if cache else Path(tempfile.gettempdir()) / "flowwatch") / "duckdb-tmp"
         private_dir(spill, within=spill.parent)  # DuckDB makes only the last level, when it first spills
         self.con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit,
@@ -313,7 +350,10 @@ class LocalEngine:
         try:
             opener = gzip.open if path.name.endswith(".gz") else open
             with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-                first = handle.readline()
+                first = first_line(handle)
+        except LineTooLong as exc:
+            self.out.warn(f"skipped {path}: {exc}")
+            return None
         except (OSError, EOFError) as exc:
             self.out.warn(f"skipped {path}: cannot read it ({exc})")
             return None
@@ -396,7 +436,7 @@ class LocalEngine:
         paths = "[" + ", ".join(_lit(str(f.path)) for f in group) + "]"
         reader = (f"read_csv({paths}, columns = {types}, delim = ' ', header = {str(header).lower()}, "
                   f"nullstr = '-', quote = '', escape = '', auto_detect = false, ignore_errors = true, "
-                  f"store_rejects = true, buffer_size = {CSV_BUFFER}, filename = {str(with_filename).lower()})")
+                  f"store_rejects = true, max_line_size = {MAX_LINE_BYTES}, buffer_size = {CSV_BUFFER}, filename = {str(with_filename).lower()})")
         cols = [_typed(c) if c in present else f"CAST(NULL AS {_duck_type(c)}) AS {_ident(c)}"
                 for c in (columns or self.columns)]
         return f"SELECT {', '.join(cols)}{', filename' if with_filename else ''} FROM {reader}"
@@ -422,7 +462,9 @@ class LocalEngine:
     # -- running -------------------------------------------------------------------------------------
     def fetch(self, athena_sql: str, max_rows: int | None = None) -> tuple[list[str], list[tuple[Any, ...]], bool]:
         """Columns, up to ``max_rows`` rows, and whether more rows were left out."""
-        cursor = self._run(to_duckdb(athena_sql))
+        sql = to_duckdb(athena_sql)
+        self.lock()
+        cursor = self._run(sql)
         columns = [d[0] for d in cursor.description]
         if max_rows is None:
             return columns, cursor.fetchall(), False
@@ -438,22 +480,28 @@ class LocalEngine:
         Without ``/dev/fd`` (not Linux/macOS), the temporary file. ``close()`` stops an export
         left unfinished (e.g. stdout closed early) before closing the connection.
         """
-        options = "FORMAT json, ARRAY true" if fmt == "json" else "FORMAT csv, HEADER true"
-        sql = f"COPY ({to_duckdb(athena_sql)}) TO {{}} ({options})"
-        chunks = self._export_piped(sql) if os.path.isdir("/dev/fd") else self._export_file(sql, fmt)
+        query = to_duckdb(athena_sql)
+        chunks = self._export_piped(query, fmt) if os.path.isdir("/dev/fd") else self._export_file(query, fmt)
         self._exports.append(chunks)
         return chunks
 
-    def _export_piped(self, sql: str) -> Generator[bytes, None, None]:
+    def _export_piped(self, query: str, fmt: str) -> Generator[bytes, None, None]:
         import threading
 
         read_fd, write_fd = os.pipe()
         _widen_pipe(write_fd)
         failure: list[BaseException] = []
+        target = f"/dev/fd/{write_fd}"
+        try:
+            self.lock(writable=[target])
+        except BaseException:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
 
         def copy() -> None:
             try:
-                self._run(sql.format(_lit(f"/dev/fd/{write_fd}")))
+                self._run(_copy_to(query, target, fmt))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the reading thread
                 failure.append(exc)
             finally:
@@ -473,11 +521,12 @@ class LocalEngine:
         if failure:
             raise failure[0]
 
-    def _export_file(self, sql: str, fmt: str) -> Generator[bytes, None, None]:
+    def _export_file(self, query: str, fmt: str) -> Generator[bytes, None, None]:
         handle, name = tempfile.mkstemp(prefix="flowwatch-query-", suffix=f".{fmt}")
         os.close(handle)
         try:
-            self._run(sql.format(_lit(name)))
+            self.lock(writable=[name])
+            self._run(_copy_to(query, name, fmt))
             with open(name, "rb") as result:
                 while chunk := result.read(_CHUNK):
                     yield chunk
@@ -499,11 +548,32 @@ class LocalEngine:
         self.con.execute("DELETE FROM reject_errors")
         return int(row[0]) if row else 0
 
+    def lock(self, *, writable: Iterable[str] = ()) -> None:
+        """Before the user's SQL: DuckDB may read only ``readable`` (and write only ``writable``),
+        no extension, no other file, no network; and no setting can be changed back."""
+        writable = list(writable)
+        if self.locked:
+            if writable:
+                raise FlowwatchError("query: the local engine runs one export per connection")
+            return
+        dirs = [os.path.abspath(p) for p in self.readable if Path(p).is_dir()]
+        files = [os.path.abspath(p) for p in self.readable if not Path(p).is_dir()] + writable
+        self.con.execute(f"SET allowed_directories = {_list(dirs)}")
+        self.con.execute(f"SET allowed_paths = {_list(files)}")
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
+        self.locked = True
+
     def _run(self, sql: str) -> Any:
         import duckdb
 
         try:
             return self.con.execute(sql)
+        except duckdb.PermissionException as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "permission error"
+            raise UsageError(f"query: refused: {first}",
+                             hint="the local engine reads only the stack's flow-log files (the cache and "
+                                  "--source), and changes no setting") from None
         except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
             raise UsageError(f"query: DuckDB cannot run it: {_one_line(exc)}",
                              hint="`flowwatch query list` shows the presets; columns are the Glue table's") from None
@@ -546,6 +616,16 @@ def _ident(name: str) -> str:
     from sqlglot import exp
 
     return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
+def _copy_to(query: str, target: str, fmt: str) -> str:
+    """COPY of the query's result to ``target`` (joined, never formatted: the query may hold braces)."""
+    options = "FORMAT json, ARRAY true" if fmt == "json" else "FORMAT csv, HEADER true"
+    return "COPY (" + query + ") TO " + _lit(target) + " (" + options + ")"
+
+
+def _list(items: list[str]) -> str:
+    return "[" + ", ".join(_lit(item) for item in items) + "]"
 
 
 def _lit(text: str) -> str:

@@ -14,8 +14,10 @@ The result is Athena SQL; the local engine transpiles that very text to DuckDB w
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,17 @@ if TYPE_CHECKING:
 
 #: The table name the preset texts use; replaced by the stack's Glue table name.
 TEMPLATE_TABLE = "flow_logs"
+
+#: Bounds on a statement, checked before sqlglot parses it (its parser recurses, and its time grows with
+#: the tokens): Athena's own size limit, a token count and a nesting depth no hand-written query reaches.
+MAX_SQL_BYTES = 262_144
+MAX_SQL_TOKENS = 5_000
+MAX_SQL_DEPTH = 40
+# Strings, quoted identifiers and comments are one token each (their brackets do not nest).
+_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*.*?(?:\*/|\Z)|\w+|[^\w\s]", re.S)
+# Statements and clauses the local engine never runs inside a query (DuckDB's lockdown is the real fence).
+_WRITES = ("DML", "DDL", "Into", "Command", "Set", "Pragma", "Copy", "Attach", "Detach", "Install", "Use",
+           "LoadData", "Export")
 
 _DATE = "date_format(from_unixtime(start), '%Y-%m-%d') AS \"date\""
 
@@ -151,13 +164,45 @@ def validate_ip(text: str) -> str:
         raise UsageError(f"{text!r} is not an IPv4 or IPv6 address") from None
 
 
+def check_bounds(sql: str) -> None:
+    """UsageError when the statement is larger, longer or more deeply nested than MAX_SQL_*."""
+    size = len(sql.encode("utf-8", "surrogatepass"))
+    if size > MAX_SQL_BYTES:
+        raise UsageError(f"the SQL statement is {size:,} bytes; at most {MAX_SQL_BYTES:,} (Athena's limit)")
+    tokens = depth = 0
+    for match in _TOKEN.finditer(sql):
+        tokens += 1
+        text = match.group()
+        if text in ("(", "["):
+            depth += 1
+            if depth > MAX_SQL_DEPTH:
+                raise UsageError(f"the SQL statement nests parentheses more than {MAX_SQL_DEPTH} levels deep; "
+                                 f"at most {MAX_SQL_DEPTH}", hint="use WITH to name the inner queries")
+        elif text in (")", "]"):
+            depth -= 1
+    if tokens > MAX_SQL_TOKENS:
+        raise UsageError(f"the SQL statement has {tokens:,} tokens; at most {MAX_SQL_TOKENS:,}")
+
+
+@contextlib.contextmanager
+def nesting_guard() -> Iterator[None]:
+    """sqlglot recurses once per level of an expression: too deep a statement is a UsageError."""
+    try:
+        yield
+    except RecursionError:
+        raise UsageError("the SQL statement is nested too deeply to parse",
+                         hint="use WITH to name the inner queries") from None
+
+
 def parse(sql: str) -> "exp.Expr":
     """One Athena SQL statement as a sqlglot tree; UsageError with sqlglot's message otherwise."""
     import sqlglot
     from sqlglot.errors import ParseError
 
+    check_bounds(sql)
     try:
-        statements = [s for s in sqlglot.parse(sql, read="athena") if s is not None]
+        with nesting_guard():
+            statements = [s for s in sqlglot.parse(sql, read="athena") if s is not None]
     except ParseError as exc:
         raise UsageError(f"not valid Athena SQL: {_first_error(exc)}") from None
     if len(statements) != 1:
@@ -241,14 +286,18 @@ def scope_user_sql(sql: str, *, table: str, database: str, window: "TimeWindow |
                 ref.replace(_scoped(ref, conditions))
     if limit is not None:
         tree = tree.limit(limit)
-    return tree.sql(dialect="athena", pretty=True)
+    with nesting_guard():
+        return tree.sql(dialect="athena", pretty=True)
 
 
 def is_query(sql: str) -> bool:
-    """Whether the Athena statement is a query (SELECT/WITH/UNION ...), as the local engine needs."""
+    """Whether the Athena statement is a read-only query (SELECT/WITH/UNION ..., nothing that writes or
+    sets anything inside), as the local engine needs."""
     from sqlglot import exp
 
-    return isinstance(parse(sql), exp.Query)
+    tree = parse(sql)
+    writes = tuple(getattr(exp, name) for name in _WRITES)
+    return isinstance(tree, exp.Query) and not any(isinstance(node, writes) for node in tree.walk())
 
 
 def window_conditions(window: "TimeWindow | None", partitions: tuple[str, str] | None) -> list[Any]:

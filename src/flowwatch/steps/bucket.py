@@ -84,25 +84,10 @@ class BucketStep:
     def discover(self, ctx: Context) -> BucketSeen | None:
         s3 = ctx.aws.s3
         name = ctx.bucket
-        try:
-            s3.head_bucket(Bucket=name, ExpectedBucketOwner=ctx.account)
-        except Exception as exc:
-            code = error_code(exc)
-            if code in ("404", "NoSuchBucket", "NotFound"):
-                return None
-            if code in ("403", "AccessDenied"):
-                raise OwnershipError(f"bucket: bucket {name} exists in another account, or you lack "
-                                     f"s3:ListBucket on it",
-                                     hint="bucket names are global: set names.bucket to a name of your own; "
-                                          "docs/IAM.md lists the permissions flowwatch needs")
-            raise
-        try:
-            bucket_tags = tag_map(s3.get_bucket_tagging(Bucket=name)["TagSet"])
-        except Exception as exc:
-            if error_code(exc) != "NoSuchTagSet":
-                raise
-            bucket_tags = {}
-        if bucket_tags.get(STACK_TAG) != ctx.stack.name:
+        ours = owned(s3, name, ctx.account, ctx.stack.name)
+        if ours is None:
+            return None
+        if not ours:
             return BucketSeen(name, ours=False)  # never read further, never changed
         return BucketSeen(name, True, True,
                           _read(s3.get_public_access_block, name, "PublicAccessBlockConfiguration",
@@ -195,6 +180,30 @@ class BucketStep:
 
 
 # ---------- the calls, one per setting ----------
+def owned(s3: Any, name: str, account: str, stack: str) -> bool | None:
+    """Whether bucket ``name`` is the stack's: None when there is none, False when it is the account's
+    but without the stack's tag; OwnershipError when it is another account's (ExpectedBucketOwner)."""
+    try:
+        s3.head_bucket(Bucket=name, ExpectedBucketOwner=account)
+    except Exception as exc:
+        code = error_code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return None
+        if code in ("403", "AccessDenied"):
+            raise OwnershipError(f"bucket: bucket {name} exists in another account, or you lack "
+                                 f"s3:ListBucket on it",
+                                 hint="bucket names are global: set names.bucket to a name of your own; "
+                                      "docs/IAM.md lists the permissions flowwatch needs")
+        raise
+    try:
+        bucket_tags = tag_map(s3.get_bucket_tagging(Bucket=name, ExpectedBucketOwner=account)["TagSet"])
+    except Exception as exc:
+        if error_code(exc) != "NoSuchTagSet":
+            raise
+        bucket_tags = {}
+    return bucket_tags.get(STACK_TAG) == stack
+
+
 def _put_public_block(s3: Any, name: str) -> None:
     s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=PUBLIC_BLOCK)
 
