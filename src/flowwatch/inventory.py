@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flowwatch.errors import OwnershipError
+from flowwatch.errors import OwnershipError, error_code
 from flowwatch.model import Change, Context, DestroyOptions, Stack
 from flowwatch.naming import STACK_TAG, Names
 
@@ -234,7 +234,12 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
             # the orphan was made under an older config: its table may carry the default name
             table = ctx.names.of("table")
             if kind == "database":
-                tables = ctx.aws.glue.get_tables(DatabaseName=name, MaxResults=2).get("TableList", [])
+                try:
+                    tables = ctx.aws.glue.get_tables(DatabaseName=name, MaxResults=2).get("TableList", [])
+                except Exception as exc:
+                    if error_code(exc) != "EntityNotFoundException":
+                        raise
+                    continue        # deleted: the Tagging API still lists a resource for a while after
                 if len(tables) == 1 and tables[0]["Name"] == Names(ctx.stack.name).of("table"):
                     table = tables[0]["Name"]
             athena = ATHENA.discover(_with_name(_with_name(other, "table", table),

@@ -45,7 +45,7 @@ def test_ssm_requests_are_served_one_at_a_time():
     app = FlowwatchApp(backend, Plane(), {})   # type: ignore[arg-type]
 
     def put(_: int) -> bytes:
-        environ = {"PATH_INFO": "/", "REQUEST_METHOD": "POST", "HTTP_AUTHORIZATION": AUTH,
+        environ = {"PATH_INFO": "/", "REQUEST_METHOD": "POST", "HTTP_AUTHORIZATION": AUTH, "HTTP_HOST": "127.0.0.1",
                    "HTTP_X_AMZ_TARGET": "AmazonSSM.PutParameter", "CONTENT_TYPE": "application/x-amz-json-1.1"}
         return b"".join(app(environ, lambda status, headers, exc_info=None: None))
 
