@@ -590,6 +590,13 @@ Notes:
   a specific ARN would never match them.
 - **The delivery role** trusts only `vpc-flow-logs.amazonaws.com` with `aws:SourceAccount` and
   `aws:SourceArn`, and may only write into the stack's log group (and `logs:DescribeLogGroups` on `*`).
+- **The stack lock** (`ssm:PutParameter`, `GetParameter`, `DeleteParameter`) is granted on exactly
+  `parameter/flowwatch/<stack>/lock`; `flowwatch unlock` needs the same.
+- **Resources under old names.** The policy names the config's resources exactly, so removing what an
+  older config made (`up --prune`, or `down` of an orphan) needs the policy of that config too
+  (`--config old.yaml`); reading their tags to find them (`tag:GetResources`, `iam:ListRoleTags` on
+  roles) is all this policy grants beyond the stack's names. The NACL rule's ownership tag
+  (`flowwatch:<stack>:nacl-rule`) is the only tag written outside a create, on the network ACL only.
 - `sts:GetCallerIdentity` needs no permission.
 """
 
