@@ -58,3 +58,28 @@ def test_reading_from_a_terminal_says_so(capsys, monkeypatch):
 def test_reading_from_a_pipe_says_nothing_of_it(capsys, monkeypatch):
     result = run_cli(capsys, monkeypatch, "pattern", "test", "REJECT", stdin="REJECT one\n")
     assert result.code == 0 and "reading lines" not in result.err
+
+
+def test_a_line_longer_than_a_log_event_is_exit_2_naming_it(tmp_path, capsys, monkeypatch):
+    from flowwatch.patterns import MAX_EVENT_LENGTH
+
+    path = tmp_path / "events.log"
+    with path.open("w") as f:
+        f.write(LINES)
+        f.write("x" * (MAX_EVENT_LENGTH + 1) + "\n")
+    result = run_cli(capsys, monkeypatch, "pattern", "test", LAB, str(path))
+    assert result.code == 2, result.err
+    line = LINES.count("\n") + 1
+    assert f"line {line} is longer than a log event can be (1 MiB)" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_a_line_of_exactly_a_log_event_is_evaluated(tmp_path, capsys, monkeypatch):
+    from flowwatch.patterns import MAX_EVENT_LENGTH
+
+    path = tmp_path / "events.log"
+    reject = LINES.splitlines()[0]
+    path.write_text(reject + " " + "x" * (MAX_EVENT_LENGTH - len(reject) - 1) + "\n")
+    result = run_cli(capsys, monkeypatch, "pattern", "test", "REJECT", str(path))
+    assert result.code == 0, result.err
+    assert "1 of 1 line matched" in result.err

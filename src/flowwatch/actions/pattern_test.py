@@ -30,7 +30,17 @@ def compile_or_fail(pattern_text: str) -> Any:
 
 
 def read_lines(source: IO[str]) -> list[str]:
-    return [line.rstrip("\n") for line in source if line.strip()]
+    """The non-blank lines of ``source``, each at most the largest log event (CloudWatch's 1 MiB): a longer
+    one is a usage error naming it, read in bounded memory (a file of one endless line is never held)."""
+    from flowwatch.patterns import MAX_EVENT_LENGTH
+    from flowwatch.records import LineTooLong, bounded_lines
+
+    name = getattr(source, "name", None) or "<stdin>"
+    try:
+        return [line.rstrip("\r\n") for line in bounded_lines(source, limit=MAX_EVENT_LENGTH) if line.strip()]
+    except LineTooLong as exc:
+        raise ConfigError(f"{name}: line {exc.number} is longer than a log event can be "
+                          f"({MAX_EVENT_LENGTH // (1024 * 1024)} MiB)") from None
 
 
 def match_lines(out: Output, pattern: Any, pattern_text: str, lines: list[str], *, ctx: Context | None = None,
