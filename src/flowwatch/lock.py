@@ -192,11 +192,7 @@ class StackLock:
         if current.id != me.id:
             return (f"the lock of stack {self.stack!r} is now held by {current.describe()}, not by this run: "
                     "left in place")
-        try:
-            self.ssm.delete_parameter(Name=self.name)
-        except Exception as exc:
-            if error_code(exc) != "ParameterNotFound":
-                raise AwsError.from_client_error(exc, step="lock", operation="DeleteParameter") from None
+        self._delete("lock")
         return None
 
     def delete(self, holder_id: str) -> Holder | None:
@@ -208,12 +204,16 @@ class StackLock:
         if current.id != holder_id:
             raise UsageError(f"unlock: {shown(holder_id)} is not the id of the lock of stack {self.stack!r}; it is held "
                              f"by {current.describe()}, lock ID {current.id or '(none: not a flowwatch lock)'}")
+        self._delete("unlock")
+        return current
+
+    def _delete(self, step: str) -> None:
+        """Delete the parameter (already gone is fine: the end wanted)."""
         try:
             self.ssm.delete_parameter(Name=self.name)
         except Exception as exc:
             if error_code(exc) != "ParameterNotFound":
-                raise AwsError.from_client_error(exc, step="unlock", operation="DeleteParameter") from None
-        return current
+                raise AwsError.from_client_error(exc, step=step, operation="DeleteParameter") from None
 
 
 class Terminated(KeyboardInterrupt):
