@@ -66,9 +66,11 @@ MAX_JSON_NESTING: Final = 32
 MAX_REPEAT: Final = 1000
 """The largest count in ``{m,n}`` (RE2's bound on a repetition)."""
 
-MAX_REGEX_PROGRAM: Final = 1000
+MAX_REGEX_PROGRAM: Final = 200
 """The largest compiled regex (RE2 instructions). RE2's search is linear in the event, with a factor
-up to the program's size when its DFA gives up (``a[ab]{20}c``-like regexes): this bounds that factor.
+up to the program's size when its DFA gives up (``a[ab]{20}c``-like regexes): this bounds that factor,
+so that the worst accepted regex searches a 1 MiB event in about 2 s on this project's machine
+(``benchmarks/bench_patterns.py --hostile``; 1000 instructions took 9 s). ``[0-9a-f]{64}`` is 132.
 ``\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}`` is 27 instructions."""
 
 MAX_REGEXES: Final = 2
