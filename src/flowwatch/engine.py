@@ -303,10 +303,7 @@ def down(ctx: Context, confirm: Callable[[Sequence[Change]], bool] | None = None
     plan = plan_down(ctx)
     _show_kept(ctx, plan)
     if not plan:
-        ctx.out.info(f"Nothing to remove: no resource of stack {ctx.stack.name!r} found in {ctx.region}.")
-        report = Report(plan, unchanged=len(plan.steps))
-        _summary(ctx, report, dry_run=ctx.dry_run)
-        return report
+        return _nothing_to_remove(ctx, plan, "found")
     if ctx.dry_run:
         changed = Plan(tuple(sp for sp in plan.steps if sp.changes), dry_run=True)
         _show(ctx, changed)
@@ -324,13 +321,17 @@ def down(ctx: Context, confirm: Callable[[Sequence[Change]], bool] | None = None
         ctx.stack = Stack(ctx.stack.name, account=ctx.stack.account)
         plan = plan_down(ctx)                 # planned again under the lock: a writer before us may have changed it
         if not plan:
-            ctx.out.info(f"Nothing to remove: no resource of stack {ctx.stack.name!r} is left in {ctx.region}.")
-            report = Report(plan, unchanged=len(plan.steps))
-            _summary(ctx, report)
-            return report
+            return _nothing_to_remove(ctx, plan, "is left")
         if confirm is not None and not {_key(c) for c in plan.changes} <= confirmed and not confirm(plan.changes):
             return Report(plan, unchanged=len(plan.steps), cancelled=True)
         return execute_down(ctx, plan)
+
+
+def _nothing_to_remove(ctx: Context, plan: Plan, verb: str) -> Report:
+    ctx.out.info(f"Nothing to remove: no resource of stack {ctx.stack.name!r} {verb} in {ctx.region}.")
+    report = Report(plan, unchanged=len(plan.steps))
+    _summary(ctx, report, dry_run=ctx.dry_run)
+    return report
 
 
 def _key(change: Change) -> tuple[str, str, str]:

@@ -114,6 +114,12 @@ class Holder:
         return asdict(self)
 
 
+def wrong_id(stack: str, given: str, holder: Holder) -> UsageError:
+    """``flowwatch unlock ID`` with an ID that is not the stored one: the error naming the real holder."""
+    return UsageError(f"unlock: {shown(given)} is not the id of the lock of stack {stack!r}; it is held "
+                      f"by {holder.describe()}, lock ID {holder.id or '(none: not a flowwatch lock)'}")
+
+
 class LockHeldError(FlowwatchError):
     """Another writer holds the stack's lock and did not release it in time (exit 1)."""
 
@@ -202,8 +208,7 @@ class StackLock:
         if current is None:
             return None
         if current.id != holder_id:
-            raise UsageError(f"unlock: {shown(holder_id)} is not the id of the lock of stack {self.stack!r}; it is held "
-                             f"by {current.describe()}, lock ID {current.id or '(none: not a flowwatch lock)'}")
+            raise wrong_id(self.stack, holder_id, current)
         self._delete("unlock")
         return current
 

@@ -212,7 +212,7 @@ class Context:
         import hashlib
 
         key = "\x1f".join([self.run_id, self.stack.name, *map(str, parts)])
-        return hashlib.sha256(key.encode("utf-8")).hexdigest()[:64]
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()     # 64 characters: EC2's limit
 
     @property
     def account(self) -> str:

@@ -25,5 +25,5 @@ def simulate_reject(app: App, mode: str | None, wait: bool, timeout: int | None,
     """Make forbidden (denied ICMP) traffic happen and watch the alarm fire. Not idempotent: each run adds traffic."""
     from flowwatch.actions import simulate
 
-    sys.exit(simulate.simulate(app.context(lock=lock_request(app, lock_timeout)), mode=mode, wait=wait, timeout=timeout, count=count,
-                               output=app.settings.output))
+    ctx = app.context(lock=lock_request(app, lock_timeout))
+    sys.exit(simulate.simulate(ctx, mode=mode, wait=wait, timeout=timeout, count=count, output=app.settings.output))

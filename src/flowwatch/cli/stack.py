@@ -130,8 +130,12 @@ EXTRA_STATES = ("orphaned", "duplicate of ")
 def status_code(rows: Sequence["StepStatus"]) -> int:
     """``status``'s exit code: 0 when every resource is found and in its desired state, 1 on drift or a missing
     one. ``not managed`` rows (an adopted VPC's parts) and informational rows (metrics, inbox) don't count."""
-    return 1 if any(_counts(r) and (r.state in NOT_CONVERGED or r.state.startswith(EXTRA_STATES)) for r in rows) \
-        else 0
+    return 1 if any(_not_converged(r) for r in rows) else 0
+
+
+def _not_converged(row: "StepStatus") -> bool:
+    """Drift, a missing resource, or an extra (orphan, duplicate) of a row that counts."""
+    return _counts(row) and (row.state in NOT_CONVERGED or row.state.startswith(EXTRA_STATES))
 
 
 def _counts(row: "StepStatus") -> bool:
@@ -155,7 +159,7 @@ def status_json(ctx: "Context", rows: Sequence["StepStatus"]) -> dict[str, Any]:
             "datapoints": r.extra.get("datapoints"), "notifications": r.extra.get("notifications"),
         }
 
-    drift = [r.step for r in rows if _counts(r) and (r.state in NOT_CONVERGED or r.state.startswith(EXTRA_STATES))]
+    drift = [r.step for r in rows if _not_converged(r)]
     return {"stack": ctx.stack.name, "region": ctx.region, "ok": not drift, "not_converged": drift,
             "steps": [row(r) for r in rows]}
 

@@ -75,8 +75,8 @@ def unlock_command(settings: "Settings", lock_id: str = "{id}") -> str:
 def unlock(app: App, lock_id: str, yes: bool) -> None:
     """Break a stale stack lock (a run that was killed): shows who holds it, then deletes it if its ID is ID."""
     from flowwatch.console import safe
-    from flowwatch.errors import UsageError, shown
-    from flowwatch.lock import StackLock, parameter_name
+    from flowwatch.errors import UsageError
+    from flowwatch.lock import StackLock, parameter_name, wrong_id
 
     ctx = app.context()
     out, fmt = ctx.out, app.settings.output
@@ -90,8 +90,7 @@ def unlock(app: App, lock_id: str, yes: bool) -> None:
             out.json({**result, "locked": False, "unlocked": False, "holder": None})
         return
     if holder.id != lock_id:
-        raise UsageError(f"unlock: {shown(lock_id)} is not the id of the lock of stack {ctx.stack.name!r}; it is held "
-                         f"by {holder.describe()}, lock ID {holder.id or '(none: not a flowwatch lock)'}")
+        raise wrong_id(ctx.stack.name, lock_id, holder)
     out.info(f"stack {ctx.stack.name!r} is locked by {safe(holder.describe())}, lock ID {holder.id}")
     if not yes:
         if not sys.stdin or not sys.stdin.isatty():
