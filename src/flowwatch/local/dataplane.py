@@ -44,7 +44,9 @@ from collections.abc import Callable
 from typing import Any
 
 from flowwatch.local.alarm_state import AlarmEvaluator
+from flowwatch.local.api import Api, json_request
 from flowwatch.local.flow_logs import FlowLogService
+from flowwatch.local.log_events import LogEvents
 from flowwatch.local.loopback import LoopbackClients
 from flowwatch.local.metric_filters import MetricFilters
 from flowwatch.local.notifications import Inbox
@@ -81,6 +83,8 @@ class DataPlane:
         self.metric_filters = MetricFilters(self.clients, on_data=self.wake)
         self.alarms = AlarmEvaluator(self.clients, self.clock.now)
         self.inbox = Inbox(self.clients, self.clock.now)
+        self.log_events = LogEvents(self.clients, self.clock.now)
+        self.api = self._operations()
         self._lock = threading.Lock()          # regions
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -93,6 +97,20 @@ class DataPlane:
     @endpoint.setter
     def endpoint(self, url: str) -> None:
         self.clients.endpoint = url
+
+    def _operations(self) -> Api:
+        """What each part serves or completes (see flowwatch.local.api), in the order it runs."""
+        api = Api()
+        events, filters = self.log_events, self.metric_filters
+        api.after("logs:PutLogEvents", events.after_put_log_events)
+        api.after("logs:PutLogEvents",
+                  lambda region, request, body: filters.tap_put_log_events(region, request, json_request(body)))
+        api.after("logs:DeleteLogGroup", events.after_delete_log_group)
+        api.after("logs:DeleteLogStream", events.after_delete_log_stream)
+        api.serve("logs:FilterLogEvents", events.filter_log_events)
+        api.after("sns:Publish", self.inbox.tap_publish)
+        api.after("ec2:CreateFlowLogs", lambda region, params, body: self.flow_logs.tap_create_flow_logs(params, body))
+        return api
 
     def saw_region(self, region: str | None) -> None:
         if region and region not in self.regions:

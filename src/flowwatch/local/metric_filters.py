@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from flowwatch.local.log_events import accepted
 from flowwatch.local.loopback import Clients
 
 log = logging.getLogger("flowwatch.local")
@@ -34,11 +35,7 @@ class MetricFilters:
 
     def tap_put_log_events(self, region: str, request: Mapping[str, Any], response: Mapping[str, Any]) -> int:
         """Evaluate the log group's metric filters on the accepted events; returns datapoints put."""
-        events = list(request.get("logEvents") or ())
-        rejected = response.get("rejectedLogEventsInfo") or {}
-        lo = max(rejected.get("tooOldLogEventEndIndex", -1), rejected.get("expiredLogEventEndIndex", -1)) + 1
-        hi = rejected.get("tooNewLogEventStartIndex", len(events))
-        events = events[lo:hi]
+        events = accepted(request, response)
         group = request.get("logGroupName")
         if not events or not group:
             return 0

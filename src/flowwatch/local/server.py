@@ -20,13 +20,12 @@ small middleware:
   would lock a TLS-only or log-delivery bucket). Policies are not enforced locally.
 * SSM requests are served one at a time (moto's PutParameter with Overwrite=False is check-then-insert;
   the stack lock needs it atomic, as on AWS).
-* everything else goes to moto unchanged; three operations are *also* handed to a part of the
-  data plane after moto accepted them (HTTP 200): ``logs:PutLogEvents`` to
-  :class:`~flowwatch.local.metric_filters.MetricFilters`, ``sns:Publish`` to the
-  :class:`~flowwatch.local.notifications.Inbox` and ``ec2:CreateFlowLogs`` to the
-  :class:`~flowwatch.local.flow_logs.FlowLogService` (its copy of DestinationOptions, which moto
-  drops). The region of every signed request is noted so that alarms are evaluated in each
-  region in use.
+* the operations that the data plane registered (``DataPlane.api``, a
+  :class:`flowwatch.local.api.Api`) are served by it (FilterLogEvents, ...) or completed after
+  moto answered (PutLogEvents -> metric filters and the event copy, Publish -> inbox, ...):
+  the registry's docstring says how, ``DataPlane._operations`` what;
+* everything else goes to moto unchanged. The region of every signed request is noted so that
+  alarms are evaluated in each region in use.
 
 Before any of that, every request passes :func:`_refusal` (the local AWS serves the programs of
 this host, never a web page that reaches it):
@@ -67,6 +66,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qsl
 
+from flowwatch.local.api import ServiceError, json_request
 from flowwatch.local.dataplane import DataPlane
 from flowwatch.polling import Poll
 from flowwatch.private import private_dir, write_private_text
@@ -114,16 +114,10 @@ class FlowwatchApp:
             # it for one caller only, and the stack lock relies on that, so SSM requests are served one by one.
             with self.ssm_lock:
                 return self._buffered(environ, start_response)
-        tap = self._tap_for(environ, region)
-        if tap is None:
+        op = self._operation(environ, service)
+        if op is None:
             return self.moto(environ, start_response)
-        status, body = self._moto(environ, start_response)
-        if status.startswith("200"):
-            try:
-                tap(body)
-            except Exception:  # moto answered; a data-plane failure must not turn into a 500
-                log.exception("data plane failed on %s", path)
-        return [body]
+        return self._api(environ, start_response, region or "us-east-1", *op)
 
     def _buffered(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         _, body = self._moto(environ, start_response)
@@ -207,30 +201,74 @@ class FlowwatchApp:
                 Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in bucket_tags]})
         return [body]
 
-    # ---- taps ----------------------------------------------------------------------------
-    def _tap_for(self, environ: dict[str, Any], region: str | None) -> Callable[[bytes], Any] | None:
-        if environ.get("REQUEST_METHOD") != "POST":
+    # ---- the operations the data plane serves or completes (flowwatch.local.api) -----------
+    def _operation(self, environ: dict[str, Any], service: str | None) -> tuple[str, Any] | None:
+        """(``service:Action``, request) when the data plane serves or completes this request, else None.
+        The request is the JSON body (JSON protocols) or the form parameters (query protocols)."""
+        if environ.get("REQUEST_METHOD") != "POST" or not service:
             return None
+        api = self.plane.api
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        ctype = environ.get("CONTENT_TYPE", "")
-        if target and not target.endswith(".PutLogEvents"):
+        if target:
+            op = f"{service}:{target.rpartition('.')[2]}"
+            if not api.wants(op):
+                return None
+            raw = _read_body(environ)
+            if raw is None:
+                return None
+            try:
+                return op, json_request(raw)
+            except ServiceError:
+                return op, None
+        if not environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
             return None
-        if not target and not ctype.startswith("application/x-www-form-urlencoded"):
+        if not any(key.startswith(f"{service}:") for key in (*api.served, *api.completed)):
             return None
         raw = _read_body(environ)
         if raw is None:
             return None
-        region = region or "us-east-1"
-        if target:   # logs:PutLogEvents (JSON protocol)
-            request = json.loads(raw or b"{}")
-            return lambda body: self.plane.metric_filters.tap_put_log_events(region, request, json.loads(body or b"{}"))
-        params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
-        action = params.get("Action")
-        if action == "Publish":
-            return lambda body: self.plane.inbox.tap_publish(region, params, body)
-        if action == "CreateFlowLogs":
-            return lambda body: self.plane.flow_logs.tap_create_flow_logs(params, body)
-        return None
+        params = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        op = f"{service}:{params.get('Action', '')}"
+        return (op, params) if api.wants(op) else None
+
+    def _api(self, environ: dict[str, Any], start_response: Callable[..., Any], region: str, op: str,
+             request: Any) -> list[bytes]:
+        api = self.plane.api
+        serve = api.served.get(op)
+        if serve is None:
+            def complete(status: str, body: bytes) -> bytes:
+                if not status.startswith("200"):
+                    return body
+                for fn in api.completed.get(op, ()):
+                    try:
+                        new = fn(region, request if request is not None else {}, body)
+                    except Exception:  # moto answered; a data-plane failure must not turn into a 500
+                        log.exception("data plane failed after %s", op)
+                        continue
+                    if isinstance(new, bytes):
+                        body = new
+                return body
+
+            _, body = self._moto(environ, start_response, complete)
+            return [body]
+        ctype = environ.get("CONTENT_TYPE") or "application/x-amz-json-1.1"
+        try:
+            if request is None:
+                raise ServiceError("SerializationException", "the request body is not a JSON object")
+            status, body = "200 OK", json.dumps(serve(region, request), default=str).encode("utf-8")
+            headers = [("Content-Type", ctype)]
+        except ServiceError as exc:
+            status, body = f"{exc.status} {'Bad Request' if exc.status == 400 else 'Error'}", exc.body()
+            headers = [("Content-Type", ctype), ("x-amzn-ErrorType", exc.code)]
+            if environ.get("HTTP_X_AMZN_QUERY_MODE") or op.startswith("monitoring:"):
+                headers.append(("x-amzn-query-error", f"{exc.code};Sender"))
+        except Exception as exc:
+            log.exception("data plane failed on %s", op)
+            status, body = "500 Internal Server Error", ServiceError("InternalFailure", f"{type(exc).__name__}").body()
+            headers = [("Content-Type", ctype), ("x-amzn-ErrorType", "InternalFailure")]
+        headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers)
+        return [body]
 
     # ---- flowwatch's routes --------------------------------------------------------------
     def _own(self, environ: dict[str, Any], start_response: Callable[..., Any], route: str) -> Any:
