@@ -52,6 +52,8 @@ def local_start(app: App, port: int | None) -> None:
         info, _ = process.start(port)
     out.info(f"[green]✓[/green] local AWS running on {info.url} (pid {info.pid})")
     out.info("[dim]use it with --local (or FLOWWATCH_LOCAL=1); state lasts until `flowwatch local stop`[/dim]")
+    out.info(f"[dim]other clients (the AWS CLI, boto3, flowlogs-reader): AWS_ENDPOINT_URL={info.url} "
+             "with any credentials[/dim]")
 
 
 @local.command("stop")
