@@ -22,6 +22,15 @@ Public API::
     pattern.matches(line)         # -> bool
     pattern.extract(line)         # -> {"action": "REJECT", ...} | None
     pattern.metric(line, {"metricValue": "1", "defaultValue": 0})   # -> {"value": 1.0, ...}
+    pattern.extracted_values(line)              # -> {"$action": "REJECT", "$7": "..."} | None
+    pattern.test_metric_filter([line, ...])     # -> TestMetricFilter's "matches":
+        # [{"eventNumber": 1, "eventMessage": line, "extractedValues": {"$action": "REJECT", ...}}]
+    PatternError.aws_message                    # AWS's InvalidParameterException text, e.g.
+        # "Invalid character(s) in term ':'"; "Invalid filter pattern" when AWS names nothing
+
+``extracted_values`` keys are TestMetricFilter's: ``$name`` for a named field, ``$N`` (1-based
+position in the event) for an anonymous one, ``$1..$n`` for every field of ``[]``, ``{}`` for the
+other kinds. Cases recorded against AWS itself are in ``tests/patterns/vectors/aws_recorded.json``.
 
 Bounded: every pattern flowwatch accepts is evaluated in time linear in the event. Regexes run
 on RE2 (google-re2: no backtracking), a pattern is at most ``MAX_PATTERN_LENGTH`` characters,
