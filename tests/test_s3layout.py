@@ -266,3 +266,59 @@ def test_create_flow_logs_arguments() -> None:
         "arn:aws:s3:::flowwatch-logs/x/AWSLogs/aws-account-id=123456789012/*"
     )
     assert re.fullmatch(r"arn:aws:s3:::[a-z0-9.-]+(/.*)?", layout(prefix="a/b").log_destination())
+
+
+# ---- a record's file: the 5-minute window of its END time -----------------------------------
+
+@pytest.mark.parametrize(("end", "stamp", "folder"), [
+    (datetime(2018, 6, 20, 16, 20, 0, tzinfo=UTC), "20180620T1620Z", "2018/06/20/16"),    # AWS's example:
+    (datetime(2018, 6, 20, 16, 24, 59, tzinfo=UTC), "20180620T1620Z", "2018/06/20/16"),   # 16:20:00-16:24:59
+    (datetime(2018, 6, 20, 16, 25, 0, tzinfo=UTC), "20180620T1625Z", "2018/06/20/16"),
+    (datetime(2026, 11, 27, 23, 59, 59, tzinfo=UTC), "20261127T2355Z", "2026/11/27/23"),  # last window of a day
+    (datetime(2026, 11, 28, 0, 0, 0, tzinfo=UTC), "20261128T0000Z", "2026/11/28/00"),     # first of the next
+    (datetime(2026, 11, 27, 5, 59, 59, tzinfo=UTC), "20261127T0555Z", "2026/11/27/05"),   # an hour's last
+])
+def test_a_records_end_time_names_its_file_and_folder(end: datetime, stamp: str, folder: str) -> None:
+    key = layout(per_hour=True).object_key(end, "fl-1234abcd", "fe123456")
+    assert key == (f"AWSLogs/{ACCT}/vpcflowlogs/{REGION}/{folder}/"
+                   f"{ACCT}_vpcflowlogs_{REGION}_fl-1234abcd_{stamp}_fe123456.log.gz")
+    hive = layout(hive=True, per_hour=True).object_key(end, "fl-1234abcd", "fe123456")
+    y, m, d, h = folder.split("/")
+    assert hive.startswith(f"AWSLogs/aws-account-id={ACCT}/aws-service=vpcflowlogs/aws-region={REGION}/"
+                           f"year={y}/month={m}/day={d}/hour={h}/")
+    assert hive.endswith(f"_{stamp}_fe123456.log.gz")
+
+
+def test_a_window_never_straddles_an_hour() -> None:
+    lay = layout(per_hour=True)
+    t = datetime(2026, 11, 27, tzinfo=UTC)
+    while t < datetime(2026, 11, 29, tzinfo=UTC):
+        assert lay.dt_value(S3Layout.window_start(t)) == lay.dt_value(t)
+        t += timedelta(seconds=59)
+
+
+# ---- query windows -> the folders that hold their records ------------------------------------
+# A query window [from, to) selects records by START; a record's file is the window of its END,
+# at most one aggregation interval (10 minutes) later. So a window must list the folders from
+# `from`'s to (to + 10 min)'s: timewindow.PARTITION_SLACK (15 min) covers that with one window spare.
+
+@pytest.mark.parametrize("options", [dict(), dict(per_hour=True), dict(hive=True), dict(hive=True, per_hour=True)])
+@pytest.mark.parametrize(("start", "duration"), [
+    (datetime(2026, 11, 27, 23, 59, 59, tzinfo=UTC), 600),   # starts before midnight, ends after it
+    (datetime(2026, 11, 27, 5, 55, 0, tzinfo=UTC), 599),     # crosses an hour
+    (datetime(2026, 11, 27, 23, 50, 0, tzinfo=UTC), 60),
+    (datetime(2026, 11, 27, 0, 0, 0, tzinfo=UTC), 0),
+])
+def test_every_record_started_in_a_query_window_is_in_its_listed_folders(options: dict[str, bool], start: datetime,
+                                                                       duration: int) -> None:
+    from flowwatch.timewindow import TimeWindow
+
+    lay = layout(**options)
+    end = start + timedelta(seconds=duration)
+    key = lay.object_key(end, FL, TOKEN)
+    # the tightest window holding the record's start, and a window ending right after it
+    for window in (TimeWindow(start, start + timedelta(seconds=1)),
+                   TimeWindow(start - timedelta(hours=3), start + timedelta(seconds=1))):
+        assert any(key.startswith(p) for p in window.partition_prefixes(lay)), (window, key)
+        lo, hi = window.partition_range(lay)
+        assert lo <= lay.dt_from_key(key) <= hi  # type: ignore[operator]

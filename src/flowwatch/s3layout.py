@@ -10,9 +10,15 @@ Sources (AWS documentation):
           aws-region=region/year=year/month=month/day=day/[hour=hour/]
       aws_account_id_vpcflowlogs_region_flow_log_id_YYYYMMDDTHHmmZ_hash.log.gz
 
-  Files are published every 5 minutes; the time in the name is the start of that window
-  (the documented example ``..._20180620T1620Z_fe123456.log.gz`` holds the records whose end
-  time is 16:20:00-16:24:59). Parquet files end in ``.log.parquet``. The prefix may not use
+  Files are published every 5 minutes; the time in the name is the start of the 5-minute
+  window of the records' END time: the documented example
+  ``123456789012_vpcflowlogs_us-east-1_fl-1234abcd_20180620T1620Z_fe123456.log.gz`` "contains
+  the flow log records with an end time between 16:20:00 and 16:24:59" (earlier versions of the
+  page described the same file as holding "records for 16:15:01 to 16:20:00"; flowwatch follows
+  the current text). The date folders are that window's too (5-minute windows never straddle
+  an hour), so a record that ended yesterday is in yesterday's folder, whenever it was
+  delivered; S3's Last-Modified is the upload time, "later than the timestamp in the file
+  name". Parquet files end in ``.log.parquet``. The prefix may not use
   ``AWSLogs`` as a folder name. The bucket-policy resource is
   ``arn:aws:s3:::bucket/optional_folder/AWSLogs/account_id/*`` (Hive:
   ``.../AWSLogs/aws-account-id=account_id/*``).
@@ -61,12 +67,13 @@ def parse_s3_options_tag(value: str | None) -> dict[str, Any]:
         out[key] = val if key == "FileFormat" else val == "true"
     return out
 
-__all__ = ["FILE_FORMATS", "S3Layout", "to_utc"]
+__all__ = ["FILE_FORMATS", "FILE_WINDOW_SECONDS", "S3Layout", "to_utc"]
 
 #: ``DestinationOptions.FileFormat`` values of CreateFlowLogs.
 FILE_FORMATS = ("plain-text", "parquet")
 
-_DELIVERY_MINUTES = 5  # "publishes the log files to the Amazon S3 bucket at 5-minute intervals"
+#: The file window: "publishes the log files to the Amazon S3 bucket at 5-minute intervals".
+FILE_WINDOW_SECONDS = 300
 _NAME_PART = re.compile(r"[A-Za-z0-9-]+")
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
 
@@ -135,9 +142,10 @@ class S3Layout:
 
     @staticmethod
     def window_start(t: datetime) -> datetime:
-        """Start (UTC) of the 5-minute delivery window that contains ``t``."""
+        """Start (UTC) of the 5-minute file window that contains ``t`` (for a record: its end time)."""
         u = to_utc(t)
-        return u.replace(minute=u.minute - u.minute % _DELIVERY_MINUTES, second=0, microsecond=0)
+        minutes = FILE_WINDOW_SECONDS // 60
+        return u.replace(minute=u.minute - u.minute % minutes, second=0, microsecond=0)
 
     def file_name(self, t: datetime, flow_log_id: str, token: str) -> str:
         """``<acct>_vpcflowlogs_<region>_<flow-log-id>_<YYYYMMDDTHHmmZ>_<hash>.log.gz``.

@@ -7,6 +7,7 @@ End to end on a server of this module's own; unit tests on moto in-process with 
 from __future__ import annotations
 
 import gzip
+import random
 import re
 import time
 from datetime import datetime, timezone
@@ -131,24 +132,161 @@ def _vpc(session) -> str:
     return session.client("ec2").create_vpc(CidrBlock="10.0.0.0/24")["Vpc"]["VpcId"]
 
 
-def test_s3_object_is_named_by_the_clock_and_holds_the_header_and_records(session, service):
+def _s3_flow_log(session, vpc: str, bucket: str, **kw) -> str:
+    session.client("s3").create_bucket(Bucket=bucket)
+    (fl_id,) = session.client("ec2").create_flow_logs(ResourceIds=[vpc], ResourceType="VPC", LogDestinationType="s3",
+                                                      LogDestination=f"arn:aws:s3:::{bucket}",
+                                                      **{"TrafficType": "ALL", **kw})["FlowLogIds"]
+    return fl_id
+
+
+def _text(s3, bucket: str, key: str) -> list[str]:
+    return gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).decode().splitlines()
+
+
+def _synth(start: int, count: int = 1, **kw) -> list[str]:
+    return V2.synth(account=ACCOUNT, **{"eni": "eni-0123456789abcdef0", "srcaddr": "10.0.0.10", "dstaddr": "8.8.8.8",
+                                        "protocol": 1, "action": "REJECT", "start": start, "count": count, **kw})
+
+
+def test_s3_object_holds_the_header_and_the_records_of_the_flow_logs_traffic_type(session, service):
     vpc = _vpc(session)
     s3 = session.client("s3")
-    s3.create_bucket(Bucket="fw-unit")
-    (fl_id,) = session.client("ec2").create_flow_logs(ResourceIds=[vpc], ResourceType="VPC", TrafficType="REJECT",
-                                                      LogDestinationType="s3",
-                                                      LogDestination="arn:aws:s3:::fw-unit")["FlowLogIds"]
-    lines = V2.synth(account=ACCOUNT, eni="eni-0123456789abcdef0", srcaddr="10.0.0.10", dstaddr="8.8.8.8",
-                     protocol=1, action="REJECT", start=int(FIXED) - 60, count=2)
-    accepted = V2.synth(account=ACCOUNT, eni="eni-0123456789abcdef0", srcaddr="10.0.0.10", dstaddr="8.8.8.8",
-                        protocol=6, action="ACCEPT", start=int(FIXED) - 60, count=1)
+    fl_id = _s3_flow_log(session, vpc, "fw-unit", TrafficType="REJECT")
+    lines = _synth(int(FIXED) - 60, 2)                      # end = start + 60 s: in the 12:05 window
+    accepted = _synth(int(FIXED) - 60, 1, protocol=6, action="ACCEPT")
     result = service.deliver({"region": REGION, "fields": list(V2.fields), "lines": lines + accepted, "vpc_id": vpc})
     (key,) = result["deliveries"][0]["target"]
     assert re.fullmatch(rf"AWSLogs/{ACCOUNT}/vpcflowlogs/{REGION}/2026/11/27/"
                         rf"{ACCOUNT}_vpcflowlogs_{REGION}_{fl_id}_20261127T1205Z_[0-9a-f]{{8}}\.log\.gz", key)
-    body = s3.get_object(Bucket="fw-unit", Key=key)["Body"].read()
-    assert body == gzip.compress(("\n".join([" ".join(V2.fields), *lines]) + "\n").encode(), mtime=0)
+    assert _text(s3, "fw-unit", key) == [" ".join(V2.fields), *lines]
     assert (result["records"], result["malformed"], result["uncovered"]) == (3, 0, 0)
+
+
+def test_one_delivery_becomes_one_object_per_window_of_the_records_end_time(session, service):
+    """Records that ended yesterday and in two windows of today (all delivered now, at 12:07:30)."""
+    vpc = _vpc(session)
+    s3 = session.client("s3")
+    fl_id = _s3_flow_log(session, vpc, "fw-windows")
+    yesterday = int(datetime(2026, 11, 26, 23, 58, 0, tzinfo=timezone.utc).timestamp())  # ends 23:59:00
+    early = int(datetime(2026, 11, 27, 11, 40, 10, tzinfo=timezone.utc).timestamp())     # ends 11:41:10
+    late = int(FIXED) - 200                                                              # ends 12:05:50
+    by_end = {"2026/11/26/" + f"{ACCOUNT}_vpcflowlogs_{REGION}_{fl_id}_20261126T2355Z": _synth(yesterday, 2),
+              "2026/11/27/" + f"{ACCOUNT}_vpcflowlogs_{REGION}_{fl_id}_20261127T1140Z": _synth(early, 3),
+              "2026/11/27/" + f"{ACCOUNT}_vpcflowlogs_{REGION}_{fl_id}_20261127T1205Z": _synth(late, 1)}
+    lines = [by_end[k][i] for i in range(3) for k in by_end if i < len(by_end[k])]   # interleaved
+    result = service.deliver({"region": REGION, "fields": list(V2.fields), "lines": lines, "vpc_id": vpc})
+
+    (delivery,) = result["deliveries"]
+    assert delivery["records"] == 6 and len(delivery["target"]) == 3
+    base = f"AWSLogs/{ACCOUNT}/vpcflowlogs/{REGION}/"
+    for key, expected in zip(delivery["target"], by_end.items()):   # oldest window first
+        stem, records_of_window = expected
+        assert re.fullmatch(rf"{re.escape(base + stem)}_[0-9a-f]{{8}}\.log\.gz", key)
+        assert _text(s3, "fw-windows", key) == [" ".join(V2.fields), *records_of_window]
+
+
+def test_the_per_hour_and_hive_folders_are_the_windows_too(session, service):
+    vpc = _vpc(session)
+    fl_id = _s3_flow_log(session, vpc, "fw-hive", DestinationOptions={"HiveCompatiblePartitions": True,
+                                                                      "PerHourPartition": True})
+    service.s3_options[fl_id] = {"HiveCompatiblePartitions": True, "PerHourPartition": True}   # moto drops them
+    before_midnight = int(datetime(2026, 11, 26, 23, 59, 0, tzinfo=timezone.utc).timestamp())
+    lines = _synth(before_midnight - 60) + _synth(before_midnight + 30)   # end 23:59:00 and 00:00:30
+    result = service.deliver({"region": REGION, "fields": list(V2.fields), "lines": lines, "vpc_id": vpc})
+    hive = f"AWSLogs/aws-account-id={ACCOUNT}/aws-service=vpcflowlogs/aws-region={REGION}/"
+    assert [k.rsplit("_", 1)[0] for k in result["deliveries"][0]["target"]] == [
+        f"{hive}year=2026/month=11/day=26/hour=23/{ACCOUNT}_vpcflowlogs_{REGION}_{fl_id}_20261126T2355Z",
+        f"{hive}year=2026/month=11/day=27/hour=00/{ACCOUNT}_vpcflowlogs_{REGION}_{fl_id}_20261127T0000Z"]
+
+
+# AWS's own records, "Flow log record examples"
+# (https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-records-examples.html): NODATA and
+# SKIPDATA records carry a start and an end, like traffic.
+AWS_EXAMPLES = [
+    "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK",
+    "2 123456789010 eni-1235b8ca123456789 172.31.9.69 172.31.9.12 49761 3389 6 20 4249 1418530010 1418530070 REJECT OK",
+    "2 123456789010 eni-1235b8ca123456789 - - - - - - - 1431280876 1431280934 - NODATA",
+    "2 123456789010 eni-11111111aaaaaaaaa - - - - - - - 1431280876 1431280934 - SKIPDATA",
+]
+
+
+def test_the_aws_example_records_are_filed_by_their_end_time(session, service):
+    vpc = _vpc(session)
+    s3 = session.client("s3")
+    fl_id = _s3_flow_log(session, vpc, "fw-examples")
+    result = service.deliver({"region": REGION, "fields": list(V2.fields), "lines": AWS_EXAMPLES, "vpc_id": vpc})
+    keys = [d["target"] for d in result["deliveries"]]
+    stems = [[k.rsplit("_", 1)[0] for k in target] for target in keys]
+    prefix = f"AWSLogs/{ACCOUNT}/vpcflowlogs/{REGION}/"
+    assert stems == [[f"{prefix}2014/12/14/{ACCOUNT}_vpcflowlogs_{REGION}_{fl_id}_20141214T0405Z",    # 04:07:50
+                      f"{prefix}2015/05/10/{ACCOUNT}_vpcflowlogs_{REGION}_{fl_id}_20150510T1800Z"]]   # 18:02:14
+    assert _text(s3, "fw-examples", keys[0][0])[1:] == AWS_EXAMPLES[:2]
+    assert _text(s3, "fw-examples", keys[0][1])[1:] == AWS_EXAMPLES[2:]
+
+
+def test_a_record_without_an_end_is_filed_by_its_start_and_without_either_by_the_clock(session, service):
+    vpc = _vpc(session)
+    s3 = session.client("s3")
+    _s3_flow_log(session, vpc, "fw-no-end")
+    fields = ["interface-id", "action", "start", "end"]
+    lines = ["eni-0aaaaaaaaaaaaaaaa REJECT 1418530010 -", "eni-0aaaaaaaaaaaaaaaa REJECT - -"]
+    result = service.deliver({"region": REGION, "fields": fields, "lines": lines, "vpc_id": vpc})
+    target = result["deliveries"][0]["target"]
+    assert [re.search(r"_(\d{8}T\d{4}Z)_", k).group(1) for k in target] == ["20141214T0405Z", "20261127T1205Z"]
+    as_v2 = [render(DEFAULT_FIELDS, dict(zip(fields, line.split()))) for line in lines]   # the flow log's format
+    assert [_text(s3, "fw-no-end", k)[1:] for k in target] == [[as_v2[0]], [as_v2[1]]]
+
+
+def test_a_window_over_the_file_size_limit_becomes_several_files(session):
+    service = FlowLogService(SessionClients(session), now=lambda: FIXED, max_file_bytes=1500)
+    vpc = _vpc(session)
+    s3 = session.client("s3")
+    _s3_flow_log(session, vpc, "fw-split")
+    lines = [line for i in range(400)                       # 5 KB of gzip, all ending in the 12:05 window
+             for line in _synth(int(FIXED) - 120 + i % 50, srcaddr=f"10.0.{i % 250}.{i % 7}", protocol=6,
+                                srcport=1024 + i * 131, dstport=443, rng=random.Random(i))]
+    result = service.deliver({"region": REGION, "fields": list(V2.fields), "lines": lines, "vpc_id": vpc})
+    (delivery,) = result["deliveries"]
+    bodies = [s3.get_object(Bucket="fw-split", Key=k)["Body"].read() for k in delivery["target"]]
+    assert len(bodies) > 1 and all(len(b) <= 1500 for b in bodies)
+    assert len({k.rsplit("_", 1)[0] for k in delivery["target"]}) == 1            # one window, several hashes
+    texts = [gzip.decompress(b).decode().splitlines() for b in bodies]
+    assert all(t[0] == " ".join(V2.fields) for t in texts)                       # each file has the header
+    assert [line for t in texts for line in t[1:]] == lines and delivery["records"] == 400
+
+
+def test_parquet_files_are_gzip_compressed_with_aws_columns_and_types(session, service, tmp_path):
+    import duckdb
+
+    vpc = _vpc(session)
+    s3 = session.client("s3")
+    fl_id = _s3_flow_log(session, vpc, "fw-parquet", DestinationOptions={"FileFormat": "parquet"})
+    service.s3_options[fl_id] = {"FileFormat": "parquet"}
+    result = service.deliver({"region": REGION, "fields": list(V2.fields), "lines": AWS_EXAMPLES, "vpc_id": vpc})
+    paths = []
+    for i, key in enumerate(result["deliveries"][0]["target"]):
+        assert key.endswith(".log.parquet")
+        paths.append(tmp_path / f"{i}.parquet")
+        paths[-1].write_bytes(s3.get_object(Bucket="fw-parquet", Key=key)["Body"].read())
+    con = duckdb.connect()
+    codecs = {c for (c,) in con.execute("SELECT DISTINCT compression FROM parquet_metadata(?)",
+                                        [[str(p) for p in paths]]).fetchall()}
+    assert codecs == {"GZIP"}
+    schema = con.execute("SELECT name, type, converted_type FROM parquet_schema(?) WHERE type IS NOT NULL",
+                         [str(paths[0])]).fetchall()
+    assert schema == [(s.column, {"INT_32": "INT32", "INT_64": "INT64"}.get(s.parquet_type, "BYTE_ARRAY"),
+                       {"STRING": "UTF8"}.get(s.parquet_type, s.parquet_type)) for s in V2.specs]
+    rows = con.execute("SELECT * FROM read_parquet(?) ORDER BY \"end\", action NULLS LAST, log_status",
+                       [[str(p) for p in paths]]).fetchall()
+    assert rows == [(2, "123456789010", "eni-1235b8ca123456789", "172.31.16.139", "172.31.16.21", 20641, 22, 6, 20,
+                     4249, 1418530010, 1418530070, "ACCEPT", "OK"),
+                    (2, "123456789010", "eni-1235b8ca123456789", "172.31.9.69", "172.31.9.12", 49761, 3389, 6, 20,
+                     4249, 1418530010, 1418530070, "REJECT", "OK"),
+                    (2, "123456789010", "eni-1235b8ca123456789", None, None, None, None, None, None, None,
+                     1431280876, 1431280934, None, "NODATA"),
+                    (2, "123456789010", "eni-11111111aaaaaaaaa", None, None, None, None, None, None, None,
+                     1431280876, 1431280934, None, "SKIPDATA")]
 
 
 def test_a_record_without_start_gets_the_clocks_time_in_cloudwatch_logs(session, service):

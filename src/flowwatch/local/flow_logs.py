@@ -10,12 +10,29 @@ and deliver them as AWS does:
 
 * CloudWatch Logs: one stream per ENI, ``<eni>-all`` (``-accept``/``-reject`` for those traffic
   types), event timestamp = the record's ``start``;
-* S3: one gzip object per flow log and delivery, first line the field names, under
-  ``[prefix/]AWSLogs/<account>/vpcflowlogs/<region>/<yyyy>/<mm>/<dd>/`` named
-  ``<account>_vpcflowlogs_<region>_<flow-log-id>_<YYYYMMDDTHHmmZ>_<hash>.log.gz``
-  (:class:`flowwatch.s3layout.S3Layout`, file time from the data plane's clock); Parquet
-  (``.log.parquet``, written with DuckDB), Hive and per-hour layouts when the flow log was created
-  with those DestinationOptions.
+* S3: one object per flow log and 5-minute window of the records' END time, under
+  ``[prefix/]AWSLogs/<account>/vpcflowlogs/<region>/<yyyy>/<mm>/<dd>/[<HH>/]`` (or the Hive
+  form) named ``<account>_vpcflowlogs_<region>_<flow-log-id>_<YYYYMMDDTHHmmZ>_<hash>.log.gz``
+  (:class:`flowwatch.s3layout.S3Layout`). Amazon VPC User Guide, "Flow log files"
+  (https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-s3-path.html): the example file
+  ``..._20180620T1620Z_fe123456.log.gz`` "contains the flow log records with an end time between
+  16:20:00 and 16:24:59". So one delivery of records that ended in several windows (yesterday,
+  two windows today) becomes several objects, each named by its window and in that window's
+  day (and hour) folder; the data plane's clock only dates a record without a valid ``end``
+  (then its ``start``; AWS's own NODATA/SKIPDATA records have both). Every file starts with a
+  line of the field names.
+* "The maximum file size for a log file is 75 MB. If the log file reaches the file size limit
+  within the 5-minute period, the flow log stops adding flow log records to it [...] and creates
+  a new log file" (same guide, "Publish flow logs to Amazon S3"): a window whose file would be
+  larger becomes several files of at most :data:`MAX_FILE_BYTES`, each with its own hash.
+* "Each file is compressed into a single Gzip file" and "Data in Parquet format with Gzip
+  compression takes 20 percent less storage space than plain text with Gzip compression" (same
+  page, "Log file format"): text files are gzip (``.log.gz``); Parquet files (``.log.parquet``,
+  written with DuckDB) are Gzip-compressed Parquet (not DuckDB's default Snappy, which readers
+  built for flow logs, such as flowlogs-reader's, cannot decompress), with the Glue column names
+  (``account_id``) and AWS's Parquet types (INT_32 / INT_64 / STRING, see
+  :data:`flowwatch.records.FIELDS`), ``-`` written as NULL, DuckDB's row groups (122,880 rows).
+  Hive and per-hour layouts when the flow log was created with those DestinationOptions.
 
 moto drops DestinationOptions, so :meth:`FlowLogService.tap_create_flow_logs` keeps a copy from
 every CreateFlowLogs request moto accepted; :meth:`FlowLogService.destination_options` falls back
@@ -37,9 +54,12 @@ from typing import Any
 from flowwatch.errors import error_code
 from flowwatch.local.loopback import Clients
 from flowwatch.records import PRESETS
+from flowwatch.s3layout import FILE_WINDOW_SECONDS, S3_OPTIONS_TAG, S3Layout, parse_s3_options_tag
 
 DEFAULT_FIELDS = PRESETS["v2"]   # AWS's default format
 BATCH = 5000                     # PutLogEvents: at most 10,000 events per call
+MAX_FILE_BYTES = 75 * 1000 * 1000   # "The maximum file size for a log file is 75 MB"
+GZIP_LEVEL = 6                   # zlib's default: gzip's 9 costs about twice the time for ~2% less
 
 
 @dataclass
@@ -65,11 +85,13 @@ def stream_name(eni: str, traffic_type: str) -> str:
 
 
 class FlowLogService:
-    """Delivers records to the flow logs that moto stores. ``now``: the data plane's clock (S3 file times)."""
+    """Delivers records to the flow logs that moto stores. ``now``: the data plane's clock (the time of
+    records without a valid end or start); ``max_file_bytes``: the largest S3 file."""
 
-    def __init__(self, clients: Clients, now: Callable[[], float]) -> None:
+    def __init__(self, clients: Clients, now: Callable[[], float], *, max_file_bytes: int = MAX_FILE_BYTES) -> None:
         self.clients = clients
         self.now = now
+        self.max_file_bytes = max_file_bytes
         self.s3_options: dict[str, dict[str, Any]] = {}   # flow-log id -> DestinationOptions as created
 
     # ---- CreateFlowLogs (tap) ------------------------------------------------------------
@@ -94,8 +116,6 @@ class FlowLogService:
             return dict(fl["DestinationOptions"])
         if fl["FlowLogId"] in self.s3_options:
             return self.s3_options[fl["FlowLogId"]]
-        from flowwatch.s3layout import S3_OPTIONS_TAG, parse_s3_options_tag
-
         tags = {t["Key"]: t["Value"] for t in fl.get("Tags") or ()}
         return parse_s3_options_tag(tags.get(S3_OPTIONS_TAG))
 
@@ -182,8 +202,6 @@ class FlowLogService:
         return out
 
     def _to_s3(self, region: str, fl: dict[str, Any], per_eni: dict[str, list[dict[str, str]]]) -> Delivery:
-        from flowwatch.s3layout import S3Layout
-
         dest = fl.get("LogDestination") or ""
         out = Delivery(fl["FlowLogId"], "s3", dest)
         bucket, _, prefix = dest.split(":::", 1)[-1].partition("/")
@@ -192,23 +210,21 @@ class FlowLogService:
         layout = S3Layout(bucket=bucket, account=self.clients.account(region), region=region, prefix=prefix,
                           hive=bool(opts.get("HiveCompatiblePartitions")), per_hour=bool(opts.get("PerHourPartition")),
                           file_format=opts.get("FileFormat") or "plain-text")
+        encode = parquet if layout.file_format == "parquet" else gzip_text
+        s3 = self.clients.client("s3", region)
         recs = [r for eni_recs in per_eni.values() for r in eni_recs]
-        when = datetime.fromtimestamp(self.now(), tz=timezone.utc)
-        key = layout.object_key(when, fl["FlowLogId"], secrets.token_hex(4))
-        if layout.file_format == "parquet":
-            body = parquet(fields, recs)
-        else:
-            text = "\n".join([" ".join(fields), *(render(fields, r) for r in recs)]) + "\n"
-            body = gzip.compress(text.encode("utf-8"), mtime=0)
-        try:
-            self.clients.client("s3", region).put_object(Bucket=bucket, Key=key, Body=body)
-        except Exception as exc:
-            if error_code(exc) not in ("NoSuchBucket", "AccessDenied"):
-                raise
-            out.error = f"bucket {bucket}: {error_code(exc)} (AWS would report DeliverLogsStatus FAILED)"
-            return out
-        out.records = len(recs)
-        out.target.append(key)
+        for window, window_recs in file_windows(recs, self.now()):
+            for body, count in split_files(lambda part: encode(fields, part), window_recs, self.max_file_bytes):
+                key = layout.object_key(window, fl["FlowLogId"], secrets.token_hex(4))
+                try:
+                    s3.put_object(Bucket=bucket, Key=key, Body=body)
+                except Exception as exc:
+                    if error_code(exc) not in ("NoSuchBucket", "AccessDenied"):
+                        raise
+                    out.error = f"bucket {bucket}: {error_code(exc)} (AWS would report DeliverLogsStatus FAILED)"
+                    return out
+                out.records += count
+                out.target.append(key)
         return out
 
 
@@ -227,8 +243,49 @@ def start_ms(rec: Mapping[str, str], default: int) -> int:
     return int(start) * 1000 if start.isdigit() else default
 
 
+def file_time(rec: Mapping[str, str], default: float) -> float:
+    """The time that names a record's S3 file: its ``end``, else its ``start``, else ``default``."""
+    for name in ("end", "start"):
+        value = rec.get(name) or ""
+        if value.isdigit():
+            return int(value)
+    return default
+
+
+def file_windows(recs: Iterable[dict[str, str]], default: float) -> list[tuple[datetime, list[dict[str, str]]]]:
+    """The records grouped by the 5-minute window of their :func:`file_time`, oldest window first
+    (each window's records in their given order)."""
+    groups: dict[int, list[dict[str, str]]] = defaultdict(list)
+    for rec in recs:
+        t = int(file_time(rec, default))
+        groups[t - t % FILE_WINDOW_SECONDS].append(rec)
+    return [(datetime.fromtimestamp(w, tz=timezone.utc), groups[w]) for w in sorted(groups)]
+
+
+def split_files(encode: Callable[[list[dict[str, str]]], bytes], recs: list[dict[str, str]],
+                limit: int) -> list[tuple[bytes, int]]:
+    """``recs`` encoded as files of at most ``limit`` bytes (one record alone may exceed it), as
+    (body, record count). The common case, one file under the limit, encodes once."""
+    body = encode(recs)
+    if len(body) <= limit or len(recs) <= 1:
+        return [(body, len(recs))]
+    parts = -(-len(body) // limit) + 1          # one more: compressed sizes do not split evenly
+    size = -(-len(recs) // parts)
+    return [f for i in range(0, len(recs), size) for f in split_files(encode, recs[i:i + size], limit)]
+
+
+def gzip_text(fields: tuple[str, ...], recs: list[dict[str, str]]) -> bytes:
+    """A plain-text log file: the field-name header line, one line per record, gzip."""
+    text = "\n".join([" ".join(fields), *(render(fields, r) for r in recs)]) + "\n"
+    return gzip.compress(text.encode("utf-8"), compresslevel=GZIP_LEVEL, mtime=0)
+
+
 def parquet(fields: tuple[str, ...], recs: list[dict[str, str]]) -> bytes:
-    """The records as a Parquet file, with AWS's column names and types (INT_32 / INT_64 / STRING)."""
+    """The records as a Gzip-compressed Parquet file, with AWS's column names and types (INT_32 /
+    INT_64 / STRING); ``-`` and values that are not numbers in a number column are NULL.
+
+    DuckDB reads the rendered lines as text (one VARCHAR per field) and casts them: much faster
+    than inserting Python values row by row."""
     import os
     import tempfile
 
@@ -238,31 +295,22 @@ def parquet(fields: tuple[str, ...], recs: list[dict[str, str]]) -> bytes:
 
     types = {"INT_32": "INTEGER", "INT_64": "BIGINT"}
     specs = [FIELDS[f] for f in fields]
-    columns = ", ".join(f'"{s.column}" {types.get(s.parquet_type, "VARCHAR")}' for s in specs)
-    rows = [tuple(_typed(r.get(s.name), s.parquet_type) for s in specs) for r in recs]
+    raw = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(specs)))
+    columns = ", ".join(f'TRY_CAST(c{i} AS {types[s.parquet_type]}) AS "{s.column}"' if s.parquet_type in types
+                        else f'c{i} AS "{s.column}"' for i, s in enumerate(specs))
     with tempfile.TemporaryDirectory(prefix="flowwatch-parquet-") as tmp:
-        path = os.path.join(tmp, "records.parquet")
+        lines, target = os.path.join(tmp, "records.txt"), os.path.join(tmp, "records.parquet")
+        with open(lines, "w", encoding="utf-8") as fh:
+            fh.writelines(render(fields, r) + "\n" for r in recs)
         con = duckdb.connect()
         try:
-            con.execute(f"CREATE TABLE t ({columns})")
-            if rows:
-                con.executemany(f"INSERT INTO t VALUES ({', '.join('?' for _ in specs)})", rows)
-            con.execute(f"COPY t TO '{path}' (FORMAT PARQUET)")
+            con.execute(f"COPY (SELECT {columns} FROM read_csv('{lines}', delim=' ', header=false, quote='', "
+                        f"escape='', nullstr='-', auto_detect=false, columns={{{raw}}})) "
+                        f"TO '{target}' (FORMAT PARQUET, COMPRESSION GZIP)")
         finally:
             con.close()
-        with open(path, "rb") as fh:
+        with open(target, "rb") as fh:
             return fh.read()
-
-
-def _typed(value: str | None, parquet_type: str) -> Any:
-    if value is None or value == "-":
-        return None
-    if parquet_type in ("INT_32", "INT_64"):
-        try:
-            return int(value)
-        except ValueError:
-            return None
-    return value
 
 
 def _local(tag: str) -> str:
