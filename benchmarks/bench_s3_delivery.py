@@ -13,6 +13,7 @@ delivers all N records in one ``deliver`` call; the median of ``--runs`` runs is
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import statistics
@@ -27,16 +28,10 @@ _NOW = 1_795_000_000   # the service's clock: 2026-11-18T08:26:40Z
 
 
 class _Clients:
-    """flowwatch.local.loopback.Clients over one boto3 session of moto in-process."""
+    """flowwatch.local.loopback.Clients over one boto3 session of moto in-process (one client per service)."""
 
     def __init__(self, session: Any) -> None:
-        self.session = session
-        self.made: dict[tuple[str, str], Any] = {}
-
-    def client(self, service: str, region: str) -> Any:
-        if (service, region) not in self.made:
-            self.made[(service, region)] = self.session.client(service, region_name=region)
-        return self.made[(service, region)]
+        self.client = functools.cache(lambda service, region: session.client(service, region_name=region))
 
     def account(self, region: str) -> str:
         return _ACCOUNT
