@@ -100,3 +100,59 @@ def metric_data(pattern: Any, tr: Mapping[str, Any], events: list[Mapping[str, A
                     datum["Unit"] = unit
                 data.append(datum)
     return data
+
+
+# ---- TestMetricFilter (moto: not implemented) and DescribeLogGroups' metricFilterCount -----------
+
+TEST_MESSAGES = 50   # TestMetricFilter: logEventMessages holds 1 to 50 messages
+
+
+def test_metric_filter(region: str, request: Mapping[str, Any]) -> dict[str, Any]:
+    """TestMetricFilter, as the API reference shapes it: ``{"matches": [{"eventNumber", "eventMessage",
+    "extractedValues"}]}`` for the messages the pattern matches, numbered from 1 in the order given;
+    an invalid pattern is InvalidParameterException "Invalid metric filter pattern"."""
+    from flowwatch.local.api import ServiceError, required
+    from flowwatch.patterns import PatternError, compile_pattern
+
+    text = request.get("filterPattern")
+    if text is None:
+        required(request, "filterPattern")
+    messages = required(request, "logEventMessages")
+    if not isinstance(messages, list) or not 1 <= len(messages) <= TEST_MESSAGES:
+        raise ServiceError("InvalidParameterException", "1 validation error detected: Value at 'logEventMessages' "
+                           f"failed to satisfy constraint: Member must have length between 1 and {TEST_MESSAGES}")
+    try:
+        pattern = compile_pattern(str(text))
+    except PatternError as exc:
+        raise ServiceError("InvalidParameterException",
+                           getattr(exc, "aws_message", None) or "Invalid metric filter pattern") from None
+    matches = []
+    for number, message in enumerate(messages, start=1):
+        values = extracted_values(pattern, str(message))
+        if values is not None:
+            matches.append({"eventNumber": number, "eventMessage": message, "extractedValues": values})
+    return {"matches": matches}
+
+
+def extracted_values(pattern: Any, message: str) -> dict[str, str] | None:
+    """TestMetricFilter's ``extractedValues`` of one message (None: no match): the named fields of a
+    space-delimited pattern as ``$name``, nothing for the other kinds. The adapter over
+    ``Pattern.extract`` until flowwatch.patterns gives this shape itself."""
+    fields = pattern.extract(message)
+    if fields is None:
+        return None
+    return {f"${name}": value for name, value in fields.items()}
+
+
+def complete_describe_log_groups(clients: Clients, region: str, body: bytes) -> bytes:
+    """DescribeLogGroups with the real ``metricFilterCount`` of each group (moto answers 0)."""
+    import json
+
+    answer = json.loads(body)
+    logs = clients.client("logs", region)
+    for group in answer.get("logGroups") or ():
+        name = group.get("logGroupName")
+        group["metricFilterCount"] = sum(
+            1 for page in logs.get_paginator("describe_metric_filters").paginate(logGroupName=name)
+            for f in page["metricFilters"] if f.get("logGroupName", name) == name)
+    return json.dumps(answer).encode("utf-8")
