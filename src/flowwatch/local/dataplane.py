@@ -130,7 +130,7 @@ class DataPlane:
         api.after("ec2:CreateFlowLogs", lambda region, params, body: self.flow_logs.tap_create_flow_logs(params, body))
         api.after("ec2:DescribeFlowLogs",
                   lambda region, params, body: complete_describe_flow_logs(body, self.flow_logs.destination_options))
-        api.serve("logs:TestMetricFilter", metric_filters.test_metric_filter)
+        api.serve("logs:TestMetricFilter", metric_filters.serve_test_metric_filter)
         api.after("logs:DescribeLogGroups",
                   lambda region, request, body: metric_filters.complete_describe_log_groups(self.clients, region, body))
         history, queries = self.alarm_history, self.named_queries

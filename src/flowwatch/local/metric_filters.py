@@ -107,7 +107,7 @@ def metric_data(pattern: Any, tr: Mapping[str, Any], events: list[Mapping[str, A
 TEST_MESSAGES = 50   # TestMetricFilter: logEventMessages holds 1 to 50 messages
 
 
-def test_metric_filter(region: str, request: Mapping[str, Any]) -> dict[str, Any]:
+def serve_test_metric_filter(region: str, request: Mapping[str, Any]) -> dict[str, Any]:
     """TestMetricFilter, as the API reference shapes it: ``{"matches": [{"eventNumber", "eventMessage",
     "extractedValues"}]}`` for the messages the pattern matches, numbered from 1 in the order given;
     an invalid pattern is InvalidParameterException "Invalid metric filter pattern"."""
