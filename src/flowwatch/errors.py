@@ -76,7 +76,7 @@ def _one_line(message: str, response: Any) -> str:
     """An error message fit for one line: an endpoint's HTML error page (a 5xx of a server, not of
     AWS's API) becomes its HTTP status."""
     text = str(message).strip()
-    if text.startswith("<") or "\n" in text:
+    if text[:200].lower().startswith(("<!doctype html", "<html")):
         status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode") if isinstance(response, dict) else None
         return f"the endpoint answered HTTP {status or 'error'} without an AWS error"
     return text
