@@ -13,18 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.local.test_dataplane import REGION, start_server, stop_server
+from tests.local.test_dataplane import REGION, server  # noqa: F401  (module-scoped: a server per test module)
 
 FAKE = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = start_server(tmp_path_factory.mktemp("local-aws"))
-    try:
-        yield running
-    finally:
-        stop_server(running)
 
 
 class Cli:
