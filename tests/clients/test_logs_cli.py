@@ -138,8 +138,13 @@ def test_test_metric_filter_terms_and_json_extract_nothing(aws_cli):
 
 
 def test_test_metric_filter_invalid_pattern(aws_cli):
+    from flowwatch.patterns import PatternError, compile_pattern
+
+    with pytest.raises(PatternError) as refused:
+        compile_pattern("[a, b")
     err = aws_cli.fails("logs", "test-metric-filter", "--filter-pattern", "[a, b", "--log-event-messages", "x")
-    assert "(InvalidParameterException)" in err and "Invalid metric filter pattern" in err
+    assert f"(InvalidParameterException) when calling the TestMetricFilter operation: {refused.value.aws_message}" \
+        in err
 
 
 def test_describe_log_groups_counts_metric_filters(aws_cli, group):

@@ -108,9 +108,10 @@ TEST_MESSAGES = 50   # TestMetricFilter: logEventMessages holds 1 to 50 messages
 
 
 def serve_test_metric_filter(region: str, request: Mapping[str, Any]) -> dict[str, Any]:
-    """TestMetricFilter, as the API reference shapes it: ``{"matches": [{"eventNumber", "eventMessage",
-    "extractedValues"}]}`` for the messages the pattern matches, numbered from 1 in the order given;
-    an invalid pattern is InvalidParameterException "Invalid metric filter pattern"."""
+    """TestMetricFilter, as the API reference and the AWS CLI's example shape it: ``{"matches":
+    [{"eventNumber", "eventMessage", "extractedValues"}]}`` for the messages the pattern matches
+    (``Pattern.test_metric_filter``: numbered from 1, ``$name``/``$1`` fields); an invalid pattern is
+    InvalidParameterException with AWS's text (``PatternError.aws_message``)."""
     from flowwatch.local.api import ServiceError, required
     from flowwatch.patterns import PatternError, compile_pattern
 
@@ -124,24 +125,8 @@ def serve_test_metric_filter(region: str, request: Mapping[str, Any]) -> dict[st
     try:
         pattern = compile_pattern(str(text))
     except PatternError as exc:
-        raise ServiceError("InvalidParameterException",
-                           getattr(exc, "aws_message", None) or "Invalid metric filter pattern") from None
-    matches = []
-    for number, message in enumerate(messages, start=1):
-        values = extracted_values(pattern, str(message))
-        if values is not None:
-            matches.append({"eventNumber": number, "eventMessage": message, "extractedValues": values})
-    return {"matches": matches}
-
-
-def extracted_values(pattern: Any, message: str) -> dict[str, str] | None:
-    """TestMetricFilter's ``extractedValues`` of one message (None: no match): the named fields of a
-    space-delimited pattern as ``$name``, nothing for the other kinds. The adapter over
-    ``Pattern.extract`` until flowwatch.patterns gives this shape itself."""
-    fields = pattern.extract(message)
-    if fields is None:
-        return None
-    return {f"${name}": value for name, value in fields.items()}
+        raise ServiceError("InvalidParameterException", exc.aws_message) from None
+    return {"matches": pattern.test_metric_filter([str(m) for m in messages])}
 
 
 def complete_describe_log_groups(clients: Clients, region: str, body: bytes) -> bytes:
