@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field as _field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from flowwatch.insights.fields import Record
 
@@ -1023,9 +1023,8 @@ def compile_query(text: str) -> "Query":
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Source:
-    """One log event as a query reads it."""
+class Source(NamedTuple):
+    """One log event as a query reads it (``ptr``: its ``@ptr``, may be empty for a stats query)."""
 
     timestamp: int
     ingestion_time: int

@@ -15,6 +15,9 @@ what AWS does there -> main class: entry points, and the route or tap of the ser
   -> :class:`~flowwatch.local.alarm_state.AlarmEvaluator`: ``evaluate`` (``POST /_flowwatch/evaluate``
   and the thread below), ``states``/``history`` (``GET /_flowwatch/alarms``).
 * ``alarms.py``: the pure CloudWatch alarm rules, the notification JSON and e-mail text.
+* ``insights_service.py``: CloudWatch Logs Insights over the kept log events
+  -> :class:`~flowwatch.local.insights_service.InsightsService`: StartQuery, GetQueryResults, StopQuery,
+  DescribeQueries (served).
 * ``notifications.py``: SNS delivery made visible
   -> :class:`~flowwatch.local.notifications.Inbox`: ``tap_publish``, ``messages`` (``GET /_flowwatch/inbox``).
 * ``loopback.py``: the boto3 clients of the server against itself -> ``LoopbackClients``.
@@ -46,6 +49,7 @@ from typing import Any
 from flowwatch.local.alarm_state import AlarmEvaluator
 from flowwatch.local.api import Api, json_request
 from flowwatch.local.flow_logs import FlowLogService
+from flowwatch.local.insights_service import InsightsService
 from flowwatch.local.log_events import LogEvents
 from flowwatch.local.loopback import LoopbackClients
 from flowwatch.local.metric_filters import MetricFilters
@@ -84,6 +88,7 @@ class DataPlane:
         self.alarms = AlarmEvaluator(self.clients, self.clock.now)
         self.inbox = Inbox(self.clients, self.clock.now)
         self.log_events = LogEvents(self.clients, self.clock.now)
+        self.insights = InsightsService(self.log_events, self.clock.now)
         self.api = self._operations()
         self._lock = threading.Lock()          # regions
         self._wake = threading.Event()
@@ -110,6 +115,12 @@ class DataPlane:
         api.serve("logs:FilterLogEvents", events.filter_log_events)
         api.after("sns:Publish", self.inbox.tap_publish)
         api.after("ec2:CreateFlowLogs", lambda region, params, body: self.flow_logs.tap_create_flow_logs(params, body))
+        # Logs Insights (insights_service.py): queries over the same copy of the events
+        insights = self.insights
+        api.serve("logs:StartQuery", insights.start_query)
+        api.serve("logs:GetQueryResults", insights.get_query_results)
+        api.serve("logs:StopQuery", insights.stop_query)
+        api.serve("logs:DescribeQueries", insights.describe_queries)
         return api
 
     def saw_region(self, region: str | None) -> None:
