@@ -134,6 +134,8 @@ def _order(a: Value, b: Value) -> int | None:
     x, y = number(a), number(b)
     if x is not None and y is not None:
         return (x > y) - (x < y)
+    if x is not None or y is not None:      # a number and text ("-" of a NODATA record): neither is less
+        return None
     s, t = str(a), str(b)
     return (s > t) - (s < t)
 
@@ -996,7 +998,11 @@ class _CommandParser(_Parser):
                 raise self.fail(f"'{expr.text}' in stats is not an aggregate function (count, sum, avg, ...)")
         by: list[tuple[str, Expr]] = []
         if self.accept_word("by"):
-            by = self.aliased()
+            self.in_stats = True          # an aggregate here gets the message below, not "only in stats"
+            try:
+                by = self.aliased()
+            finally:
+                self.in_stats = False
             for _, expr in by:
                 if expr.aggs:
                     raise self.fail("stats cannot group by an aggregate")
