@@ -41,10 +41,10 @@ PRESETS: tuple[InsightsPreset, ...] = (
                    ("dstport", "protocol", "action"),
                    'filter action = "REJECT" | stats count(*) as rejects, count_distinct(srcAddr) as sources'
                    " by dstPort, protocol | sort rejects desc"),
-    InsightsPreset("by-interface", "Flows, bytes and rejects per network interface.",
-                   ("interface-id", "bytes", "action"),
-                   "fields (action = \"REJECT\") as rejected | stats count(*) as flows, sum(rejected) as rejects,"
-                   " sum(bytes) as bytes by interfaceId | sort flows desc"),
+    InsightsPreset("by-interface", "Flows, packets and bytes per network interface and action.",
+                   ("interface-id", "packets", "bytes", "action"),
+                   "stats count(*) as flows, sum(packets) as packets, sum(bytes) as bytes by interfaceId, action"
+                   " | sort flows desc"),
     InsightsPreset("rejects-over-time", "REJECTed flows per 5 minutes.", ("action",),
                    'filter action = "REJECT" | stats count(*) as rejects by bin(5m) as window | sort window asc',
                    limit=None),
