@@ -218,6 +218,20 @@ def test_filter_conditions(condition, expected):
     assert column(f"filter {condition}", "@ptr") == expected
 
 
+def test_the_substring_prefilter_never_changes_a_result():
+    escaped = '{"action": "\\u0052EJECT", "srcAddr": "10.1.1.1"}'       # JSON may escape what it holds
+    lines = LINES + [escaped, "REJECT is a word here, not a record"]
+    assert column('filter action = "REJECT" | fields srcAddr', "srcAddr", lines=lines) == [
+        "10.1.1.1", "172.31.16.139", "172.31.9.69"]
+    # a field set by parse is not the discovered one: its value need not be in the message as such
+    assert rows('parse @message "* *" as action, rest | filter action = "2" | stats count(*) as n',
+                lines=lines) == [{"n": "6"}]
+    assert rows('fields concat("RE", "JECT") as action | filter action = "REJECT" | stats count(*) as n',
+                lines=lines) == [{"n": "8"}]
+    assert rows('filter @message like "SKIP" and logStatus = "SKIPDATA" | stats count(*) as n') == [{"n": "1"}]
+    assert run('filter action = "REJECT" | stats count(*)', lines=lines).records_scanned == 8
+
+
 def test_text_that_is_not_a_number_compares_as_text_and_arithmetic_on_it_is_null():
     assert column("filter srcAddr > '200.0' | fields srcAddr", "srcAddr") == []     # a number and text: no order
     assert column("filter srcAddr > '200.0.0.0' | fields srcAddr", "srcAddr") == ["203.0.113.12"]

@@ -52,6 +52,9 @@ def discover(message: str) -> dict[str, Any]:
     return _NOTHING
 
 
+_VPC_INDEX = {name: i for i, name in enumerate(VPC_FIELDS)}
+
+
 def _json_fields(message: str) -> dict[str, Any]:
     try:
         value = json.loads(message)
@@ -77,27 +80,57 @@ def _flatten(value: Any, prefix: str, found: dict[str, Any], depth: int) -> None
 
 
 class Record(dict):  # type: ignore[type-arg]
-    """One event's fields: the system fields and those set by the query (``parse``, ``fields``), with the
-    discovered fields looked up on first use (``record[name]`` is None for a field the event lacks)."""
+    """One event's fields as a query sees them: what the query set (``parse``, ``fields``) in the dict; the
+    system and discovered fields looked up on first use, from ``event`` (timestamp, ingestion_time, stream,
+    log, message, ptr); ``record[name]`` is None for a field the event lacks."""
 
-    __slots__ = ("message", "_found")
+    __slots__ = ("event", "_parts", "_json")
 
-    def __init__(self, message: str, system: dict[str, Any]) -> None:
-        super().__init__(system)
-        self.message = message
-        self._found: dict[str, Any] | None = None
-
-    def discovered(self) -> dict[str, Any]:
-        if self._found is None:
-            self._found = discover(self.message)
-        return self._found
+    def __init__(self, event: Any) -> None:
+        super().__init__()
+        self.event = event
+        self._parts: list[str] | None = None
+        self._json: dict[str, Any] | None = None
 
     def __missing__(self, key: str) -> Any:
-        return self.discovered().get(key)
+        index = _VPC_INDEX.get(key)
+        if index is not None:                      # the common case: a flow-log field
+            parts = self._parts
+            if parts is None:
+                parts = self._parts = self._split()
+            if parts:
+                return parts[index]
+        if key[:1] == "@" and key in _SYSTEM:
+            return _SYSTEM[key](self.event)
+        if self.event.message[:1] == "{":
+            if self._json is None:
+                self._json = _json_fields(self.event.message)
+            return self._json.get(key)
+        return None
+
+    def _split(self) -> list[str]:
+        parts = self.event.message.split(" ")
+        return parts if len(parts) == 14 and parts[0] == "2" else []
 
     def every(self) -> dict[str, Any]:
         """Every field with a value: system, discovered, then the query's own."""
-        out = {k: v for k, v in self.items() if k in SYSTEM_FIELDS}
-        out.update(self.discovered())
-        out.update((k, v) for k, v in self.items() if k not in SYSTEM_FIELDS)
+        out = {name: self[name] for name in SYSTEM_FIELDS}
+        out.update(discover(self.event.message))
+        out.update(self)
         return {k: v for k, v in out.items() if v is not None}
+
+
+def _timestamp(ms: int) -> Any:
+    from flowwatch.insights.language import Timestamp
+
+    return Timestamp(ms)
+
+
+_SYSTEM: dict[str, Any] = {
+    "@timestamp": lambda e: _timestamp(e.timestamp),
+    "@ingestionTime": lambda e: _timestamp(e.ingestion_time),
+    "@message": lambda e: e.message,
+    "@logStream": lambda e: e.stream,
+    "@log": lambda e: e.log,
+    "@ptr": lambda e: e.ptr,
+}

@@ -96,7 +96,9 @@ def number(value: Value) -> int | float | None:
         return None
     if isinstance(value, (int, float)):
         return value
-    text = str(value)
+    text = value if isinstance(value, str) else str(value)
+    if text.isdigit() and text.isascii():          # the common case: a port, a byte count
+        return int(text)
     if not _NUMBER.fullmatch(text):
         return None
     try:
@@ -295,6 +297,8 @@ class Expr:
     value: Any = None
     aggs: list[Agg] = _field(default_factory=list)
     duration: int | None = None        # a duration literal (bin, datefloor)
+    #: (field, text): the expression is true only if the field's value contains the text (see _prefilter)
+    needs: tuple[tuple[str, str], ...] = ()
 
 
 def _const(value: Any, text: str) -> Expr:
@@ -551,7 +555,9 @@ class _Parser:
             self.scan.take()
             right = self.negation()
             fa, fb = left.fn, right.fn
+            needs = left.needs + right.needs
             left = self._join(start, left, right, lambda r, fa=fa, fb=fb: _truth(fa(r)) and _truth(fb(r)))
+            left.needs = needs
         return left
 
     def negation(self) -> Expr:
@@ -579,8 +585,11 @@ class _Parser:
             if after.peek().word() in ("like", "in"):
                 self.scan.take()
                 negate, token, word = True, self.scan.peek(), self.scan.peek().word()
+        needs: tuple[tuple[str, str], ...] = ()
         if word == "like" or (token.kind == "op" and token.text == "=~"):
             self.scan.take()
+            if self.scan.peek(operand=True).kind == "string" and left.field and not negate:
+                needs = ((left.field, self.scan.peek(operand=True).text),)
             fn = self.like(left, regex_only=token.text == "=~")
         elif word == "in":
             self.scan.take()
@@ -588,7 +597,11 @@ class _Parser:
         elif token.kind == "op" and token.text in ("=", "==", "!=", "<", "<=", ">", ">="):
             self.scan.take()
             right = self.additive()
-            return self._join(start, left, right, _comparison(token.text, left, right))
+            joined = self._join(start, left, right, _comparison(token.text, left, right))
+            if token.text in ("=", "==") and left.field and right.literal and isinstance(right.value, str) \
+                    and number(right.value) is None:
+                joined.needs = ((left.field, right.value),)
+            return joined
         else:
             if negate:
                 raise self.mismatched("'like' or 'in'")
@@ -596,7 +609,7 @@ class _Parser:
         if negate:
             inner = fn
             fn = lambda r: not inner(r)  # noqa: E731
-        return Expr(fn, self.text[start:self.scan.pos].strip(), aggs=left.aggs)
+        return Expr(fn, self.text[start:self.scan.pos].strip(), aggs=left.aggs, needs=needs)
 
     def like(self, left: Expr, *, regex_only: bool) -> Fn:
         token = self.scan.take(operand=True)
@@ -701,7 +714,7 @@ class _Parser:
             inner = self.expression()
             self.expect_op(")")
             return Expr(inner.fn, self.text[token.start:self.scan.pos], inner.field, inner.literal, inner.value,
-                        inner.aggs)
+                        inner.aggs, needs=inner.needs)
         if token.kind == "string":
             self.scan.take(operand=True)
             return _const(token.text, self.text[token.start:token.end])
@@ -870,6 +883,7 @@ class Command:
     source: Expr | None = None
     regex: Any = None
     aggs: list[Agg] = _field(default_factory=list)
+    needs: tuple[tuple[str, str], ...] = ()
 
 
 class _CommandParser(_Parser):
@@ -924,7 +938,8 @@ class _CommandParser(_Parser):
         return Command("dedup", start, names=[t.text for t in self.names()])
 
     def cmd_filter(self, start: int) -> Command:
-        return Command("filter", start, predicate=self.expression().fn)
+        expr = self.expression()
+        return Command("filter", start, predicate=expr.fn, needs=expr.needs)
 
     def cmd_limit(self, start: int) -> Command:
         token = self.scan.take(operand=True)
@@ -1074,7 +1089,8 @@ class Query:
     def run(self, events: Iterable[Source], *, newest_first: bool, limit: int = MAX_LIMIT) -> Result:
         """Evaluate over ``events`` (in time order, newest first when ``newest_first``); at most ``limit`` rows."""
         counter = [0, 0, 0]         # scanned, bytes, matched
-        rows: Iterator[Any] = _records(events, counter)
+        source = _records(events, counter, *self._prefilter())
+        rows: Iterator[Any] = source
         lead = 0
         while lead < len(self.commands) and self.commands[lead].kind in _STREAMING:
             lead += 1
@@ -1105,9 +1121,38 @@ class Query:
         else:                       # oldest first, no sort: the newest `limit`, newest first
             final = list(deque(rows, maxlen=limit))
             final.reverse()
+        source.close()              # a limit may have stopped early: the scan counts are final now
         shown = self._shown()
         out = [_row(r, shown, ptr=not self.is_stats) for r in final]
         return Result(out, counter[2], counter[0], counter[1])
+
+    def _prefilter(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Texts every matching event's message contains, from the leading filters: (for ``@message``, for
+        flow-log fields). A default-format record's field is one of its words and ``@message`` the message
+        itself, so an event without the text cannot match; a JSON event's values may be escaped, so the
+        flow-log texts do not apply to one (its message starts with ``{``). A field set by an earlier
+        ``fields`` or ``parse`` is not the discovered one and gives no text."""
+        from flowwatch.insights.fields import VPC_FIELDS
+
+        assigned: set[str] = set()
+        message: list[str] = []
+        vpc: list[str] = []
+        for command in self.commands:
+            if command.kind not in _STREAMING:
+                break
+            if command.kind == "fields":
+                assigned.update(name for name, expr in command.items if expr.field != name)
+            elif command.kind == "parse":
+                assigned.update(command.names)
+            elif command.kind == "filter":
+                for name, text in command.needs:
+                    if name in assigned:
+                        continue
+                    if name == "@message":
+                        message.append(text)
+                    elif name in VPC_FIELDS:
+                        vpc.append(text)
+        return tuple(message), tuple(vpc)
 
     def _shown(self) -> list[str] | None:
         """The fields a result row has, in order (None: every field of the event)."""
@@ -1129,13 +1174,33 @@ class Query:
         return list(dict.fromkeys(names)) if explicit else None
 
 
-def _records(events: Iterable[Source], counter: list[int]) -> Iterator[Record]:
-    for event in events:
-        counter[0] += 1
-        counter[1] += len(event.message)
-        yield Record(event.message, {"@timestamp": Timestamp(event.timestamp), "@message": event.message,
-                                     "@logStream": event.stream, "@log": event.log,
-                                     "@ingestionTime": Timestamp(event.ingestion_time), "@ptr": event.ptr})
+def _records(events: Iterable[Source], counter: list[int], in_message: tuple[str, ...] = (),
+             in_fields: tuple[str, ...] = ()) -> Iterator[Record]:
+    """The events as Records, counted; those whose message lacks a text of the prefilter (Query._prefilter)
+    are counted and skipped."""
+    scanned = size = 0
+    first = in_fields[0] if len(in_fields) == 1 and not in_message else None
+    try:
+        if first is not None:                  # the usual `filter action = "REJECT"`: one text, inline
+            for event in events:
+                scanned += 1
+                message = event.message
+                size += len(message)
+                if first in message or message[:1] == "{":
+                    yield Record(event)
+            return
+        for event in events:
+            scanned += 1
+            message = event.message
+            size += len(message)
+            if in_message and not all(t in message for t in in_message):
+                continue
+            if in_fields and message[:1] != "{" and not all(t in message for t in in_fields):
+                continue
+            yield Record(event)
+    finally:
+        counter[0] += scanned
+        counter[1] += size
 
 
 def _counted(rows: Iterator[Any], counter: list[int]) -> Iterator[Any]:
