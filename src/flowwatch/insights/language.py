@@ -828,7 +828,10 @@ def _make_agg(name: str, key: str, arg: Expr | None) -> Agg:
         def count_add(s: list[int], r: Mapping[str, Any]) -> None:
             if f(r) is not None:
                 s[0] += 1
-        return Agg(key, lambda: [0], count_add, lambda s: s[0])
+
+        def count_all(s: list[int], r: Mapping[str, Any]) -> None:
+            s[0] += 1
+        return Agg(key, lambda: [0], count_all if arg is None else count_add, lambda s: s[0])
     if name == "count_distinct":
         def distinct_add(s: set[Any], r: Mapping[str, Any]) -> None:
             v = f(r)
@@ -837,7 +840,8 @@ def _make_agg(name: str, key: str, arg: Expr | None) -> Agg:
         return Agg(key, set, distinct_add, len)
     if name in ("sum", "avg"):
         def sum_add(s: list[Any], r: Mapping[str, Any]) -> None:
-            n = number(f(r))
+            v = f(r)
+            n = int(v) if type(v) is str and v.isdigit() and v.isascii() else number(v)
             if n is not None:
                 s[0] += n
                 s[1] += 1
@@ -1259,8 +1263,13 @@ def _stats(command: Command, rows: Iterator[Any]) -> list["_Row"]:
     groups: dict[tuple[Any, ...], list[Any]] = {}
     inits = [a.init for a in aggs]
     adds = [a.add for a in aggs]
+    def one(r: Any, f: Fn = by[0] if by else (lambda r: None)) -> tuple[Any, ...]:
+        v = f(r)
+        return (v if v is None or type(v) is str else _group_value(v),)
+
+    key_of = one if len(by) == 1 else (lambda r: tuple(_group_value(f(r)) for f in by))
     for r in rows:
-        key = tuple(_group_value(f(r)) for f in by)
+        key = key_of(r)
         states = groups.get(key)
         if states is None:
             if len(groups) >= MAX_GROUPS:
