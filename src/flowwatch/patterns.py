@@ -22,6 +22,15 @@ Public API::
     pattern.matches(line)         # -> bool
     pattern.extract(line)         # -> {"action": "REJECT", ...} | None
     pattern.metric(line, {"metricValue": "1", "defaultValue": 0})   # -> {"value": 1.0, ...}
+    pattern.extracted_values(line)              # -> {"$action": "REJECT", "$7": "..."} | None
+    pattern.test_metric_filter([line, ...])     # -> TestMetricFilter's "matches":
+        # [{"eventNumber": 1, "eventMessage": line, "extractedValues": {"$action": "REJECT", ...}}]
+    PatternError.aws_message                    # AWS's InvalidParameterException text, e.g.
+        # "Invalid character(s) in term ':'"; "Invalid filter pattern" when AWS names nothing
+
+``extracted_values`` keys are TestMetricFilter's: ``$name`` for a named field, ``$N`` (1-based
+position in the event) for an anonymous one, ``$1..$n`` for every field of ``[]``, ``{}`` for the
+other kinds. Cases recorded against AWS itself are in ``tests/patterns/vectors/aws_recorded.json``.
 
 Bounded: every pattern flowwatch accepts is evaluated in time linear in the event. Regexes run
 on RE2 (google-re2: no backtracking), a pattern is at most ``MAX_PATTERN_LENGTH`` characters,
@@ -34,12 +43,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Literal
 
 __all__ = [
+    "AWS_INVALID_PATTERN",
     "MAX_DIMENSIONS",
     "MAX_EVENT_LENGTH",
     "MAX_JSON_NESTING",
@@ -123,17 +133,30 @@ _DELIMITED_VALUE_BAD: Final = frozenset("\"[(){}=<>!%\\'`")
 _JSON_BARE_CHARS: Final = _ALNUM | frozenset("._*-+")
 
 
+AWS_INVALID_PATTERN: Final = "Invalid filter pattern"
+"""The message of AWS's InvalidParameterException for a pattern it cannot parse, when AWS gives
+no more specific one."""
+
+
 class PatternError(ValueError):
     """An invalid filter pattern (AWS answers InvalidParameterException).
 
     ``column`` is the 1-based position in the pattern text where the problem was found
-    (None when the problem is the pattern as a whole); ``reason`` is the bare explanation.
+    (None when the problem is the pattern as a whole); ``reason`` is the bare explanation in
+    flowwatch's words; ``aws_message`` is the message AWS's InvalidParameterException carries
+    for this pattern, as far as it is known (``"Invalid filter pattern"`` otherwise).
     """
 
-    def __init__(self, reason: str, column: int | None = None) -> None:
+    def __init__(self, reason: str, column: int | None = None, aws_message: str = AWS_INVALID_PATTERN) -> None:
         self.reason = reason
         self.column = column
+        self.aws_message = aws_message
         super().__init__(f"column {column}: {reason}" if column is not None else reason)
+
+
+def _invalid_term(term: str) -> str:
+    """AWS's message for a term it refuses (an unquoted character it does not allow)."""
+    return f"Invalid character(s) in term '{term}'"
 
 
 def _to_number(text: str) -> float | None:
@@ -172,8 +195,8 @@ class _Scanner:
         self.pos = pos
         self.end = end
 
-    def error(self, reason: str, pos: int | None = None) -> PatternError:
-        return PatternError(reason, (self.pos if pos is None else pos) + 1)
+    def error(self, reason: str, pos: int | None = None, aws_message: str = AWS_INVALID_PATTERN) -> PatternError:
+        return PatternError(reason, (self.pos if pos is None else pos) + 1, aws_message)
 
     def skip_ws(self) -> None:
         text, end = self.text, self.end
@@ -254,9 +277,10 @@ def _compile_regex(body: str, offset: int) -> _Search:
             continue
         if ord(ch) > 127:
             raise fail(f"multi-byte character {ch!r} is not supported in a regex", index)
+        reason = f"{ch!r} is not allowed in a regex"
         if ch in "()":
-            raise fail(f"{ch!r} is not supported in a regex (no groups); a literal is \\x28 / \\x29", index)
-        raise fail(f"{ch!r} is not allowed in a regex", index)
+            reason = f"{ch!r} is not supported in a regex (no groups); a literal is \\x28 / \\x29"
+        raise PatternError(reason, offset + index + 1, _invalid_term(ch))
 
     out: list[str] = []
     i, n = 0, len(body)
@@ -466,6 +490,7 @@ class Pattern:
         field_names: tuple[str, ...] = (),
         field_index: Mapping[str, int] | None = None,
         selectors: frozenset[tuple[tuple[str, Any], ...]] = frozenset(),
+        positions: tuple[int, ...] | None = (),
     ) -> None:
         self.text = text
         self.kind = kind
@@ -474,6 +499,7 @@ class Pattern:
         self._field_names = field_names
         self._field_index: Mapping[str, int] = field_index or {}
         self._selectors = selectors
+        self._positions = positions  # anonymous fields (negative: from the end); None: every field
         self._metric_cache: dict[Any, _MetricSpec] = {}
 
     def __repr__(self) -> str:
@@ -491,6 +517,35 @@ class Pattern:
         if self.kind != "delimited":
             return {}
         return {name: context[index] for name, index in self._field_index.items()}
+
+    def extracted_values(self, message: str) -> dict[str, str] | None:
+        """What TestMetricFilter reports as ``extractedValues`` for one event, None if it does
+        not match: ``{"$name": value}`` for the named fields of a space-delimited pattern and
+        ``{"$7": value}`` (the field's 1-based position in the event) for its anonymous fields,
+        every field as ``$1..$n`` for ``[]``, and ``{}`` for the other kinds."""
+        context = self._capture(message)
+        if context is _NO_MATCH:
+            return None
+        if self.kind != "delimited":
+            return {}
+        values: list[str] = context
+        if self._positions is None:
+            return {f"${i + 1}": value for i, value in enumerate(values)}
+        extracted = {f"${name}": values[index] for name, index in self._field_index.items()}
+        for index in self._positions:
+            extracted[f"${index % len(values) + 1}"] = values[index]
+        return extracted
+
+    def test_metric_filter(self, messages: Sequence[str]) -> list[dict[str, Any]]:
+        """The ``matches`` of AWS's TestMetricFilter for these log event messages:
+        ``[{"eventNumber": n, "eventMessage": message, "extractedValues": {...}}]``, one item
+        per matching message, ``eventNumber`` counting every message from 1."""
+        matches: list[dict[str, Any]] = []
+        for number, message in enumerate(messages, start=1):
+            extracted = self.extracted_values(message)
+            if extracted is not None:
+                matches.append({"eventNumber": number, "eventMessage": message, "extractedValues": extracted})
+        return matches
 
     def metric(self, message: str, transformation: Mapping[str, Any]) -> dict[str, Any] | None:
         """What one event contributes to the metric of a metric filter.
@@ -593,7 +648,7 @@ class Pattern:
         value: float | None = None
         value_ref: Any = None
         if value_text.startswith("$"):
-            value_ref = self._reference(value_text, "metricValue")
+            value_ref = self._reference(value_text, "metricValue", named_only=False)
         else:
             value = _to_number(value_text)
             if value is None or not math.isfinite(value):
@@ -639,8 +694,9 @@ class Pattern:
             raise ValueError(f"unit {unit!r} is not a CloudWatch StandardUnit ({units})")
         return _MetricSpec(value, value_ref, default, tuple(dimensions), unit)
 
-    def _reference(self, text: str, what: str) -> Any:
-        """Validate a ``$field`` or ``$.path`` reference against this pattern."""
+    def _reference(self, text: str, what: str, named_only: bool = True) -> Any:
+        """Validate a ``$field`` or ``$.path`` reference against this pattern. A JSON metricValue
+        (``named_only=False``) may name a selector the pattern does not: AWS accepts it."""
         if self.kind == "delimited":
             name = text[1:]
             if name.startswith(".") or not name or any(c not in _NAME_CHARS for c in name):
@@ -661,7 +717,7 @@ class Pattern:
                 raise ValueError(f"{what}: invalid selector {text!r}")
             if wildcards:
                 raise ValueError(f"{what}: {text!r} may not contain a wildcard")
-            if steps not in self._selectors:
+            if named_only and steps not in self._selectors:
                 raise ValueError(f"{what}: {text!r} is not a property the pattern names")
             return steps
         raise ValueError(f"{what}: {text!r} needs a space-delimited or JSON filter pattern")
@@ -680,6 +736,8 @@ def _compile_cached(text: str) -> Pattern:
         raise PatternError(
             f"a filter pattern is at most {MAX_PATTERN_LENGTH} characters, this one has {len(text)}",
             MAX_PATTERN_LENGTH + 1,
+            f"1 validation error detected: Value '{text}' at 'filterPattern' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_PATTERN_LENGTH}",
         )
     start, end = 0, len(text)
     while start < end and text[start].isspace():
@@ -691,7 +749,8 @@ def _compile_cached(text: str) -> Pattern:
     first, last = text[start], text[end - 1]
     if first == "{":
         if last != "}":
-            raise PatternError("If a filter pattern starts with '{' it must end with '}'", end)
+            message = "If a filter pattern starts with '{' it must end with '}'"
+            raise PatternError(message, end, message)
         return _compile_json(text, start, end)
     if first == "[":
         if last != "]":
@@ -733,6 +792,33 @@ def _compile_standalone_regex(text: str, start: int, end: int) -> Pattern:
     return _from_predicate(text, "regex", matches)
 
 
+# Characters AWS refuses in an unquoted term ("Invalid character(s) in term"): the ones its answers
+# name (docs/PATTERNS.md lists the evidence), with the closing bracket of each pair.
+_TERM_REFUSED: Final = frozenset(":()[]@\\`,")
+_REGEX_TERM: Final = re.compile(r"%\S*%(?=\s|\Z)")  # a %regex% token among terms
+
+
+def _unexpected(ch: str) -> str:
+    """AWS's message for an unexpected character: a refused one is named, others are not."""
+    return _invalid_term(ch) if ch in _TERM_REFUSED else AWS_INVALID_PATTERN
+
+
+def _read_unquoted_term(scanner: _Scanner) -> str:
+    """Read an unquoted term at the cursor. It ends at whitespace, or at a ``-`` after its first
+    character: AWS reads ``ORDER-ITEM-1`` as ``ORDER -ITEM -1`` (an exclusion follows)."""
+    text, start = scanner.text, scanner.pos
+    while not scanner.at_end():
+        ch = text[scanner.pos]
+        if ch.isspace() or ch == "-" and scanner.pos > start:
+            break
+        if ch in _TERM_REFUSED:
+            raise scanner.error(f"{ch!r} must be inside a quoted term, e.g. \"a:b\"", aws_message=_invalid_term(ch))
+        if ch == '"':
+            raise scanner.error("a quote must enclose the whole term, e.g. \"a phrase\"")
+        scanner.pos += 1
+    return text[start : scanner.pos]
+
+
 def _compile_terms(text: str, start: int, end: int) -> Pattern:
     """Terms are ANDed substrings; ``-term`` excludes; ``?term`` alone are ORed, and ignored
     when the pattern also has include or exclude terms."""
@@ -760,16 +846,9 @@ def _compile_terms(text: str, start: int, end: int) -> Pattern:
             if not term.strip() and target is not excludes:
                 term = ""  # AWS documents `" "` as "match everything": it occurs in every event
         else:
-            word_start = scanner.pos
-            while not scanner.at_end() and not text[scanner.pos].isspace():
-                scanner.pos += 1
-            term = text[word_start : scanner.pos]
-            if '"' in term:
-                raise scanner.error(
-                    "a quote must enclose the whole term, e.g. \"a phrase\"", word_start + term.index('"')
-                )
-            if len(term) > 1 and term[0] == "%" and term[-1] == "%":
-                raise scanner.error("a %regex% must be the whole filter pattern, not a term", word_start)
+            if _REGEX_TERM.match(text, scanner.pos, end):
+                raise scanner.error("a %regex% must be the whole filter pattern, not a term")
+            term = _read_unquoted_term(scanner)
         target.append(term)
 
     if includes or excludes:
@@ -956,7 +1035,7 @@ class _DelimitedParser:
         names: set[str] = set()
         s.skip_ws()
         if s.at_end():
-            raise s.error("a space-delimited pattern needs at least one field")
+            return fields, None  # `[]`
         while True:
             s.skip_ws()
             element_pos = s.pos
@@ -1084,7 +1163,8 @@ def _read_value(s: _Scanner, operator: str, count_regex: Callable[[int], None], 
         if ch.isspace() or ends(ch):
             break
         if bad(ch):
-            raise s.error(f"unexpected {ch!r} in a value; put the value in double quotes")
+            raise s.error(f"unexpected {ch!r} in a value; put the value in double quotes",
+                          aws_message=_unexpected(ch))
         s.pos += 1
     value = s.text[value_pos : s.pos]
     if not value:
@@ -1098,6 +1178,8 @@ def _read_value(s: _Scanner, operator: str, count_regex: Callable[[int], None], 
 
 def _compile_delimited(text: str, start: int, end: int) -> Pattern:
     fields, ellipsis = _DelimitedParser(text, start, end).parse()
+    if not fields:
+        return _every_field(text)
     if ellipsis is None:
         head, tail = fields, []
     else:
@@ -1132,7 +1214,18 @@ def _compile_delimited(text: str, start: int, end: int) -> Pattern:
         return values
 
     names = tuple(f.name for f in fields if f.name is not None)
-    return Pattern(text, "delimited", matches, capture, field_names=names, field_index=field_index)
+    anonymous = tuple(i for i, f in positioned if f.name is None)
+    return Pattern(text, "delimited", matches, capture, field_names=names, field_index=field_index,
+                   positions=anonymous)
+
+
+def _every_field(text: str) -> Pattern:
+    """``[]``: AWS accepts it; it matches every event and extracts every field as ``$1..$n``."""
+
+    def matches(line: str) -> bool:
+        return True
+
+    return Pattern(text, "delimited", matches, _split_fields, positions=None)
 
 
 def _delimited_matcher(
@@ -1312,7 +1405,8 @@ def _parse_selector(s: _Scanner) -> tuple[_Steps, int]:
             while not s.at_end() and text[s.pos] in _NAME_CHARS:
                 s.pos += 1
             if s.pos == name_start:
-                raise s.error(f"expected a property name after '.', found {s.describe()}")
+                raise s.error(f"expected a property name after '.', found {s.describe()}",
+                              aws_message=_invalid_term(text[start : s.pos + 1]))
             steps.append(("key", text[name_start : s.pos]))
         elif ch == "[":
             bracket = s.pos
@@ -1443,7 +1537,7 @@ class _JsonParser:
         expression = self.parse_or()
         s.skip_ws()
         if not s.at_end():
-            raise s.error(f"expected '&&', '||' or '}}', found {s.describe()}")
+            raise s.error(f"expected '&&', '||' or '}}', found {s.describe()}", aws_message=_unexpected(s.peek()))
         return expression
 
     def count_regex(self, pos: int) -> None:

@@ -3,7 +3,12 @@
 The vectors are facts with their sources (AWS's documentation, mostly): they are vendored in
 ``tests/patterns/vectors/filter_patterns.json``, so the suite passes in a plain clone. Their format
 is described in ``FILTER_PATTERNS.md`` beside them (section 6). ``FLOWWATCH_CONFORMANCE`` runs the
-cases of another file instead. When the team's shared copy sits beside the repository, one test
+cases of another file instead. ``aws_recorded.json`` beside them holds cases recorded against AWS
+itself (``confidence``: ``recorded`` for AWS-validated test snapshots, ``observed`` for AWS answers
+quoted in public reports, ``documented`` for AWS's examples), in the same format plus: ``message``
+null (only that AWS accepted the pattern, and its ``metric`` transformation), ``aws_message`` (the
+text of AWS's InvalidParameterException), and ``messages`` with ``expected_matches`` (TestMetricFilter's
+``matches``). docs/PATTERNS.md lists where the two files disagree. When the team's shared copy sits beside the repository, one test
 checks that the vendored copy has every case of it (a cross-check only: nothing passes because of it).
 """
 
@@ -19,6 +24,7 @@ import pytest
 from flowwatch.patterns import PatternError, compile_pattern
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "vectors" / "filter_patterns.json"
+RECORDED_PATH = Path(__file__).resolve().parent / "vectors" / "aws_recorded.json"
 SHARED_PATH = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "filter_patterns.json"
 
 # Cases where the AWS documentation contradicts a vector: id -> reason (listed in docs/PATTERNS.md).
@@ -42,18 +48,21 @@ def load_cases(path: Path) -> list[dict[str, Any]]:
 
 
 CASES = load_cases(CONFORMANCE_PATH)
+RECORDED = load_cases(RECORDED_PATH)
 
 
 def params() -> list[Any]:
     marks = {case_id: pytest.mark.xfail(reason=reason, strict=True) for case_id, reason in XFAIL.items()}
-    return [pytest.param(case, id=case["id"], marks=marks.get(case["id"], ())) for case in CASES]
+    return [pytest.param(case, id=case["id"], marks=marks.get(case["id"], ())) for case in CASES + RECORDED]
 
 
 def test_conformance_file_is_present() -> None:
     path = CONFORMANCE_PATH
     assert path.is_file(), f"conformance vectors not found at {path} (set FLOWWATCH_CONFORMANCE)"
     assert CASES, f"{path} holds no cases"
-    assert len({case["id"] for case in CASES}) == len(CASES), "case ids must be unique"
+    assert RECORDED, f"{RECORDED_PATH} holds no cases"
+    assert len({case["id"] for case in CASES + RECORDED}) == len(CASES + RECORDED), "case ids must be unique"
+    assert {case["confidence"] for case in RECORDED} <= {"recorded", "observed", "documented"}
 
 
 @pytest.mark.skipif(not SHARED_PATH.is_file(), reason="no shared/ beside the repository: nothing to cross-check")
@@ -64,7 +73,7 @@ def test_vendored_vectors_hold_every_shared_case() -> None:
 
 
 def test_xfail_ids_exist() -> None:
-    assert set(XFAIL) <= {case["id"] for case in CASES}
+    assert set(XFAIL) <= {case["id"] for case in CASES + RECORDED}
 
 
 @pytest.mark.parametrize("case", params())
@@ -74,11 +83,19 @@ def test_case(case: dict[str, Any]) -> None:
 
     if case.get("invalid_pattern"):
         assert case["match"] is False
-        with pytest.raises(PatternError):
+        with pytest.raises(PatternError) as info:
             compile_pattern(pattern_text)
+        if "aws_message" in case:
+            assert info.value.aws_message == case["aws_message"]
         return
 
     pattern = compile_pattern(pattern_text)
+    if "expected_matches" in case:
+        assert pattern.test_metric_filter(case["messages"]) == case["expected_matches"]
+    if case["message"] is None:  # AWS accepted the pattern (and its transformation): nothing more was recorded
+        if "metric" in case:
+            pattern.metric("", case["metric"])
+        return
     assert pattern.matches(message) is case["match"]
 
     extracted = pattern.extract(message)

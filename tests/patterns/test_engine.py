@@ -113,7 +113,6 @@ def test_compile_is_cached_and_patterns_are_reusable() -> None:
     [
         ("[a, b", 5, "starts with '[' it must end with ']'"),
         ("{ $.a = 1", 9, "starts with '{' it must end with '}'"),
-        ("[]", 2, "at least one field"),
         ("[a, ..., b, ...]", 13, "only one '...'"),
         ("[a, a]", 5, "used twice"),
         ("[status = 4* && bytes > 1000]", 17, "same field"),
@@ -280,7 +279,10 @@ def test_regex_in_a_field_is_an_unanchored_search_of_that_field() -> None:
         ("?ERROR ?WARN REQUEST", "REQUEST only", True),  # ? terms ignored beside include terms
         ("?ERROR ?WARN -DEBUG", "INFO", True),  # ... and beside exclude terms
         ('? "clean up"', "will clean up", True),
-        ("ORDER-ITEM-1", "got ORDER-ITEM-12", True),  # unquoted punctuation is literal
+        ("ORDER-ITEM-1", "got ORDER-ITEM-12", False),  # read as ORDER -ITEM -1
+        ("ORDER-ITEM-1", "ORDER ok", True),
+        ('"ORDER-ITEM-1"', "got ORDER-ITEM-12", True),  # quoted, the hyphens are literal
+        ("a=b", "x a=b", True),  # '=' is allowed in an unquoted term
         ("-1", "code -1", False),
         ('""', "", True),
         ('"" -x', "x", False),
@@ -703,7 +705,7 @@ def test_metric_for_term_and_regex_patterns() -> None:
         ("ERROR", {"metricValue": "$bytes"}, "needs a space-delimited or JSON"),
         ("ERROR", {"metricValue": "1", "dimensions": {"X": "y"}}, "only available with JSON or space-delimited"),
         ("{ $.a = 1 }", {"metricValue": "$a"}, "not a $.path reference"),
-        ("{ $.a = 1 }", {"metricValue": "$.b"}, "not a property the pattern names"),
+        ("{ $.a = 1 }", {"metricValue": "$.a", "dimensions": {"B": "$.b"}}, "not a property the pattern names"),
         ("{ $.a[*] = 1 }", {"metricValue": "$.a[*]"}, "wildcard"),
         ("{ $.a = 1 }", {"metricValue": "$.a b"}, "invalid selector"),
         (LAB, {"metricValue": "1", "defaultValue": 0, "dimensions": {"A": "$action"}}, "can't be combined"),
@@ -757,3 +759,58 @@ def test_transformation_validation_is_cached_per_content() -> None:
     with pytest.raises(ValueError):
         pattern.metric(TCP_REJECT, transformation)
     assert first == {"value": 336.0, "unit": "None", "dimensions": {"Action": "REJECT"}}
+
+
+# -- what AWS answers: TestMetricFilter matches and InvalidParameterException messages ----------
+
+
+def test_test_metric_filter_reports_named_fields_by_name_and_anonymous_ones_by_position() -> None:
+    pattern = compile_pattern("[ip, , ..., status=4*, ]")
+    lines = ["10.0.0.1 - frank GET 404 512", "10.0.0.1 - frank GET 200 512"]
+    assert pattern.test_metric_filter(lines) == [
+        {"eventNumber": 1, "eventMessage": lines[0],
+         "extractedValues": {"$ip": "10.0.0.1", "$2": "-", "$status": "404", "$6": "512"}},
+    ]
+
+
+def test_empty_field_list_matches_every_event_and_reports_every_field() -> None:
+    pattern = compile_pattern("[]")
+    assert pattern.kind == "delimited"
+    assert pattern.test_metric_filter(["a [b c] d", "", "x"]) == [
+        {"eventNumber": 1, "eventMessage": "a [b c] d", "extractedValues": {"$1": "a", "$2": "b c", "$3": "d"}},
+        {"eventNumber": 2, "eventMessage": "", "extractedValues": {}},
+        {"eventNumber": 3, "eventMessage": "x", "extractedValues": {"$1": "x"}},
+    ]
+    assert pattern.extract("a b") == {}  # extract() keeps to named fields
+
+
+@pytest.mark.parametrize(
+    ("text", "aws_message"),
+    [
+        ("ERROR: disk", "Invalid character(s) in term ':'"),
+        ("user@example.com", "Invalid character(s) in term '@'"),
+        ("f(x)", "Invalid character(s) in term '('"),
+        ("ok -a,b", "Invalid character(s) in term ','"),
+        ("x] y", "Invalid character(s) in term ']'"),
+        ("%a(b)%", "Invalid character(s) in term '('"),
+        ('{ $.a = 1, $.b = 2 }', "Invalid character(s) in term ','"),
+        ('{ $.a = 1 && $."b" = 2 }', "Invalid character(s) in term '$.\"'"),
+        ("{ $.a = 1", "If a filter pattern starts with '{' it must end with '}'"),
+        ("[a b]", "Invalid filter pattern"),
+    ],
+)
+def test_pattern_errors_carry_aws_message(text: str, aws_message: str) -> None:
+    assert error_of(text).aws_message == aws_message
+
+
+def test_quoting_allows_every_refused_character() -> None:
+    pattern = compile_pattern('"a:b(c)[d]@e\\\\f`g,h"')
+    assert pattern.matches("x a:b(c)[d]@e\\f`g,h y")
+
+
+def test_json_metric_value_may_name_a_selector_the_pattern_does_not() -> None:
+    pattern = compile_pattern("{ $.val = * }")
+    transformation = {"metricValue": "$.value"}
+    assert pattern.metric('{"val": 1, "value": 3}', transformation) == {"value": 3.0, "unit": "None"}
+    assert pattern.metric('{"val": 1}', transformation) is None  # nothing to publish
+    assert pattern.metric('{"val": 1, "value": "slow"}', transformation) is None
