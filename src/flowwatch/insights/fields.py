@@ -79,7 +79,7 @@ def _flatten(value: Any, prefix: str, found: dict[str, Any], depth: int) -> None
             found[name] = ("true" if item else "false") if isinstance(item, bool) else item
 
 
-class Record(dict):  # type: ignore[type-arg]
+class Record(dict[str, Any]):
     """One event's fields as a query sees them: what the query set (``parse``, ``fields``) in the dict; the
     system and discovered fields looked up on first use, from ``event`` (timestamp, ingestion_time, stream,
     log, message, ptr); ``record[name]`` is None for a field the event lacks."""

@@ -39,7 +39,7 @@ import itertools
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field as _field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
@@ -368,6 +368,14 @@ def _comparison(op: str, a: Expr, b: Expr) -> Fn:
     return ordered
 
 
+def _either(fa: Fn, fb: Fn) -> Fn:
+    return lambda r: _truth(fa(r)) or _truth(fb(r))
+
+
+def _both(fa: Fn, fb: Fn) -> Fn:
+    return lambda r: _truth(fa(r)) and _truth(fb(r))
+
+
 def _truth(value: Any) -> bool:
     if value is None:
         return False
@@ -544,8 +552,7 @@ class _Parser:
         while self.scan.peek().word() == "or":
             self.scan.take()
             right = self.conjunction()
-            fa, fb = left.fn, right.fn
-            left = self._join(start, left, right, lambda r, fa=fa, fb=fb: _truth(fa(r)) or _truth(fb(r)))
+            left = self._join(start, left, right, _either(left.fn, right.fn))
         return left
 
     def conjunction(self) -> Expr:
@@ -554,9 +561,8 @@ class _Parser:
         while self.scan.peek().word() == "and":
             self.scan.take()
             right = self.negation()
-            fa, fb = left.fn, right.fn
             needs = left.needs + right.needs
-            left = self._join(start, left, right, lambda r, fa=fa, fb=fb: _truth(fa(r)) and _truth(fb(r)))
+            left = self._join(start, left, right, _both(left.fn, right.fn))
             left.needs = needs
         return left
 
@@ -1179,7 +1185,7 @@ class Query:
 
 
 def _records(events: Iterable[Source], counter: list[int], in_message: tuple[str, ...] = (),
-             in_fields: tuple[str, ...] = ()) -> Iterator[Record]:
+             in_fields: tuple[str, ...] = ()) -> Generator[Record, None, None]:
     """The events as Records, counted; those whose message lacks a text of the prefilter (Query._prefilter)
     are counted and skipped."""
     scanned = size = 0
@@ -1220,11 +1226,11 @@ def _pipeline(commands: list[Command], rows: Iterator[Any]) -> Iterator[Any]:
         if command.kind == "filter":
             predicate = command.predicate
             assert predicate is not None
-            steps.append(lambda r, p=predicate: _truth(p(r)))
+            steps.append(_holds(predicate))
         elif command.kind == "fields":
             for name, expr in command.items:
                 if expr.field != name:
-                    steps.append(lambda r, n=name, f=expr.fn: _assign(r, n, f(r)))
+                    steps.append(_setter(name, expr.fn))
         elif command.kind == "parse":
             assert command.source is not None
             steps.append(_parse_step(command.source.fn, command.regex, command.names))
@@ -1236,9 +1242,15 @@ def _pipeline(commands: list[Command], rows: Iterator[Any]) -> Iterator[Any]:
     return (r for r in rows if all(step(r) for step in steps))
 
 
-def _assign(row: Any, name: str, value: Any) -> bool:
-    row[name] = value
-    return True
+def _holds(predicate: Fn) -> Callable[[Any], bool]:
+    return lambda r: _truth(predicate(r))
+
+
+def _setter(name: str, fn: Fn) -> Callable[[Any], bool]:
+    def assign(r: Any) -> bool:
+        r[name] = fn(r)
+        return True
+    return assign
 
 
 def _parse_step(source: Fn, regex: Any, names: list[str]) -> Callable[[Any], bool]:
@@ -1289,7 +1301,7 @@ def _stats(command: Command, rows: Iterator[Any]) -> list["_Row"]:
     return out
 
 
-class _Row(dict):  # type: ignore[type-arg]
+class _Row(dict[str, Any]):
     """A row of stats results: a field it lacks is null."""
 
     def __missing__(self, key: str) -> Any:
