@@ -547,23 +547,21 @@ class _Parser:
             self.depth -= 1
 
     def disjunction(self) -> Expr:
-        start = self._here()
-        left = self.conjunction()
-        while self.scan.peek().word() == "or":
-            self.scan.take()
-            right = self.conjunction()
-            left = self._join(start, left, right, _either(left.fn, right.fn))
-        return left
+        return self._logical("or", self.conjunction)
 
     def conjunction(self) -> Expr:
+        return self._logical("and", self.negation)
+
+    def _logical(self, word: str, operand: Callable[[], Expr]) -> Expr:
+        """``operand (word operand)*``; an ``and`` keeps the prefilter texts of both sides, an ``or`` none."""
         start = self._here()
-        left = self.negation()
-        while self.scan.peek().word() == "and":
+        left = operand()
+        while self.scan.peek().word() == word:
             self.scan.take()
-            right = self.negation()
-            needs = left.needs + right.needs
-            left = self._join(start, left, right, _both(left.fn, right.fn))
-            left.needs = needs
+            right = operand()
+            joined = self._join(start, left, right, (_both if word == "and" else _either)(left.fn, right.fn))
+            joined.needs = left.needs + right.needs if word == "and" else ()
+            left = joined
         return left
 
     def negation(self) -> Expr:
@@ -661,28 +659,22 @@ class _Parser:
         return member
 
     def additive(self) -> Expr:
-        start = self._here()
-        left = self.multiplicative()
-        while True:
-            token = self.scan.peek()
-            if token.kind == "op" and token.text in ("+", "-"):
-                self.scan.take()
-                right = self.multiplicative()
-                left = self._join(start, left, right, _arith(token.text, left, right))
-            else:
-                return left
+        return self._binary(("+", "-"), self.multiplicative)
 
     def multiplicative(self) -> Expr:
+        return self._binary(("*", "/", "%"), self.power)
+
+    def _binary(self, ops: tuple[str, ...], operand: Callable[[], Expr]) -> Expr:
+        """``operand (op operand)*``, left to right, for the operators ``ops`` of one precedence."""
         start = self._here()
-        left = self.power()
+        left = operand()
         while True:
             token = self.scan.peek()
-            if token.kind == "op" and token.text in ("*", "/", "%"):
-                self.scan.take()
-                right = self.power()
-                left = self._join(start, left, right, _arith(token.text, left, right))
-            else:
+            if token.kind != "op" or token.text not in ops:
                 return left
+            self.scan.take()
+            right = operand()
+            left = self._join(start, left, right, _arith(token.text, left, right))
 
     def power(self) -> Expr:
         start = self._here()

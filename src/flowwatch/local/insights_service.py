@@ -99,7 +99,7 @@ class InsightsService:
         if language != LANGUAGE:
             raise ServiceError("InvalidParameterException",
                                f"queryLanguage {str(language)[:20]} is not supported by the local AWS (only CWLI)")
-        groups = self._groups(request)
+        groups = self._groups(region, request)
         start, end = _seconds(request, "startTime"), _seconds(request, "endTime")
         if end < start:
             raise ServiceError("InvalidParameterException", "End time should not be before the start time")
@@ -123,7 +123,7 @@ class InsightsService:
         self._run(record, query, region, start * 1000, end * 1000 + 999, limit)
         return {"queryId": record.query_id}
 
-    def _groups(self, request: dict[str, Any]) -> list[str]:
+    def _groups(self, region: str, request: dict[str, Any]) -> list[str]:
         given = [k for k in ("logGroupName", "logGroupNames", "logGroupIdentifiers") if request.get(k)]
         if len(given) != 1:
             raise ServiceError("InvalidParameterException", "Exactly one of logGroupName, logGroupNames or "
@@ -136,7 +136,8 @@ class InsightsService:
             raise ServiceError("InvalidParameterException", f"1 validation error detected: Value at '{given[0]}' "
                                f"failed to satisfy constraint: Member must have length less than or equal to "
                                f"{MAX_GROUPS}")
-        return list(dict.fromkeys(_group_of(n) for n in names))
+        # a name or an ARN, read as FilterLogEvents reads its logGroupIdentifier
+        return list(dict.fromkeys(self.events.group_name(region, {"logGroupIdentifier": n}) for n in names))
 
     def _run(self, record: _Query, query: Any, region: str, start_ms: int, end_ms: int, limit: int) -> None:
         from flowwatch.insights.language import QueryError
@@ -249,15 +250,6 @@ def _bounded(events: Iterator[Any], deadline: float, clock: Callable[[], float])
         if not i & 4095 and clock() > deadline:
             raise _Timeout
         yield event
-
-
-def _group_of(identifier: str) -> str:
-    if identifier.startswith("arn:"):
-        parts = identifier.split(":")
-        if len(parts) < 7 or parts[2] != "logs" or parts[5] != "log-group":
-            raise ServiceError("InvalidParameterException", f"Invalid log group ARN: {identifier[:200]}")
-        return parts[6]
-    return identifier
 
 
 def _seconds(request: dict[str, Any], name: str) -> int:
