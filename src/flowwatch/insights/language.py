@@ -1088,10 +1088,13 @@ class Query:
                 return False
         return False
 
-    def run(self, events: Iterable[Source], *, newest_first: bool, limit: int = MAX_LIMIT) -> Result:
-        """Evaluate over ``events`` (in time order, newest first when ``newest_first``); at most ``limit`` rows."""
+    def run(self, events: Iterable[Any], *, newest_first: bool, limit: int = MAX_LIMIT,
+            wrap: Callable[[Any], Source] | None = None) -> Result:
+        """Evaluate over ``events`` (in time order, newest first when ``newest_first``); at most ``limit`` rows.
+        ``events`` are Sources, or anything with a ``message`` that ``wrap`` makes a Source of (only the
+        events past the prefilter are wrapped)."""
         counter = [0, 0, 0]         # scanned, bytes, matched
-        source = _records(events, counter, *self._prefilter())
+        source = _records(events, counter, wrap, *self._prefilter())
         rows: Iterator[Any] = source
         lead = 0
         while lead < len(self.commands) and self.commands[lead].kind in _STREAMING:
@@ -1176,8 +1179,8 @@ class Query:
         return list(dict.fromkeys(names)) if explicit else None
 
 
-def _records(events: Iterable[Source], counter: list[int], in_message: tuple[str, ...] = (),
-             in_fields: tuple[str, ...] = ()) -> Generator[Record, None, None]:
+def _records(events: Iterable[Any], counter: list[int], wrap: Callable[[Any], Source] | None = None,
+             in_message: tuple[str, ...] = (), in_fields: tuple[str, ...] = ()) -> Generator[Record, None, None]:
     """The events as Records, counted; those whose message lacks a text of the prefilter (Query._prefilter)
     are counted and skipped."""
     scanned = size = 0
@@ -1189,7 +1192,7 @@ def _records(events: Iterable[Source], counter: list[int], in_message: tuple[str
                 message = event.message
                 size += len(message)
                 if first in message or message[:1] == "{":
-                    yield Record(event)
+                    yield Record(event if wrap is None else wrap(event))
             return
         for event in events:
             scanned += 1
@@ -1199,7 +1202,7 @@ def _records(events: Iterable[Source], counter: list[int], in_message: tuple[str
                 continue
             if in_fields and message[:1] != "{" and not all(t in message for t in in_fields):
                 continue
-            yield Record(event)
+            yield Record(event if wrap is None else wrap(event))
     finally:
         counter[0] += scanned
         counter[1] += size

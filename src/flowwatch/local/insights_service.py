@@ -144,7 +144,7 @@ class InsightsService:
 
         deadline = self.monotonic() + self.seconds
         newest_first = query.wants_newest_first
-        events: Iterator[Any] = self._sources(region, record.groups, start_ms, end_ms, ptr=not query.is_stats)
+        events, wrap = self._sources(region, record.groups, start_ms, end_ms, ptr=not query.is_stats)
         scanned: tuple[int, int] | None = None
         try:
             if newest_first:     # a limit or dedup before any sort: the newest first, every event scanned
@@ -153,7 +153,7 @@ class InsightsService:
                 events = reversed(every)
             else:
                 events = _bounded(events, deadline, self.monotonic)
-            result = query.run(events, newest_first=newest_first, limit=limit)
+            result = query.run(events, newest_first=newest_first, limit=limit, wrap=wrap)
         except _Timeout:
             record.status = "Timeout"
             return
@@ -167,20 +167,28 @@ class InsightsService:
                              "logGroupsScanned": float(len(record.groups))}
         record.status = "Complete"
 
-    def _sources(self, region: str, groups: list[str], start_ms: int, end_ms: int, *, ptr: bool) -> Iterator[Any]:
+    def _sources(self, region: str, groups: list[str], start_ms: int, end_ms: int,
+                 *, ptr: bool) -> tuple[Iterator[Any], Callable[[Any], Any] | None]:
+        """The events of ``groups`` in time order, and how to make a query's Source of one (None: they are
+        Sources already). One group: its events as LogEvents keeps them, wrapped only if a query looks
+        further than its prefilter; several: merged in time order, as Sources."""
         from flowwatch.insights.language import Source
 
         account = self.events.clients.account(region)
 
-        def of(group: str) -> Iterator[tuple[int, int, Source]]:
+        def wrapper(group: str) -> Callable[[Any], Source]:
             log = f"{account}:{group}"
+            return lambda e: Source(e.timestamp, e.ingestion_time, e.stream, log, e.message,
+                                    _ptr(group, e) if ptr else "")
+
+        def of(group: str) -> Iterator[tuple[int, int, Source]]:
+            wrap = wrapper(group)
             for e in self.events.events(region, group, start=start_ms, end=end_ms):
-                yield e.timestamp, e.seq, Source(e.timestamp, e.ingestion_time, e.stream, log, e.message,
-                                                 _ptr(group, e) if ptr else "")
+                yield e.timestamp, e.seq, wrap(e)
 
         if len(groups) == 1:
-            return (s for _, _, s in of(groups[0]))
-        return (s for _, _, s in heapq.merge(*(of(g) for g in groups)))
+            return self.events.events(region, groups[0], start=start_ms, end=end_ms), wrapper(groups[0])
+        return (s for _, _, s in heapq.merge(*(of(g) for g in groups))), None
 
     # ---- the others ----------------------------------------------------------------------
     def get_query_results(self, region: str, request: dict[str, Any]) -> dict[str, Any]:
