@@ -27,10 +27,10 @@ def is_mutating(operation: str) -> bool:
 MAX_ATTEMPTS = 10
 
 
-def retry_config(endpoint_url: str | None = None) -> Any:
+def retry_config(endpoint_url: str | None = None, attempts: int = MAX_ATTEMPTS) -> Any:
     from botocore.config import Config
 
-    return Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+    return Config(retries={"mode": "standard", "max_attempts": attempts},
                   connect_timeout=5 if endpoint_url else 10, read_timeout=60,
                   user_agent_extra="flowwatch")
 
@@ -59,16 +59,19 @@ class Aws:
     def region(self) -> str:
         return self.session.region_name
 
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
+    def client(self, service: str, attempts: int = MAX_ATTEMPTS) -> Any:
+        """The client of ``service``; ``attempts``: tries per call (a user's one interactive question,
+        such as ``pattern test --remote``, takes 2: botocore's patient retries of a 5xx only delay it)."""
+        key = service if attempts == MAX_ATTEMPTS else f"{service}/{attempts}"
+        if key not in self._clients:
             client = self.session.client(service, endpoint_url=self.endpoint_url,
-                                         config=retry_config(self.endpoint_url))
+                                         config=retry_config(self.endpoint_url, attempts))
             if service == "s3":
                 _expect_bucket_owner(client, lambda: self.account)
             if self.on_call is not None:
                 _report_calls(client, service, self.on_call)
-            self._clients[service] = client
-        return self._clients[service]
+            self._clients[key] = client
+        return self._clients[key]
 
     def __getattr__(self, name: str) -> Any:
         if name in Aws.SERVICES:

@@ -67,9 +67,19 @@ class AwsError(FlowwatchError):
     def from_client_error(cls, err: Any, *, step: str, operation: str | None = None) -> "AwsError":
         error = getattr(err, "response", {}).get("Error", {})
         code = error.get("Code", "Unknown")
-        message = error.get("Message", str(err))
+        message = _one_line(error.get("Message", str(err)), getattr(err, "response", {}))
         op = operation or getattr(err, "operation_name", "call")
         return cls(f"{step}: {op} failed: {code}: {message}", hint=cls.HINTS.get(code), code=code)
+
+
+def _one_line(message: str, response: Any) -> str:
+    """An error message fit for one line: an endpoint's HTML error page (a 5xx of a server, not of
+    AWS's API) becomes its HTTP status."""
+    text = str(message).strip()
+    if text[:200].lower().startswith(("<!doctype html", "<html")):
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode") if isinstance(response, dict) else None
+        return f"the endpoint answered HTTP {status or 'error'} without an AWS error"
+    return text
 
 
 class AmbiguousStateError(FlowwatchError):

@@ -83,3 +83,20 @@ def test_a_line_of_exactly_a_log_event_is_evaluated(tmp_path, capsys, monkeypatc
     result = run_cli(capsys, monkeypatch, "pattern", "test", "REJECT", str(path))
     assert result.code == 0, result.err
     assert "1 of 1 line matched" in result.err
+
+
+def test_remote_5xx_is_one_line_without_a_retry_storm():
+    """An endpoint answering TestMetricFilter with an HTML 500 page (moto): one clean error line, 2 tries."""
+    from botocore.exceptions import ClientError
+
+    from flowwatch.errors import AwsError
+
+    html = "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>"
+    exc = ClientError({"Error": {"Code": "500", "Message": html},
+                       "ResponseMetadata": {"HTTPStatusCode": 500}}, "TestMetricFilter")
+    failure = AwsError.from_client_error(exc, step="pattern")
+    assert failure.message == ("pattern: TestMetricFilter failed: 500: the endpoint answered HTTP 500 "
+                               "without an AWS error")
+    from flowwatch.actions import pattern_test
+
+    assert pattern_test.REMOTE_ATTEMPTS == 2

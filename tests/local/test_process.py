@@ -68,7 +68,8 @@ def test_start_status_stop(state):
     assert stopped == info
     assert not local.pid_alive(info.pid) and not os.path.exists(f"/proc/{info.pid}")   # exited and reaped
     assert local.running(state) is None and not (state / "server.json").exists()
-    with socket.socket() as s:                                    # the port is free again
+    with socket.socket() as s:                                    # the port is free again (for a server:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # closed connections may linger in TIME_WAIT)
         s.bind(("127.0.0.1", info.port))
     assert local.stop(state) is None                              # a second stop is a no-op
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from flowwatch.model import Context
 
 REMOTE_BATCH = 50  # TestMetricFilter accepts at most 50 messages per call
+REMOTE_ATTEMPTS = 2  # one retry: a 5xx is shown at once, not after botocore's ~30 s of backoff
 
 
 def compile_or_fail(pattern_text: str) -> Any:
@@ -73,7 +74,7 @@ def remote_matches(ctx: Context, pattern_text: str, lines: list[str]) -> list[tu
     found: list[tuple[str, dict[str, str]]] = []
     for batch in _batches(lines, REMOTE_BATCH):
         with aws_errors("pattern"):
-            resp = ctx.aws.logs.test_metric_filter(filterPattern=pattern_text, logEventMessages=batch)
+            resp = ctx.aws.client("logs", attempts=REMOTE_ATTEMPTS).test_metric_filter(filterPattern=pattern_text, logEventMessages=batch)
         for match in resp.get("matches", []):
             fields = {k.lstrip("$"): v for k, v in (match.get("extractedValues") or {}).items()}
             found.append((match.get("eventMessage", ""), fields))

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import flowwatch.local.alarms as rules
+from flowwatch.local.alarm_history import AlarmHistory
 from flowwatch.local.loopback import Clients
 
 log = logging.getLogger("flowwatch.local")
@@ -47,9 +48,10 @@ class Tracked:
 class AlarmEvaluator:
     """Tracked alarm states and their evaluation. ``now``: the data plane's clock."""
 
-    def __init__(self, clients: Clients, now: Callable[[], float]) -> None:
+    def __init__(self, clients: Clients, now: Callable[[], float], history: AlarmHistory | None = None) -> None:
         self.clients = clients
         self.now = now
+        self.alarm_history = history or AlarmHistory(now)
         self._alarms: dict[tuple[str, str], Tracked] = {}
         self._refused: set[tuple[str, str]] = set()
         self._history: list[dict[str, Any]] = []
@@ -84,14 +86,17 @@ class AlarmEvaluator:
             tracked = self._alarms.get(key)
             if tracked is None:   # new: AWS starts it in INSUFFICIENT_DATA (moto says OK)
                 tracked = self._alarms[key] = Tracked(rules.INSUFFICIENT, config)
+                self.alarm_history.silent(region, alarm["AlarmName"], rules.INSUFFICIENT)
                 _set_state(cw, alarm["AlarmName"], rules.INSUFFICIENT, "Unchecked: Initial alarm creation")
             elif config != tracked.config:   # updated: AWS keeps the state
                 tracked.config = config
                 if alarm.get("StateValue") != tracked.state:
+                    self.alarm_history.silent(region, alarm["AlarmName"], tracked.state)
                     _set_state(cw, alarm["AlarmName"], tracked.state, alarm.get("StateReason") or "")
             elif alarm.get("StateValue") != tracked.state:   # SetAlarmState from outside: actions fire
                 changes.append(self._changed(region, alarm, None, tracked.state, alarm["StateValue"],
                                              alarm.get("StateReason") or "", now))
+                self._record_actions(changes[-1])   # its StateUpdate: recorded by the SetAlarmState tap
                 tracked.state = alarm["StateValue"]
                 period = int(alarm.get("Period") or 60)
                 tracked.hold_until = (now // period + 1) * period
@@ -112,6 +117,7 @@ class AlarmEvaluator:
                 # notify first, so that whoever sees the new state finds the message in the inbox
                 changes.append(self._changed(region, alarm, spec, tracked.state, result.state, result.reason, now))
                 _set_state(cw, spec.name, result.state, result.reason, result.reason_data(spec, now))
+                self._record_actions(changes[-1])   # after the StateUpdate (SetAlarmState's tap), as AWS orders them
                 tracked.state = result.state
         return changes
 
@@ -144,7 +150,14 @@ class AlarmEvaluator:
                 change["notified"].append(arn)
             except Exception as exc:  # AWS records a failed action in the history and goes on
                 log.warning("alarm %s: publish to %s failed: %s", spec.name, arn, exc)
+                change.setdefault("failed", []).append((arn, str(exc)[:200]))
         return change
+
+    def _record_actions(self, change: Mapping[str, Any]) -> None:
+        for arn in change["notified"]:
+            self.alarm_history.action(change["region"], change["alarm"], arn)
+        for arn, error in change.get("failed", ()):
+            self.alarm_history.action(change["region"], change["alarm"], arn, error)
 
 
 def _datapoint(cw: Any, spec: rules.AlarmSpec, start: int) -> float | None:

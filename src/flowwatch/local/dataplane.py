@@ -15,6 +15,15 @@ what AWS does there -> main class: entry points, and the route or tap of the ser
   -> :class:`~flowwatch.local.alarm_state.AlarmEvaluator`: ``evaluate`` (``POST /_flowwatch/evaluate``
   and the thread below), ``states``/``history`` (``GET /_flowwatch/alarms``).
 * ``alarms.py``: the pure CloudWatch alarm rules, the notification JSON and e-mail text.
+* ``alarm_history.py``: DescribeAlarmHistory (state changes, actions, configuration updates)
+  -> :class:`~flowwatch.local.alarm_history.AlarmHistory`: the SetAlarmState/PutMetricAlarm/DeleteAlarms taps.
+* ``athena.py``: named queries as AWS deletes them -> :class:`~flowwatch.local.athena.NamedQueries`
+  (BatchGetNamedQuery, DeleteNamedQuery, DeleteWorkGroup's RecursiveDeleteOption).
+* ``metrics.py``: ListMetrics, each metric once; ``flow_log_options.py``: DescribeFlowLogs'
+  destinationOptions; ``metric_filters.py`` also serves TestMetricFilter and DescribeLogGroups'
+  metricFilterCount.
+* ``moto_clients``: clients whose requests (signed with :data:`MOTO_KEY`) go to moto unchanged,
+  so an operation the data plane serves can still read moto's answer of it.
 * ``insights_service.py``: CloudWatch Logs Insights over the kept log events
   -> :class:`~flowwatch.local.insights_service.InsightsService`: StartQuery, GetQueryResults, StopQuery,
   DescribeQueries (served).
@@ -46,7 +55,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from flowwatch.local import metric_filters, metrics
+from flowwatch.local.alarm_history import AlarmHistory
 from flowwatch.local.alarm_state import AlarmEvaluator
+from flowwatch.local.athena import NamedQueries
+from flowwatch.local.flow_log_options import complete_describe_flow_logs
 from flowwatch.local.api import Api, json_request
 from flowwatch.local.flow_logs import FlowLogService
 from flowwatch.local.insights_service import InsightsService
@@ -57,6 +70,8 @@ from flowwatch.local.notifications import Inbox
 
 log = logging.getLogger("flowwatch.local")
 
+MOTO_KEY = "flowwatch-moto"
+"""The access key of :attr:`DataPlane.moto_clients`: the server hands their requests to moto unchanged."""
 WARM_SERVICES = ("ec2", "logs", "s3", "sts", "cloudwatch", "sns")
 
 
@@ -82,10 +97,13 @@ class DataPlane:
         self.tick = tick
         self.clock = clock or Clock()
         self.clients = LoopbackClients(endpoint)
+        self.moto_clients = LoopbackClients(endpoint, key=MOTO_KEY)   # moto's own answers, past the data plane
         self.regions: set[str] = set()
         self.flow_logs = FlowLogService(self.clients, self.clock.now)
         self.metric_filters = MetricFilters(self.clients, on_data=self.wake)
-        self.alarms = AlarmEvaluator(self.clients, self.clock.now)
+        self.alarm_history = AlarmHistory(self.clock.now)
+        self.alarms = AlarmEvaluator(self.clients, self.clock.now, self.alarm_history)
+        self.named_queries = NamedQueries(self.moto_clients)
         self.inbox = Inbox(self.clients, self.clock.now)
         self.log_events = LogEvents(self.clients, self.clock.now)
         self.insights = InsightsService(self.log_events, self.clock.now)
@@ -101,7 +119,7 @@ class DataPlane:
 
     @endpoint.setter
     def endpoint(self, url: str) -> None:
-        self.clients.endpoint = url
+        self.clients.endpoint = self.moto_clients.endpoint = url
 
     def _operations(self) -> Api:
         """What each part serves or completes (see flowwatch.local.api), in the order it runs."""
@@ -115,6 +133,22 @@ class DataPlane:
         api.serve("logs:FilterLogEvents", events.filter_log_events)
         api.after("sns:Publish", self.inbox.tap_publish)
         api.after("ec2:CreateFlowLogs", lambda region, params, body: self.flow_logs.tap_create_flow_logs(params, body))
+        api.after("ec2:DescribeFlowLogs",
+                  lambda region, params, body: complete_describe_flow_logs(body, self.flow_logs.destination_options))
+        api.serve("logs:TestMetricFilter", metric_filters.serve_test_metric_filter)
+        api.after("logs:DescribeLogGroups",
+                  lambda region, request, body: metric_filters.complete_describe_log_groups(self.clients, region, body))
+        history, queries = self.alarm_history, self.named_queries
+        api.serve("monitoring:DescribeAlarmHistory", history.describe)
+        api.after("monitoring:SetAlarmState", history.after_set_alarm_state)
+        api.after("monitoring:PutMetricAlarm", history.after_put_metric_alarm)
+        api.after("monitoring:DeleteAlarms", history.after_delete_alarms)
+        api.serve("monitoring:ListMetrics", lambda region, request: metrics.list_metrics(self.moto_clients, region, request))
+        api.serve("athena:GetNamedQuery", queries.get_named_query)
+        api.serve("athena:BatchGetNamedQuery", queries.batch_get_named_query)
+        api.serve("athena:DeleteNamedQuery", queries.delete_named_query)
+        api.serve("athena:DeleteWorkGroup", queries.delete_work_group)
+        api.after("athena:ListNamedQueries", queries.after_list_named_queries)
         # Logs Insights (insights_service.py): queries over the same copy of the events
         insights = self.insights
         api.serve("logs:StartQuery", insights.start_query)

@@ -28,7 +28,7 @@ import heapq
 import json
 import threading
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -36,6 +36,8 @@ from flowwatch.local.api import ServiceError, json_request
 from flowwatch.local.loopback import Clients
 
 MAX_LIMIT = 10_000
+CHUNK = 4096
+"""Events tested against a pattern at a time (then made Events, if they match)."""
 MAX_PAGE_BYTES = 1_048_576
 """A FilterLogEvents page holds at most 1 MB of messages (then ``nextToken``)."""
 
@@ -73,18 +75,26 @@ class _Stream:
         self.ingested.insert(at, ingested)
         self.messages.insert(at, message)
 
-    def between(self, name: str, start: int | None, end: int | None,
-                after: tuple[int, int] | None) -> Iterator[Event]:
-        ts = self.timestamps
+    def between(self, name: str, start: int | None, end: int | None, after: tuple[int, int] | None,
+                matches: Callable[[str], bool] | None = None) -> Iterator[Event]:
+        """The events with ``start <= timestamp <= end`` past ``after``, those ``matches`` accepts only:
+        the messages are tested a chunk at a time, and an Event is made for a match only (most
+        events of a search are no match: making each one an Event cost more than the pattern)."""
+        ts, seqs, ingested, messages = self.timestamps, self.seqs, self.ingested, self.messages
         lo = 0 if start is None else bisect.bisect_left(ts, start)
+        hi = len(ts) if end is None else bisect.bisect_right(ts, end)
         if after is not None:
             lo = max(lo, bisect.bisect_left(ts, after[0]))
-        hi = len(ts) if end is None else bisect.bisect_right(ts, end)
-        seqs, ingested, messages = self.seqs, self.ingested, self.messages
-        for i in range(lo, hi):
-            if after is not None and (ts[i], seqs[i]) <= after:
-                continue
-            yield Event(ts[i], seqs[i], name, ingested[i], messages[i])
+            while lo < hi and (ts[lo], seqs[lo]) <= after:
+                lo += 1
+        for chunk in range(lo, hi, CHUNK):
+            top = min(chunk + CHUNK, hi)
+            if matches is None:
+                hits: Iterable[int] = range(chunk, top)
+            else:
+                hits = [i for i, message in enumerate(messages[chunk:top], chunk) if matches(message)]
+            for i in hits:
+                yield Event(ts[i], seqs[i], name, ingested[i], messages[i])
 
 
 def accepted(request: Mapping[str, Any], response: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -149,15 +159,15 @@ class LogEvents:
             return sum(len(s.messages) for s in self._groups.get((region, group), {}).values())
 
     def events(self, region: str, group: str, *, streams: Sequence[str] | None = None, prefix: str | None = None,
-               start: int | None = None, end: int | None = None,
-               after: tuple[int, int] | None = None) -> Iterator[Event]:
+               start: int | None = None, end: int | None = None, after: tuple[int, int] | None = None,
+               matches: Callable[[str], bool] | None = None) -> Iterator[Event]:
         """The events of ``group`` in (timestamp, arrival) order, from the named ``streams`` or those
         starting with ``prefix`` (else every stream), with ``start <= timestamp <= end`` (ms), past
-        the event ``after`` = (timestamp, seq)."""
+        the event ``after`` = (timestamp, seq), whose message ``matches`` (when given) accepts."""
         with self._lock:
             chosen = [(name, columns) for name, columns in self._groups.get((region, group), {}).items()
                       if (streams is None or name in streams) and (not prefix or name.startswith(prefix))]
-        per_stream = [columns.between(name, start, end, after) for name, columns in chosen]
+        per_stream = [columns.between(name, start, end, after, matches) for name, columns in chosen]
         if len(per_stream) == 1:
             return per_stream[0]
         return heapq.merge(*per_stream, key=lambda e: (e.timestamp, e.seq))
@@ -189,9 +199,9 @@ class LogEvents:
         size = 0
         last: tuple[int, int] | None = None
         more = False
-        for event in self.events(region, group, streams=streams, prefix=prefix, start=start, end=end, after=after):
-            if not pattern.matches(event.message):
-                continue
+        matches = None if not (request.get("filterPattern") or "").strip() else pattern.matches
+        for event in self.events(region, group, streams=streams, prefix=prefix, start=start, end=end, after=after,
+                                 matches=matches):
             if len(found) == limit or (found and size + len(event.message) > MAX_PAGE_BYTES):
                 more = True
                 break

@@ -26,8 +26,9 @@ class Clients(Protocol):
 class LoopbackClients:
     """Clients of ``endpoint`` (the server itself), made on first use and kept."""
 
-    def __init__(self, endpoint: str = "") -> None:
+    def __init__(self, endpoint: str = "", key: str = "flowwatch-local") -> None:
         self.endpoint = endpoint          # set by the server once it listens, before any call
+        self.key = key                    # the access key its requests are signed with
         self._clients: dict[tuple[str, str], Any] = {}
         self._session: Any = None
         self._accounts: dict[str, str] = {}
@@ -45,7 +46,7 @@ class LoopbackClients:
                     self._session = boto3.session.Session()
                 self._clients[key] = self._session.client(
                     service, region_name=region, endpoint_url=self.endpoint, config=retry_config(self.endpoint),
-                    aws_access_key_id="flowwatch-local", aws_secret_access_key="flowwatch-local")
+                    aws_access_key_id=self.key, aws_secret_access_key=self.key)
             return self._clients[key]
 
     def account(self, region: str) -> str:

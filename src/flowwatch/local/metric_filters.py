@@ -100,3 +100,44 @@ def metric_data(pattern: Any, tr: Mapping[str, Any], events: list[Mapping[str, A
                     datum["Unit"] = unit
                 data.append(datum)
     return data
+
+
+# ---- TestMetricFilter (moto: not implemented) and DescribeLogGroups' metricFilterCount -----------
+
+TEST_MESSAGES = 50   # TestMetricFilter: logEventMessages holds 1 to 50 messages
+
+
+def serve_test_metric_filter(region: str, request: Mapping[str, Any]) -> dict[str, Any]:
+    """TestMetricFilter, as the API reference and the AWS CLI's example shape it: ``{"matches":
+    [{"eventNumber", "eventMessage", "extractedValues"}]}`` for the messages the pattern matches
+    (``Pattern.test_metric_filter``: numbered from 1, ``$name``/``$1`` fields); an invalid pattern is
+    InvalidParameterException with AWS's text (``PatternError.aws_message``)."""
+    from flowwatch.local.api import ServiceError, required
+    from flowwatch.patterns import PatternError, compile_pattern
+
+    text = request.get("filterPattern")
+    if text is None:
+        required(request, "filterPattern")
+    messages = required(request, "logEventMessages")
+    if not isinstance(messages, list) or not 1 <= len(messages) <= TEST_MESSAGES:
+        raise ServiceError("InvalidParameterException", "1 validation error detected: Value at 'logEventMessages' "
+                           f"failed to satisfy constraint: Member must have length between 1 and {TEST_MESSAGES}")
+    try:
+        pattern = compile_pattern(str(text))
+    except PatternError as exc:
+        raise ServiceError("InvalidParameterException", exc.aws_message) from None
+    return {"matches": pattern.test_metric_filter([str(m) for m in messages])}
+
+
+def complete_describe_log_groups(clients: Clients, region: str, body: bytes) -> bytes:
+    """DescribeLogGroups with the real ``metricFilterCount`` of each group (moto answers 0)."""
+    import json
+
+    answer = json.loads(body)
+    logs = clients.client("logs", region)
+    for group in answer.get("logGroups") or ():
+        name = group.get("logGroupName")
+        group["metricFilterCount"] = sum(
+            1 for page in logs.get_paginator("describe_metric_filters").paginate(logGroupName=name)
+            for f in page["metricFilters"] if f.get("logGroupName", name) == name)
+    return json.dumps(answer).encode("utf-8")

@@ -24,6 +24,9 @@ small middleware:
   :class:`flowwatch.local.api.Api`) are served by it (FilterLogEvents, ...) or completed after
   moto answered (PutLogEvents -> metric filters and the event copy, Publish -> inbox, ...):
   the registry's docstring says how, ``DataPlane._operations`` what;
+* a request signed with :data:`~flowwatch.local.dataplane.MOTO_KEY` (the data plane's
+  ``moto_clients``) goes to moto unchanged, whatever the operation: how a served operation
+  reads moto's own answer of it (ListMetrics, GetNamedQuery, ...);
 * everything else goes to moto unchanged. The region of every signed request is noted so that
   alarms are evaluated in each region in use.
 
@@ -67,7 +70,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 from flowwatch.local.api import ServiceError, json_request
-from flowwatch.local.dataplane import DataPlane
+from flowwatch.local.dataplane import MOTO_KEY, DataPlane
 from flowwatch.polling import Poll
 from flowwatch.private import private_dir, write_private_text
 
@@ -81,6 +84,7 @@ MAX_INFLATED = 16 * 1024 * 1024
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 3
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/")
+_SCOPE_KEY = re.compile(rf"Credential={re.escape(MOTO_KEY)}/")
 
 log = logging.getLogger("flowwatch.local")
 
@@ -105,6 +109,9 @@ class FlowwatchApp:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_flowwatch/"):
             return self._own(environ, start_response, path[len("/_flowwatch/"):])
+        if _SCOPE_KEY.search(environ.get("HTTP_AUTHORIZATION", "")):
+            # the data plane reading moto's own answer of an operation it serves (DataPlane.moto_clients)
+            return self.moto(environ, start_response)
         region, service = _scope(environ)
         self.plane.saw_region(region)
         if service == "s3":
