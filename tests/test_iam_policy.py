@@ -32,6 +32,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "IAM.md"
 # Calls the table lists that this scenario cannot make on moto, and why.
 NOT_DRIVEN = {
     ("athena", "StopQueryExecution"): "only when a query times out or is interrupted; moto's succeed at once",
+    ("cloudwatch-logs", "StopQuery"): "only when a Logs Insights query times out or is interrupted; moto's complete "
+                                      "at once",
     ("iam", "ListRoleTags"): "only when GetRole returns no Tags (moto always returns them)",
     ("athena", "UpdateWorkGroup"): "moto implements neither UpdateWorkGroup nor a way to drift a workgroup",
     ("athena", "UpdateNamedQuery"): "moto implements neither UpdateNamedQuery nor DeleteNamedQuery",
@@ -151,6 +153,7 @@ def recorded_run(tmp_path_factory):
         cli("query", "query", "rejects", "--engine", "local", "--since", "2h")
         cli("query", "query", "rejects", "--engine", "athena", "--since", "2h")
         cli("logs", "logs", "tail", "--since", "1h", "--limit", "3")
+        cli("logs", "logs", "insights", "rejected-sources", "--since", "1h")
         RespondOnce("cloudwatch-logs", "TestMetricFilter", status=200, body='{"matches": []}').install(session)
         cli("pattern", "pattern", "test", "--remote", "REJECT", "-", stdin="2 x REJECT OK\n")
         cli("down", "down", "--yes")

@@ -236,6 +236,9 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("cloudwatch-logs", "CreateLogStream"): Use((SIM,), "log-stream"),
     ("cloudwatch-logs", "PutLogEvents"): Use((SIM,), "log-stream"),
     ("cloudwatch-logs", "FilterLogEvents"): Use((LOGS,), "log-group"),
+    ("cloudwatch-logs", "StartQuery"): Use((LOGS,), "log-group"),          # logs insights
+    ("cloudwatch-logs", "GetQueryResults"): Use((LOGS,), "log-group"),    # the SAR scopes it to log groups
+    ("cloudwatch-logs", "StopQuery"): Use((LOGS,), "any"),                # no resource type (SAR)
     ("iam", "GetRole"): Use(DISCOVER, "role"),
     ("iam", "ListRoleTags"): (Use(DISCOVER, "role"), Use((UP, STATUS, DOWN), "any-role-tags")),
     ("iam", "GetRolePolicy"): Use(DISCOVER, "role"),

@@ -24,6 +24,9 @@ what AWS does there -> main class: entry points, and the route or tap of the ser
   metricFilterCount.
 * ``moto_clients``: clients whose requests (signed with :data:`MOTO_KEY`) go to moto unchanged,
   so an operation the data plane serves can still read moto's answer of it.
+* ``insights_service.py``: CloudWatch Logs Insights over the kept log events
+  -> :class:`~flowwatch.local.insights_service.InsightsService`: StartQuery, GetQueryResults, StopQuery,
+  DescribeQueries (served).
 * ``notifications.py``: SNS delivery made visible
   -> :class:`~flowwatch.local.notifications.Inbox`: ``tap_publish``, ``messages`` (``GET /_flowwatch/inbox``).
 * ``loopback.py``: the boto3 clients of the server against itself -> ``LoopbackClients``.
@@ -59,6 +62,7 @@ from flowwatch.local.athena import NamedQueries
 from flowwatch.local.flow_log_options import complete_describe_flow_logs
 from flowwatch.local.api import Api, json_request
 from flowwatch.local.flow_logs import FlowLogService
+from flowwatch.local.insights_service import InsightsService
 from flowwatch.local.log_events import LogEvents
 from flowwatch.local.loopback import LoopbackClients
 from flowwatch.local.metric_filters import MetricFilters
@@ -102,6 +106,7 @@ class DataPlane:
         self.named_queries = NamedQueries(self.moto_clients)
         self.inbox = Inbox(self.clients, self.clock.now)
         self.log_events = LogEvents(self.clients, self.clock.now)
+        self.insights = InsightsService(self.log_events, self.clock.now)
         self.api = self._operations()
         self._lock = threading.Lock()          # regions
         self._wake = threading.Event()
@@ -144,6 +149,12 @@ class DataPlane:
         api.serve("athena:DeleteNamedQuery", queries.delete_named_query)
         api.serve("athena:DeleteWorkGroup", queries.delete_work_group)
         api.after("athena:ListNamedQueries", queries.after_list_named_queries)
+        # Logs Insights (insights_service.py): queries over the same copy of the events
+        insights = self.insights
+        api.serve("logs:StartQuery", insights.start_query)
+        api.serve("logs:GetQueryResults", insights.get_query_results)
+        api.serve("logs:StopQuery", insights.stop_query)
+        api.serve("logs:DescribeQueries", insights.describe_queries)
         return api
 
     def saw_region(self, region: str | None) -> None:
