@@ -12,6 +12,8 @@ from flowwatch.records import (
     FIELDS,
     PARTITION_KEY,
     PRESETS,
+    TGW_FIELDS,
+    TGW_ONLY,
     FieldSpec,
     FormatError,
     ParseResult,
@@ -40,7 +42,7 @@ SKIPDATA = "2 123456789010 eni-11111111aaaaaaaaa - - - - - - - 1431280876 143128
 
 
 def test_fields_follow_the_aws_table_order_and_versions() -> None:
-    names = list(FIELDS)
+    names = [n for n in FIELDS if n not in TGW_ONLY]  # the VPC table; the transit gateway fields follow
     assert names[:14] == V2_FIELDS
     assert names[14:21] == ["vpc-id", "subnet-id", "instance-id", "tcp-flags", "type", "pkt-srcaddr", "pkt-dstaddr"]
     assert names[21:25] == ["region", "az-id", "sublocation-type", "sublocation-id"]
@@ -59,14 +61,14 @@ def test_fields_follow_the_aws_table_order_and_versions() -> None:
 
 
 def test_parquet_and_athena_types_are_the_documented_ones() -> None:
-    parquet = {n: s.parquet_type for n, s in FIELDS.items()}
+    parquet = {n: s.parquet_type for n, s in FIELDS.items() if n not in TGW_ONLY}
     assert {n for n, t in parquet.items() if t == "INT_64"} == {"packets", "bytes", "start", "end"}
     assert {n for n, t in parquet.items() if t == "INT_32"} == {
         "version", "srcport", "dstport", "protocol", "tcp-flags", "traffic-path", "encryption-status",
     }
     # AWS's Athena DDL: version int, srcport int, dstport int, protocol bigint, packets bigint,
     # bytes bigint, start bigint, `end` bigint, tcp_flags int, traffic_path int, the rest string.
-    athena = {n: s.athena_type for n, s in FIELDS.items() if s.athena_type != "string"}
+    athena = {n: s.athena_type for n, s in FIELDS.items() if s.athena_type != "string" and n not in TGW_ONLY}
     assert athena == {
         "version": "int", "srcport": "int", "dstport": "int", "protocol": "bigint", "packets": "bigint",
         "bytes": "bigint", "start": "bigint", "end": "bigint", "tcp-flags": "int", "traffic-path": "int",
@@ -136,12 +138,23 @@ def test_log_format_round_trips() -> None:
         ("version srcadr", "unknown flow-log field 'srcadr' (did you mean 'srcaddr'?)"),
         (["${version}", "${acount-id}"], "unknown flow-log field 'acount-id' (did you mean 'account-id'?)"),
         ("version account_id", "unknown flow-log field 'account_id' (did you mean 'account-id'?)"),
-        ("v6", "unknown flow-log format preset 'v6' (allowed: v2, v3, v4, v5, or a list of field names)"),
+        ("v6", "unknown flow-log format preset 'v6' (allowed: v2, v3, v4, v5, tgw, or a list of field names)"),
         ("version srcaddr version", "duplicate flow-log field 'version' in the record format"),
         ("", "empty flow-log format"),
         ([], "empty flow-log format"),
     ],
 )
+def test_transit_gateway_fields_are_the_documented_ones() -> None:
+    # "Transit Gateway Flow Log records" -> "Available fields": the default format, version 6 fields.
+    tgw = RecordFormat.parse("tgw")
+    assert tgw.fields == TGW_FIELDS and len(tgw) == 36 and tgw.version == 6
+    assert RecordFormat.parse(" ".join(f"${{{f}}}" for f in TGW_FIELDS)) == tgw
+    assert {n for n in TGW_ONLY if FIELDS[n].parquet_type == "INT_64"} == {
+        "packets-lost-no-route", "packets-lost-blackhole", "packets-lost-mtu-exceeded", "packets-lost-ttl-expired"}
+    assert all(FIELDS[n].version == 6 for n in TGW_ONLY) and len(TGW_ONLY) == 19
+    assert not TGW_ONLY & set(PRESETS["v5"])
+
+
 def test_bad_formats_name_the_field_and_what_is_allowed(spec: object, message: str) -> None:
     with pytest.raises(FormatError) as info:
         RecordFormat.parse(spec)  # type: ignore[arg-type]

@@ -17,6 +17,13 @@ Sources (AWS documentation):
   (values 0-3 or ``-``). NOT verified against the AWS table: its version (10) and its
   Parquet type (INT_32, by analogy with ``traffic-path``), and ``resource-id`` (version 9,
   STRING), which only secondary sources list. Neither is in any preset.
+* Transit gateway flow logs: Amazon VPC Transit Gateways, "Transit Gateway Flow Log records" ->
+  "Available fields" https://docs.aws.amazon.com/vpc/latest/tgw/tgw-flow-logs.html#flow-log-records
+  (its default format is :data:`TGW_FIELDS`, the ``tgw`` format of :meth:`RecordFormat.parse`):
+  ``resource-type``, the 14 ``tgw-*`` fields (STRING) and the 4 ``packets-lost-*`` counters
+  (INT_64), all version 6; the fields it shares with VPC flow logs keep their types there
+  (``srcport`` INT_32, ``packets`` INT_64, ``tcp-flags`` INT_32, ...). Its ``tcp-flags`` also
+  sets PSH 8, ACK 16 and URG 32. Athena types follow AWS's DDL pattern (``bigint`` for INT_64).
 * Athena column types: Amazon Athena User Guide, "Create a table for Amazon VPC flow logs
   and query it" https://docs.aws.amazon.com/athena/latest/ug/vpc-flow-logs-create-table-statement.html
   (``version int, ..., protocol bigint, packets bigint, bytes bigint, start bigint,
@@ -46,6 +53,8 @@ __all__ = [
     "FIELDS",
     "PARTITION_KEY",
     "PRESETS",
+    "TGW_FIELDS",
+    "TGW_ONLY",
     "TRINO_RESERVED",
     "FieldSpec",
     "FormatError",
@@ -209,6 +218,41 @@ _FIELD_LIST: tuple[FieldSpec, ...] = (
        "associated with the recorded traffic."),
     _f("encryption-status", 10, _I, "INT_32", "VPC Encryption Controls status: 0 not encrypted, "
        "1 Nitro-encrypted, 2 application-encrypted, 3 both, '-' unknown or controls off."),
+    # --- transit gateway flow logs only (version 6; "Transit Gateway Flow Log records") --------
+    _f("resource-type", 6, _S, "STRING", "Type of resource the subscription is on: TransitGateway."),
+    _f("tgw-id", 6, _S, "STRING", "ID of the transit gateway whose traffic is recorded."),
+    _f("tgw-attachment-id", 6, _S, "STRING", "ID of the transit gateway attachment whose traffic is recorded."),
+    _f("tgw-src-vpc-account-id", 6, _S, "STRING", "AWS account ID of the source VPC traffic."),
+    _f("tgw-dst-vpc-account-id", 6, _S, "STRING", "AWS account ID of the destination VPC traffic."),
+    _f("tgw-src-vpc-id", 6, _S, "STRING", "ID of the source VPC."),
+    _f("tgw-dst-vpc-id", 6, _S, "STRING", "ID of the destination VPC."),
+    _f("tgw-src-subnet-id", 6, _S, "STRING", "ID of the subnet of the source traffic."),
+    _f("tgw-dst-subnet-id", 6, _S, "STRING", "ID of the subnet of the destination traffic."),
+    _f("tgw-src-eni", 6, _S, "STRING", "ID of the source transit gateway attachment ENI of the flow."),
+    _f("tgw-dst-eni", 6, _S, "STRING", "ID of the destination transit gateway attachment ENI of the flow."),
+    _f("tgw-src-az-id", 6, _S, "STRING", "Availability Zone of the source transit gateway ('-' for a sublocation)."),
+    _f("tgw-dst-az-id", 6, _S, "STRING", "Availability Zone of the destination transit gateway."),
+    _f("tgw-pair-attachment-id", 6, _S, "STRING", "The egress or ingress attachment ID of the flow, by direction."),
+    _f("packets-lost-no-route", 6, _B, "INT_64", "Packets lost because no route was specified."),
+    _f("packets-lost-blackhole", 6, _B, "INT_64", "Packets lost to a blackhole route."),
+    _f("packets-lost-mtu-exceeded", 6, _B, "INT_64", "Packets lost because their size exceeded the MTU."),
+    _f("packets-lost-ttl-expired", 6, _B, "INT_64", "Packets lost because their time-to-live expired."),
+)
+
+#: Fields that only transit gateway flow logs have (a VPC flow log's LogFormat may not name them).
+TGW_ONLY: frozenset[str] = frozenset(f.name for f in _FIELD_LIST if f.name.startswith(("tgw-", "packets-lost-"))
+                                     or f.name == "resource-type")
+
+#: The default format of a transit gateway flow log: every version 2 to 6 field it has, in the
+#: order of "Transit Gateway Flow Log records" -> "Available fields".
+TGW_FIELDS: tuple[str, ...] = (
+    "version", "resource-type", "account-id", "tgw-id", "tgw-attachment-id", "tgw-src-vpc-account-id",
+    "tgw-dst-vpc-account-id", "tgw-src-vpc-id", "tgw-dst-vpc-id", "tgw-src-subnet-id", "tgw-dst-subnet-id",
+    "tgw-src-eni", "tgw-dst-eni", "tgw-src-az-id", "tgw-dst-az-id", "tgw-pair-attachment-id",
+    "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "packets", "bytes", "start", "end", "log-status",
+    "type", "packets-lost-no-route", "packets-lost-blackhole", "packets-lost-mtu-exceeded",
+    "packets-lost-ttl-expired", "tcp-flags", "region", "flow-direction", "pkt-src-aws-service",
+    "pkt-dst-aws-service",
 )
 
 #: Every documented flow-log field, in AWS's order, by AWS name.
@@ -218,7 +262,7 @@ _BY_COLUMN: Mapping[str, FieldSpec] = MappingProxyType({f.column: f for f in _FI
 
 
 def _preset(max_version: int) -> tuple[str, ...]:
-    return tuple(f.name for f in _FIELD_LIST if f.version <= max_version)
+    return tuple(f.name for f in _FIELD_LIST if f.version <= max_version and f.name not in TGW_ONLY)
 
 
 #: The console presets: each version's preset is every field up to that version, in AWS order.
@@ -317,12 +361,14 @@ class RecordFormat:
         """
         if isinstance(spec, str):
             text = spec.strip()
+            if text.lower() == "tgw":
+                return cls(TGW_FIELDS)
             if re.fullmatch(r"[vV]\d+", text):
                 preset = PRESETS.get(text.lower())
                 if preset is None:
                     raise FormatError(
                         f"unknown flow-log format preset '{text}' "
-                        f"(allowed: {', '.join(PRESETS)}, or a list of field names)"
+                        f"(allowed: {', '.join(PRESETS)}, tgw, or a list of field names)"
                     )
                 return cls(preset)
             tokens: list[str] = [t for t in re.split(r"[\s,]+", text) if t]
