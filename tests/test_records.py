@@ -132,6 +132,17 @@ def test_log_format_round_trips() -> None:
     assert RecordFormat.parse(" V3 ") == RecordFormat.parse("v3")
 
 
+def test_transit_gateway_fields_are_the_documented_ones() -> None:
+    # "Transit Gateway Flow Log records" -> "Available fields": the default format, version 6 fields.
+    tgw = RecordFormat.parse("tgw")
+    assert tgw.fields == TGW_FIELDS and len(tgw) == 36 and tgw.version == 6
+    assert RecordFormat.parse(" ".join(f"${{{f}}}" for f in TGW_FIELDS)) == tgw
+    assert {n for n in TGW_ONLY if FIELDS[n].parquet_type == "INT_64"} == {
+        "packets-lost-no-route", "packets-lost-blackhole", "packets-lost-mtu-exceeded", "packets-lost-ttl-expired"}
+    assert all(FIELDS[n].version == 6 for n in TGW_ONLY) and len(TGW_ONLY) == 19
+    assert not TGW_ONLY & set(PRESETS["v5"])
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -144,17 +155,6 @@ def test_log_format_round_trips() -> None:
         ([], "empty flow-log format"),
     ],
 )
-def test_transit_gateway_fields_are_the_documented_ones() -> None:
-    # "Transit Gateway Flow Log records" -> "Available fields": the default format, version 6 fields.
-    tgw = RecordFormat.parse("tgw")
-    assert tgw.fields == TGW_FIELDS and len(tgw) == 36 and tgw.version == 6
-    assert RecordFormat.parse(" ".join(f"${{{f}}}" for f in TGW_FIELDS)) == tgw
-    assert {n for n in TGW_ONLY if FIELDS[n].parquet_type == "INT_64"} == {
-        "packets-lost-no-route", "packets-lost-blackhole", "packets-lost-mtu-exceeded", "packets-lost-ttl-expired"}
-    assert all(FIELDS[n].version == 6 for n in TGW_ONLY) and len(TGW_ONLY) == 19
-    assert not TGW_ONLY & set(PRESETS["v5"])
-
-
 def test_bad_formats_name_the_field_and_what_is_allowed(spec: object, message: str) -> None:
     with pytest.raises(FormatError) as info:
         RecordFormat.parse(spec)  # type: ignore[arg-type]
