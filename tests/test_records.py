@@ -139,7 +139,7 @@ def test_transit_gateway_fields_are_the_documented_ones() -> None:
     assert RecordFormat.parse(" ".join(f"${{{f}}}" for f in TGW_FIELDS)) == tgw
     assert {n for n in TGW_ONLY if FIELDS[n].parquet_type == "INT_64"} == {
         "packets-lost-no-route", "packets-lost-blackhole", "packets-lost-mtu-exceeded", "packets-lost-ttl-expired"}
-    assert all(FIELDS[n].version == 6 for n in TGW_ONLY) and len(TGW_ONLY) == 19
+    assert all(FIELDS[n].version == 6 for n in TGW_ONLY) and len(TGW_ONLY) == 18
     assert not TGW_ONLY & set(PRESETS["v5"])
 
 

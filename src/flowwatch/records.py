@@ -20,7 +20,7 @@ Sources (AWS documentation):
 * Transit gateway flow logs: Amazon VPC Transit Gateways, "Transit Gateway Flow Log records" ->
   "Available fields" https://docs.aws.amazon.com/vpc/latest/tgw/tgw-flow-logs.html#flow-log-records
   (its default format is :data:`TGW_FIELDS`, the ``tgw`` format of :meth:`RecordFormat.parse`):
-  ``resource-type``, the 14 ``tgw-*`` fields (STRING) and the 4 ``packets-lost-*`` counters
+  ``resource-type``, the 13 ``tgw-*`` fields (STRING) and the 4 ``packets-lost-*`` counters
   (INT_64), all version 6; the fields it shares with VPC flow logs keep their types there
   (``srcport`` INT_32, ``packets`` INT_64, ``tcp-flags`` INT_32, ...). Its ``tcp-flags`` also
   sets PSH 8, ACK 16 and URG 32. Athena types follow AWS's DDL pattern (``bigint`` for INT_64).
