@@ -214,7 +214,8 @@ def run_local(ctx: "Context | None", target: Target, request: QueryRequest, sql:
     engine = local.LocalEngine(target.record_format, table=target.table, database=target.database,
                                out=out, cache=cache, readable=[request.source] if request.source else [])
     try:
-        engine.load(files, parquet_cache=request.parquet_cache, partition=local.reads_partition(sql))
+        engine.load(files, parquet_cache=request.parquet_cache, partition=local.reads_partition(sql),
+                    path=local.reads_path(sql))
         started = time.perf_counter()
         if request.output in ("json", "csv"):
             out.raw(engine.export(sql, request.output))

@@ -24,7 +24,6 @@ Lines longer than ``records.MAX_LINE_BYTES`` are not flow-log records: DuckDB sk
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import os
@@ -39,9 +38,10 @@ from typing import TYPE_CHECKING, Any
 from flowwatch.console import plural
 from flowwatch.errors import AwsError, FlowwatchError, UsageError
 from flowwatch.private import make_private, private_dir, write_private_text
-from flowwatch.records import FIELDS, MAX_LINE_BYTES, PARTITION_KEY, FormatError, LineTooLong, RecordFormat, first_line
+from flowwatch.records import FIELDS, MAX_LINE_BYTES, PARTITION_KEY, RecordFormat
 
 if TYPE_CHECKING:
+    from flowwatch.query.reader import TextCheck
     from flowwatch.s3layout import S3Layout
 
 THREADS = 2
@@ -50,6 +50,8 @@ MEMORY_LIMIT = "128MB"  # DuckDB's buffer pool; the whole process then peaks aro
 # memory limit to the aggregates and sorts, which then spill instead of running out of memory.
 CSV_BUFFER = 4 * 1024 * 1024
 _FILES_TABLE = "__flowwatch_files"
+#: Athena's pseudo-column: the S3 URI of the object a row comes from.
+PATH_COLUMN = "$path"
 _TEXT_SUFFIXES = (".gz", ".log")
 _PARQUET_SUFFIX = ".parquet"
 _NAME_STAMP = re.compile(r"_(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})Z_")
@@ -67,6 +69,11 @@ class SourceFile:
     path: Path
     dt: str | None
     parquet: bool
+    uri: str | None = None  #: Athena's ``"$path"``: the object's s3:// URI (None: the file's path)
+
+    @property
+    def where(self) -> str:
+        return self.uri or str(self.path)
 
 
 def cache_root() -> Path:
@@ -96,6 +103,18 @@ def reads_partition(athena_sql: str) -> bool:
         tree = sqlglot.parse_one(athena_sql, read="athena")
     stars = (s for s in tree.find_all(exp.Star) if isinstance(s.parent, (exp.Select, exp.Column)))  # not count(*)
     return any(c.name == PARTITION_KEY for c in tree.find_all(exp.Column)) or any(stars)
+
+
+def reads_path(athena_sql: str) -> bool:
+    """Whether the statement reads Athena's ``"$path"`` pseudo-column (never part of ``*``)."""
+    import sqlglot
+    from sqlglot import exp
+
+    from flowwatch.query.presets import nesting_guard
+
+    with nesting_guard():
+        tree = sqlglot.parse_one(athena_sql, read="athena")
+    return any(c.name == PATH_COLUMN for c in tree.find_all(exp.Column))
 
 
 # ---- which files -------------------------------------------------------------------------------
@@ -271,7 +290,8 @@ def fetch_s3(s3: Any, bucket: str, layout: "S3Layout", prefixes: list[str], cach
         for obj in objects:
             path, downloaded = cache.download(s3, bucket, obj, owner)
             fresh += downloaded
-            files.append(SourceFile(path, layout.dt_from_key(obj["Key"]), obj["Key"].endswith(_PARQUET_SUFFIX)))
+            files.append(SourceFile(path, layout.dt_from_key(obj["Key"]), obj["Key"].endswith(_PARQUET_SUFFIX),
+                                    uri=f"s3://{bucket}/{obj['Key']}"))
     out.detail(f"s3://{bucket}: {plural(len(objects), 'object')}, {fresh} downloaded, "
                f"{len(objects) - fresh} from the cache ({cache.root})")
     return files
@@ -294,12 +314,17 @@ class LocalEngine:
         self.out = out
         self.cache = cache
         self.columns: list[str] = list(fmt.columns)
+        self.threads = threads
+        self.path_column = False
         self.cached_malformed = 0
+        self.skipped: list[tuple[SourceFile, str, int]] = []  # (file, why, records seen in it)
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._exports: list[Generator[bytes, None, None]] = []
         self.readable = [*([cache.root] if cache else []), *readable]
         self.locked = False
         spill = (cache.root if cache else Path(tempfile.gettempdir()) / "flowwatch") / "duckdb-tmp"
         private_dir(spill, within=spill.parent)  # DuckDB makes only the last level, when it first spills
+        self.spill = spill
         self.con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit,
                                           "temp_directory": str(spill), "preserve_insertion_order": False,
                                           "autoinstall_known_extensions": False,
@@ -310,59 +335,84 @@ class LocalEngine:
         self.con.execute("SET disabled_optimizers = 'type_pushdown'")
 
     # -- the view ----------------------------------------------------------------------------------
-    def load(self, files: list[SourceFile], *, parquet_cache: bool = False, partition: bool = True) -> None:
+    def load(self, files: list[SourceFile], *, parquet_cache: bool = False, partition: bool = True,
+             path: bool = False) -> None:
         """Create the table's view over ``files``; unreadable files are skipped with a warning.
 
         ``partition=False`` leaves the ``dt`` column out (a query that does not read it saves
-        joining every row to its file).
+        joining every row to its file); ``path=True`` adds Athena's ``"$path"``.
         """
-        texts, parquets = self._classify(files)
+        texts, rewritten, parquets = self._classify(files)
         if parquet_cache and self.cache is not None:
             texts, converted = self._to_parquet(texts)
             parquets += converted
+        for key, group in rewritten.items():  # scratch copies: read as text every time
+            texts.setdefault(key, []).extend(group)
         self._extend_columns(texts, parquets)
-        self.con.execute(f"CREATE TEMP TABLE {_FILES_TABLE} (path VARCHAR, dt VARCHAR)")
-        rows = [(str(f.path), f.dt) for group in texts.values() for f in group] + \
-               [(str(f.path), f.dt) for f in parquets]
+        self.con.execute(f"CREATE TEMP TABLE {_FILES_TABLE} (path VARCHAR, dt VARCHAR, uri VARCHAR)")
+        rows = [(str(f.path), f.dt, f.where) for group in texts.values() for f in group] + \
+               [(str(f.path), f.dt, f.where) for f in parquets]
         if rows:
-            self.con.executemany(f"INSERT INTO {_FILES_TABLE} VALUES (?, ?)", rows)
-        body = self._view_body(texts, parquets, partition)
+            self.con.executemany(f"INSERT INTO {_FILES_TABLE} VALUES (?, ?, ?)", rows)
+        self.path_column = path
+        body = self._view_body(texts, parquets, partition or path)
         db, table = _ident(self.database), _ident(self.table)
         self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {db}")
         self.con.execute(f"CREATE VIEW {db}.{table} AS {body}")
         self.con.execute(f"CREATE VIEW main.{table} AS SELECT * FROM {db}.{table}")
 
     def _classify(self, files: list[SourceFile]) -> tuple[dict[tuple[tuple[str, ...], bool], list[SourceFile]],
+                                                          dict[tuple[tuple[str, ...], bool], list[SourceFile]],
                                                           list[SourceFile]]:
-        """Text files grouped by (format in their header line, has a header); Parquet files apart."""
-        texts: dict[tuple[tuple[str, ...], bool], list[SourceFile]] = {}
-        parquets: list[SourceFile] = []
-        for f in files:
-            if f.parquet:
-                parquets.append(f)
-                continue
-            key = self._text_kind(f.path)
-            if key is not None:
-                texts.setdefault(key, []).append(f)
-        return texts, parquets
+        """Text files grouped by (format in their header line, has a header), the ones rewritten
+        into scratch copies grouped the same way, and the Parquet files.
 
-    def _text_kind(self, path: Path) -> tuple[tuple[str, ...], bool] | None:
-        try:
-            opener = gzip.open if path.name.endswith(".gz") else open
-            with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-                first = first_line(handle)
-        except LineTooLong as exc:
-            self.out.warn(f"skipped {path}: {exc}")
-            return None
-        except (OSError, EOFError) as exc:
-            self.out.warn(f"skipped {path}: cannot read it ({exc})")
-            return None
-        if not first.strip():
-            return None  # empty file: no records
-        try:
-            return RecordFormat.parse(first.split()).fields, True
-        except FormatError:
-            return self.format.fields, False  # no header line: the configured format
+        Every text file is checked first (flowwatch.query.reader, 2 threads): a file DuckDB could
+        not read is skipped with one warning naming it and why, and the load says how much it left out.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from flowwatch.query.reader import check_text
+
+        texts: dict[tuple[tuple[str, ...], bool], list[SourceFile]] = {}
+        rewritten: dict[tuple[tuple[str, ...], bool], list[SourceFile]] = {}
+        parquets = [f for f in files if f.parquet]
+        plain = [f for f in files if not f.parquet]
+        with ThreadPoolExecutor(max(1, min(self.threads, len(plain) or 1))) as pool:
+            checks = list(pool.map(lambda f: check_text(f.path, self.format.fields), plain))
+        for f, check in zip(plain, checks, strict=True):
+            if check.empty:
+                continue
+            if check.problem is not None:
+                self.out.warn(f"skipped {f.where}: {check.problem}")
+                self.skipped.append((f, check.problem, check.records))
+                continue
+            key = (check.fields or self.format.fields, check.fields is not None)
+            if check.needs_rewrite:
+                rewritten.setdefault(key, []).append(self._rewrite(f, check))
+            else:
+                texts.setdefault(key, []).append(f)
+        if self.skipped:
+            seen = sum(records for _, _, records in self.skipped)
+            held = f", holding at least {plural(seen, 'record')}" if seen else ""
+            self.out.warn(f"skipped {len(self.skipped)} of {plural(len(files), 'flow-log file')}{held}: "
+                          f"the answer is from the other {len(files) - len(self.skipped)}")
+        return texts, rewritten, parquets
+
+    def _rewrite(self, f: SourceFile, check: "TextCheck") -> SourceFile:
+        """A scratch copy of ``f`` that DuckDB reads like the others (one space between fields,
+        no repeated header line), removed with the engine."""
+        from flowwatch.query.reader import normalise
+
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="rewritten-", dir=self.spill.parent)
+            self.readable.append(Path(self._scratch.name))
+        target = Path(self._scratch.name) / f"{len(os.listdir(self._scratch.name))}.log"
+        normalise(check, target)
+        repeated = f"{plural(check.headers, 'repeated header line')}" if check.headers else ""
+        spaced = "whitespace other than one space between fields" if check.loose else ""
+        self.out.detail(f"{f.where}: read through a rewritten copy ({'; '.join(x for x in (repeated, spaced) if x)})")
+        return SourceFile(target, f.dt, False, uri=f.where)
 
     def _to_parquet(self, texts: dict[tuple[tuple[str, ...], bool], list[SourceFile]]
                     ) -> tuple[dict[tuple[tuple[str, ...], bool], list[SourceFile]], list[SourceFile]]:
@@ -385,7 +435,7 @@ class LocalEngine:
             if hit is None:
                 raise FlowwatchError(f"query: {f.path} changed while it was being cached; run the query again")
             self.cached_malformed += hit[1]
-            converted.append(SourceFile(hit[0], f.dt, True))
+            converted.append(SourceFile(hit[0], f.dt, True, uri=f.where))
         return {}, converted
 
     def _convert(self, source: Path, fields: tuple[str, ...], header: bool) -> None:
@@ -425,6 +475,8 @@ class LocalEngine:
         if not partition:
             return union
         cols = ", ".join(f"r.{_ident(c)}" for c in self.columns)
+        if self.path_column:
+            cols += f", f.uri AS {_ident(PATH_COLUMN)}"
         return (f"SELECT {cols}, f.dt AS {PARTITION_KEY} FROM ({union}) AS r "
                 f"JOIN {_FILES_TABLE} AS f ON r.filename = f.path")
 
@@ -585,6 +637,9 @@ class LocalEngine:
             chunks.close()  # closes the pipe's read end: DuckDB's COPY fails, and its thread ends
         self._exports.clear()
         self.con.close()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
 
 _COLUMNS = frozenset(spec.column for spec in FIELDS.values())
