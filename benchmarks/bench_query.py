@@ -1,6 +1,6 @@
 """Benchmark: `flowwatch query ... --source DIR` (DuckDB local engine) against the decompression floor.
 
-Generates 1M and 10M version-2 records (``--records``) as gzip files of ~250k records each, in
+Generates 2M and 10M version-2 records (``--records``) as gzip files of ~250k records each, in
 AWS's key layout (``AWSLogs/<acct>/vpcflowlogs/<region>/YYYY/MM/DD/<acct>_vpcflowlogs_..._<time>Z_<hash>.log.gz``),
 spread over two days. The mix is deterministic (DuckDB's ``hash`` of the record number, so the
 files are the same on every run with the same DuckDB) and realistic: egress to a few popular
@@ -12,6 +12,8 @@ manifest records how they were made).
 Then, in the same run and interleaved round by round (``--runs``, medians reported):
 
 * floor: decompress every file with Python's zlib in 2 processes (the floor on a 2-core machine);
+* ISA-L floor: the same with ISA-L's inflate (the ``isal`` package, which flowwatch's file check
+  uses) in 2 threads, output discarded;
 * duckdb read_csv: a bare DuckDB count over the same .gz files (reference);
 * startup: the whole command over an empty folder (interpreter + imports);
 * the whole commands ``query top-talkers --source DIR`` and
@@ -25,7 +27,12 @@ is DuckDB's part (the time ``-v`` reports for running the statement and writing 
 "cpu s" is user + system time (all threads; for the floor, both worker processes) and "x cpu"
 its ratio to the floor's, steadier than wall time when others load the machine.
 
-    /work/venv/bin/python benchmarks/bench_query.py [--records 1000000,10000000] [--dir DIR] [--runs 3]
+The last table puts side by side, per record count: the two floors, the first query (top-talkers
+over the text files, what any first query of a window costs: check + DuckDB's read) and the
+repeat query (the same with ``--parquet-cache`` once the cache holds the copies), each with its
+ratio to both floors and its peak RSS.
+
+    /work/venv/bin/python benchmarks/bench_query.py [--records 2000000,10000000] [--dir DIR] [--runs 3]
 """
 
 from __future__ import annotations
@@ -174,6 +181,29 @@ def _inflate(path: str) -> int:
     return size
 
 
+def _inflate_isal(path: str) -> int:
+    from isal import isal_zlib
+
+    size = 0
+    with open(path, "rb") as handle:
+        data = handle.read()
+    while data:  # every gzip member
+        d = isal_zlib.decompressobj(wbits=31)
+        size += len(d.decompress(data))
+        data = d.unused_data
+    return size
+
+
+def isal_floor(paths: list[str]) -> tuple[float, int, None, float]:
+    """Seconds (wall, then CPU) to decompress every file with ISA-L in 2 threads (it releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    started, cpu = time.perf_counter(), time.process_time()
+    with ThreadPoolExecutor(2) as pool:
+        sum(pool.map(_inflate_isal, paths))
+    return time.perf_counter() - started, 0, None, time.process_time() - cpu
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -209,6 +239,9 @@ files = sorted(glob.glob(sys.argv[1] + "/**/*.log.gz", recursive=True))
 con = duckdb.connect(config={"threads": 2})
 con.sql(f"SELECT count(*) FROM read_csv({files!r}, delim=' ', header=true, nullstr='-')").fetchall()
 """
+
+
+ISAL_FLOOR = "ISA-L floor (2 threads)"
 
 
 @dataclass
@@ -253,10 +286,11 @@ def bench(records: int, base: Path, runs: int) -> list[Series]:
         "rejects json --parquet-cache": cmd + ["rejects", "--source", str(root), "--output", "json",
                                                "--parquet-cache"],
     }
-    series = {name: Series(name) for name in ["zlib floor (2 processes)", *commands, *cached]}
+    series = {name: Series(name) for name in ["zlib floor (2 processes)", ISAL_FLOOR, *commands, *cached]}
     subprocess.run(["rm", "-rf", str(cache / "flowwatch" / "parquet")], check=True)
     for _ in range(runs):
         series["zlib floor (2 processes)"].add(*floor(paths))
+        series[ISAL_FLOOR].add(*isal_floor(paths))
         for name, argv in commands.items():
             series[name].add(*timed(argv, env, base))
     fill = Series("parquet cache fill (first run, once)")
@@ -281,9 +315,23 @@ def report(records: int, results: list[Series]) -> None:
               f"{s.median / base:8.2f} {rss:>10} {inner:>8} {cpu:>6} {x_cpu:>6}")
 
 
+def summary(figures: dict[int, list[Series]]) -> None:
+    """First and repeat query beside the two floors, per record count."""
+    print("\nfirst query = query top-talkers --source (text files); repeat = the same with --parquet-cache, cache filled")
+    print(f"  {'records':>11} {'zlib s':>7} {'ISA-L s':>8} {'first s':>8} {'x zlib':>7} {'x ISA-L':>8} {'RSS':>8} "
+          f"{'repeat s':>9} {'x zlib':>7} {'x ISA-L':>8} {'RSS':>8}")
+    for records, results in figures.items():
+        by = {s.name: s for s in results}
+        zlib_s, isal_s = by["zlib floor (2 processes)"].median, by[ISAL_FLOOR].median
+        first, repeat = by["query top-talkers"], by["top-talkers --parquet-cache"]
+        print(f"  {records:>11,} {zlib_s:7.2f} {isal_s:8.2f} {first.median:8.2f} {first.median / zlib_s:7.2f} "
+              f"{first.median / isal_s:8.2f} {first.peak / 2 ** 20:5.0f} MiB {repeat.median:9.2f} "
+              f"{repeat.median / zlib_s:7.2f} {repeat.median / isal_s:8.2f} {repeat.peak / 2 ** 20:5.0f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", default="1000000,10000000", help="comma-separated record counts")
+    parser.add_argument("--records", default="2000000,10000000", help="comma-separated record counts")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "flowwatch-bench-query",
                         help="where generated files (kept between runs) and the cache go")
     parser.add_argument("--runs", type=int, default=3)
@@ -292,12 +340,15 @@ def main() -> None:
     args.dir.mkdir(parents=True, exist_ok=True)
     print(f"cpus: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}, python {sys.version.split()[0]}")
     figures = {}
+    measured: dict[int, list[Series]] = {}
     for records in (int(r) for r in args.records.split(",")):
         results = bench(records, args.dir, args.runs)
         report(records, results)
+        measured[records] = results
         figures[records] = {s.name: {"median": s.median, "runs": s.seconds, "peak_rss": s.peak, "query": s.query,
                                      "cpu": s.cpu}
                             for s in results}
+    summary(measured)
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

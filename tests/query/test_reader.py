@@ -149,3 +149,19 @@ def test_the_check_reads_every_gzip_member_and_counts_lines(tmp_path):
     path.write_bytes(gzip.compress(text(V2_HEADER, GOOD[0]), mtime=0) + gzip.compress(text(GOOD[1]), mtime=0))
     check = check_text(path, PRESETS["v2"])
     assert (check.problem, check.fields, check.records, check.headers) == (None, PRESETS["v2"], 2, 0)
+
+
+def test_a_check_is_remembered_while_the_file_is_unchanged(tmp_path, monkeypatch):
+    import flowwatch.query.reader as reader
+
+    root = good_tree(tmp_path)
+    calls: list[Path] = []
+    real = reader.check_text
+    monkeypatch.setattr(reader, "check_text", lambda path, default: calls.append(path) or real(path, default))
+    assert rejected_sources(root)[0] == ["172.31.9.69"]
+    assert rejected_sources(root)[0] == ["172.31.9.69"]
+    assert len(calls) == 1                                            # the second query trusts the first check
+    path = root / KEY.format("20141214T0400")
+    path.write_bytes(gzip.compress(text(V2_HEADER, GOOD[1]), mtime=0)[:-20])   # changed: now truncated
+    sources, err = rejected_sources(root)
+    assert sources == [] and len(calls) == 2 and "truncated gzip" in err

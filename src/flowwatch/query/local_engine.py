@@ -205,9 +205,29 @@ class FileCache:
     def parquet_done(self, source: Path, target: Path, malformed: int) -> None:
         write_private_text(_stamp(target), json.dumps({"source": _file_stamp(source), "malformed": malformed}))
 
+    # -- what the check of a text file found (flowwatch.query.reader), while the file is unchanged --
+    def check_path(self, source: Path) -> Path:
+        digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:24]
+        return self.root / "checked" / f"{digest}.json"
+
+    def known_check(self, source: Path) -> dict[str, Any] | None:
+        text = _read(self.check_path(source))
+        if text is None:
+            return None
+        with contextlib.suppress(ValueError, OSError):
+            data = json.loads(text)
+            if isinstance(data, dict) and data.get("source") == _file_stamp(source):
+                return data
+        return None
+
+    def remember_check(self, source: Path, found: dict[str, Any]) -> None:
+        target = self.check_path(source)
+        private_dir(target.parent, within=self.root)
+        write_private_text(target, json.dumps({**found, "source": _file_stamp(source)}))
+
     # -- removal (`down`, `flowwatch cache clear`) ---------------------------------------------------
     # Only the entries this class and LocalEngine write: the cache root itself may hold anything else.
-    ENTRIES = ("s3", "parquet", "duckdb-tmp")
+    ENTRIES = ("s3", "parquet", "checked", "duckdb-tmp")
 
     def usage(self) -> tuple[int, int]:
         """(files, bytes) of what flowwatch keeps here: downloads, stamps, Parquet copies, spill."""
@@ -227,7 +247,7 @@ class FileCache:
         for path in _files_under(folder):
             if not path.name.endswith((".stamp", ".part")):
                 copy = self.parquet_path(path)
-                freed += _remove(copy) + _remove(_stamp(copy))
+                freed += _remove(copy) + _remove(_stamp(copy)) + _remove(self.check_path(path))
         freed += sum(p.lstat().st_size for p in _files_under(folder))
         _remove_tree(folder)
         return freed
@@ -370,16 +390,18 @@ class LocalEngine:
         Every text file is checked first (flowwatch.query.reader, 2 threads): a file DuckDB could
         not read is skipped with one warning naming it and why, and the load says how much it left out.
         """
+        import time
         from concurrent.futures import ThreadPoolExecutor
-
-        from flowwatch.query.reader import check_text
 
         texts: dict[tuple[tuple[str, ...], bool], list[SourceFile]] = {}
         rewritten: dict[tuple[tuple[str, ...], bool], list[SourceFile]] = {}
         parquets = [f for f in files if f.parquet]
         plain = [f for f in files if not f.parquet]
+        started = time.perf_counter()
         with ThreadPoolExecutor(max(1, min(self.threads, len(plain) or 1))) as pool:
-            checks = list(pool.map(lambda f: check_text(f.path, self.format.fields), plain))
+            checks = list(pool.map(self._check, plain))
+        if plain:
+            self.out.detail(f"checked {plural(len(plain), 'text file')} in {time.perf_counter() - started:.2f} s")
         for f, check in zip(plain, checks, strict=True):
             if check.empty:
                 continue
@@ -398,6 +420,26 @@ class LocalEngine:
             self.out.warn(f"skipped {len(self.skipped)} of {plural(len(files), 'flow-log file')}{held}: "
                           f"the answer is from the other {len(files) - len(self.skipped)}")
         return texts, rewritten, parquets
+
+    def _check(self, f: SourceFile) -> "TextCheck":
+        """The file's check, remembered in the cache while the file is unchanged (size, mtime)."""
+        from dataclasses import asdict
+
+        from flowwatch.query.reader import TextCheck, check_text
+
+        known = self.cache.known_check(f.path) if self.cache is not None else None
+        if known is not None and known.pop("default", None) == list(self.format.fields):
+            known.pop("source")
+            fields = known.pop("fields")
+            return TextCheck(f.path, tuple(fields) if fields is not None else None,
+                             **{k: v for k, v in known.items() if k != "path"})
+        check = check_text(f.path, self.format.fields)
+        if self.cache is not None and check.problem is None:  # a bad file is checked again: it may be fixed
+            found = asdict(check)
+            found["path"] = str(check.path)
+            found["default"] = list(self.format.fields)  # a file without a header is read with it
+            self.cache.remember_check(f.path, found)
+        return check
 
     def _rewrite(self, f: SourceFile, check: "TextCheck") -> SourceFile:
         """A scratch copy of ``f`` that DuckDB reads like the others (one space between fields,
