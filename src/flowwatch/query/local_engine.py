@@ -17,8 +17,14 @@ limit keep the whole process under 256 MiB.
 The user's SQL runs on a locked connection: once the view exists, DuckDB may read only the cache
 and the ``--source`` paths (``allowed_directories``), nothing else of the file system or the network
 (``enable_external_access = false``), and no setting can change again (``lock_configuration``).
-Lines longer than ``records.MAX_LINE_BYTES`` are not flow-log records: DuckDB skips them
-(``max_line_size``), and a file whose first line is one is skipped with a warning.
+Before DuckDB reads a text file, flowwatch.query.reader checks it (one ISA-L inflate, byte
+searches; the result remembered in the cache while the file is unchanged), because DuckDB fails
+the whole scan on one bad file: a file cut short, not UTF-8, with mixed line endings, a line longer
+than ``records.MAX_LINE_BYTES`` or a second format's header is skipped with one warning naming it
+and why, and the load says how many files (and records, as far as read) it left out. A file with
+repeated header lines (objects concatenated) or loose whitespace is read through a rewritten
+scratch copy. ``"$path"`` is Athena's pseudo-column: the object's s3:// URI, or the file's path
+for ``--source``.
 """
 
 from __future__ import annotations
