@@ -67,7 +67,7 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--show-sql", is_flag=True, help="Print the SQL for the engine and run nothing."),
         click.option("--times", type=click.Choice(["iso", "epoch"]), default=None,
                      help="Record times (start, end, min(start) ...): iso (2026-12-01T10:00:00Z, UTC) or epoch "
-                          "(seconds, as stored). Default: iso in tables, epoch in --output json|csv."),
+                          "(seconds, as stored). Default: iso in tables, epoch in JSON and CSV."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 ALIAS = "flow_logs"
 #: The record fields that hold epoch seconds.
 TIME_FIELDS = ("start", "end")
+#: Words that start a statement (Athena, Trino, Hive, DuckDB) which sqlglot may read as an expression.
+_STATEMENT_WORDS = frozenset({
+    "RESET", "SHOW", "EXPLAIN", "MSCK", "CALL", "PREPARE", "EXECUTE", "DEALLOCATE", "START", "VACUUM",
+    "OPTIMIZE", "UNLOAD", "GRANT", "REVOKE", "DENY", "CHECKPOINT", "EXPORT", "IMPORT", "INSTALL", "LOAD",
+    "ATTACH", "DETACH", "DESCRIBE", "SUMMARIZE", "ABORT", "END", "DETACH", "FORCE", "REPAIR"})
 #: Aggregates whose value is one of their input's values: min(start) is still a time.
 _SAME_VALUE = ("Min", "Max", "AnyValue", "ArbitraryValue", "First", "Last")
 
@@ -40,10 +45,19 @@ def check(sql: str) -> None:
     try:
         with presets.nesting_guard():
             tokens = [t for t in dialect.tokenize(sql) if t.text]   # not Athena's marker of a Hive DDL stream
-            statements = [s for s in sqlglot.parse(sql, read="athena") if s is not None]
     except TokenError as exc:
         raise SqlError(f"query: SQL syntax error: {_first_line(exc)}") from None
+    if not tokens:
+        raise UsageError("the SQL statement is empty")
+    first = tokens[0]
+    other_statement = (first.token_type in dialect.parser_class.STATEMENT_PARSERS
+                       or first.text.upper() in _STATEMENT_WORDS)
+    try:
+        with presets.nesting_guard():
+            statements = [s for s in sqlglot.parse(sql, read="athena") if s is not None]
     except ParseError as exc:
+        if other_statement:       # DDL/DML is refused whether or not sqlglot knows all of its syntax
+            raise _refused(f"{_kind(tokens)} is not a query") from None
         raise _parse_error(sql, exc) from None
     if len(statements) != 1:
         raise UsageError(f"give exactly one SQL statement (got {len(statements)})")
@@ -52,8 +66,7 @@ def check(sql: str) -> None:
         if not presets.is_query(sql):
             raise _refused("this query writes or changes a setting (INTO, SET ...)")
         return
-    first = tokens[0]
-    if first.token_type in dialect.parser_class.STATEMENT_PARSERS or isinstance(tree, (exp.Command, exp.Values)):
+    if other_statement or isinstance(tree, (exp.Command, exp.Values)):
         raise _refused(f"{_kind(tokens)} is not a query")
     position = _position(sql, first.start)
     raise SqlError(f"query: SQL syntax error at line {position[0]}:{position[1]}: {first.text!r} does not start "
