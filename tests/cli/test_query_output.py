@@ -14,30 +14,14 @@ from typing import Any
 
 import pytest
 
+from tests.cli.test_query import logs, no_aws  # noqa: F401 - the same fixtures: files on disk, no AWS at all
 from tests.query.test_athena import COLUMNS, DATA, queue_results
-from tests.query.test_local import expected_rejects, write_tree
+from tests.query.test_local import expected_rejects
 from tests.support.aws_faults import moto_fixes
 from tests.support.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-
-
-@pytest.fixture
-def logs(tmp_path: Path):
-    root = tmp_path / "logs"
-    return root, write_tree(root)
-
-
-@pytest.fixture
-def no_aws(monkeypatch):
-    import boto3
-
-    def refuse(*_: Any, **__: Any) -> None:
-        raise AssertionError("an AWS session was created")
-
-    monkeypatch.setattr(boto3, "Session", refuse)
-    monkeypatch.setattr(boto3, "client", refuse)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flowwatch.errors import SqlError, UsageError, caret_context
 
@@ -151,7 +151,7 @@ def _refused(what: str) -> UsageError:
                       hint="the stack's database, table and partitions are `flowwatch up`'s to create and change")
 
 
-def _kind(tokens: list) -> str:  # type: ignore[type-arg]
+def _kind(tokens: "list[Any]") -> str:
     """``DROP TABLE``, ``SHOW``, ``INSERT INTO``: the words a statement starts with."""
     words = [t.text.upper() for t in tokens[:2]]
     if len(words) == 2 and words[1] in ("TABLE", "DATABASE", "SCHEMA", "VIEW", "INTO", "OVERWRITE", "TABLES",
