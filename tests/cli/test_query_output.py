@@ -249,3 +249,13 @@ def test_every_readme_query_example_runs_with_config_example(example, logs, no_a
     if args[1] == "sql":   # over the table config.example.yaml names vpc_flow_logs: rows, not an error
         rows = json.loads(result.out) if "json" in args else None
         assert rows if rows is not None else re.search(r"^[1-9]\d* rows?$", result.err, re.M), result.err
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_a_type_error_in_the_engine_is_an_sql_error_too(logs, no_aws, run, fmt):
+    root, _ = logs
+    result = run("query", "sql", "SELECT CAST(srcaddr AS integer) FROM flow_logs", "--source", str(root), "--output", fmt)
+    assert result.code == 1
+    assert re.match(r"error: query: SQL error at line 1:\d+ \(DuckDB\): Conversion Error: Could not convert string",
+                    result.err), result.err
+    assert "the local engine failed" not in result.err

@@ -574,7 +574,8 @@ class LocalEngine:
             raise UsageError(f"query: refused: {first}",
                              hint="the local engine reads only the stack's flow-log files (the cache and "
                                   "--source), and changes no setting") from None
-        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
+        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.ConversionException,
+                duckdb.OutOfRangeException) as exc:
             raise SqlError.from_duckdb(str(exc), sql,
                                        hint="`flowwatch query list` shows the presets; columns are the Glue "
                                             "table's; --show-sql prints the DuckDB SQL") from None
