@@ -126,8 +126,8 @@ def sql_command(app: App, statement: str, **options: Any) -> None:
     """Run your own read-only Athena SQL query (SQL, or - to read it from stdin).
 
     Use the Glue columns (srcaddr, dstaddr, start, "end", action, log_status, ..., dt) and the
-    stack's table: flow_logs, as in the presets, whatever its Glue name (names.table), or that name.
-    The time window restricts every reference to the table. The local engine runs the same text,
+    table flow_logs: the stack's table as in the presets, whatever its Glue name (names.table,
+    which works too). The time window restricts every reference to the table. The local engine runs the same text,
     transpiled to DuckDB, and names the columns as Athena does (count(*) is _col0). Only queries
     (SELECT, WITH) run, on either engine.
     """
