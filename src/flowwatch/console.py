@@ -82,8 +82,11 @@ class Output:
     def warn(self, message: str) -> None:
         self.err.print(f"[yellow]warning:[/yellow] {_escape(message)}")
 
-    def error(self, message: str, hint: str | None = None) -> None:
+    def error(self, message: str, hint: str | None = None, context: Sequence[str] = ()) -> None:
+        """One line; ``context`` (e.g. a SQL line and a caret under the error) indented below it."""
         self.err.print(f"[red]error:[/red] {_escape(message)}", markup=True, highlight=False)
+        for line in context:
+            self.err.print(f"  {_escape(line)}", markup=True, highlight=False)
         if hint:
             self.err.print(f"[dim]hint: {_escape(hint)}[/dim]")
 
@@ -126,7 +129,7 @@ class Output:
 
     # ---- data (stdout) ----
     def data(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table",
-             title: str | None = None) -> None:
+             title: str | None = None, time_columns: Sequence[str] | None = None) -> None:
         if fmt == "json":
             self.json([dict(zip(columns, row)) for row in rows])
         elif fmt == "csv":
@@ -137,15 +140,18 @@ class Output:
             self._stdout.write(self._plain(buf.getvalue()))
             self._stdout.flush()
         else:
-            self.table(columns, rows, title=title)
+            self.table(columns, rows, title=title, time_columns=time_columns)
 
-    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
+              time_columns: Sequence[str] | None = None) -> None:
         """Rows as a rich table on stdout. ``full_width``: every column in full. Otherwise the table
         fits the terminal: free-text columns are cut (at a word, with an ellipsis), then the least important
-        columns (the rightmost) are dropped; identifiers, addresses, numbers and times are never cut or folded."""
+        columns (the rightmost) are dropped; identifiers, addresses, numbers and times are never cut or folded.
+        ``time_columns`` (default TIME_COLUMNS): the columns whose epoch seconds show as UTC times."""
         from rich.table import Table
 
-        layout = table_layout(columns, rows, None if self.full_width else self.out.width)
+        layout = table_layout(columns, rows, None if self.full_width else self.out.width,
+                              TIME_COLUMNS if time_columns is None else time_columns)
         table = Table(title=title, show_lines=False, header_style="bold")
         for col in layout.columns:
             table.add_column(col.name, no_wrap=True, width=col.width, overflow="ellipsis",
@@ -306,11 +312,11 @@ def table_width(widths: Sequence[int]) -> int:
     return sum(widths) + 3 * len(widths) + 1
 
 
-def cell_text(column: str, value: Any) -> str | None:
-    """A value as a table shows it: epoch seconds in ``start``/``end`` as ``YYYY-MM-DD HH:MM:SS`` (UTC), one line."""
+def cell_text(column: str, value: Any, time_columns: Sequence[str] = TIME_COLUMNS) -> str | None:
+    """A value as a table shows it: epoch seconds in ``time_columns`` as ``YYYY-MM-DD HH:MM:SS`` (UTC), one line."""
     if value is None:
         return None
-    if column in TIME_COLUMNS and not isinstance(value, bool):
+    if column in time_columns and not isinstance(value, bool):
         epoch = value if isinstance(value, (int, float)) else int(value) if str(value).isdigit() else None
         if epoch is not None and 10**8 <= epoch < 10**11:
             from datetime import datetime, timezone
@@ -336,7 +342,8 @@ def cut(text: str, width: int) -> str:
     return head.rstrip(" ,;:(") + ELLIPSIS
 
 
-def table_layout(columns: Sequence[Any], rows: Sequence[Sequence[Any]], width: int | None) -> TableLayout:
+def table_layout(columns: Sequence[Any], rows: Sequence[Sequence[Any]], width: int | None,
+                 time_columns: Sequence[str] = TIME_COLUMNS) -> TableLayout:
     """Which columns, how wide, with which cell text, for a table at most ``width`` characters wide (None:
     every column in full). A column whose every value is an identifier, address, number or time keeps its
     full width or is dropped; the other (free-text) columns are cut first, down to TEXT_MIN; then columns are
@@ -344,7 +351,7 @@ def table_layout(columns: Sequence[Any], rows: Sequence[Sequence[Any]], width: i
     from rich.cells import cell_len
 
     names = [str(c) for c in columns]
-    texts = [[cell_text(n, v) for n, v in zip(names, row)] for row in rows]
+    texts = [[cell_text(n, v, time_columns) for n, v in zip(names, row)] for row in rows]
     values: list[list[str]] = [[v for r in texts if i < len(r) and (v := r[i]) is not None]
                                for i in range(len(names))]
     natural = [max([cell_len(n), 1, *(cell_len(v) for v in vals)]) for n, vals in zip(names, values)]

@@ -82,6 +82,64 @@ def _one_line(message: str, response: Any) -> str:
     return text
 
 
+class SqlError(FlowwatchError):
+    """The SQL does not parse, or the engine could not run it (exit 1, as a FAILED Athena query).
+
+    ``position`` is the (line, column) the engine named, 1-based, in the SQL it ran; ``context`` the
+    lines to show under the error (that line of the SQL and a caret under the column)."""
+
+    def __init__(self, message: str, hint: str | None = None, *, position: tuple[int, int] | None = None,
+                 context: tuple[str, ...] = ()) -> None:
+        super().__init__(message, hint)
+        self.position = position
+        self.context = context
+
+    @classmethod
+    def from_duckdb(cls, text: str, sql: str, hint: str | None = None) -> "SqlError":
+        """DuckDB's error ("Binder Error: ...", then "LINE 2: <its part of the line>" over a caret):
+        one line with the position in ``sql`` (the DuckDB SQL run), and that line under it."""
+        import re
+
+        lines = [line for line in text.splitlines() if line.strip()]
+        at = next((i for i, line in enumerate(lines) if re.match(r"LINE \d+: ", line)), None)
+        message = " ".join(line.strip() for line in (lines if at is None else lines[:at])[:2]) or "DuckDB error"
+        position = None
+        if at is not None and at + 1 < len(lines) and "^" in lines[at + 1]:
+            label = re.match(r"LINE (\d+): ", lines[at])
+            assert label is not None
+            shown = lines[at][label.end():]
+            caret = lines[at + 1].index("^") - label.end()
+            number = int(label.group(1))
+            source = sql.splitlines()[number - 1] if 0 < number <= len(sql.splitlines()) else ""
+            piece = shown.strip(".")            # DuckDB cuts a long line to a window marked with "..."
+            found = source.find(piece) if piece else -1
+            if found >= 0:
+                position = (number, found + caret - (len(shown) - len(shown.lstrip("."))) + 1)
+        where = f" at line {position[0]}:{position[1]}" if position else ""
+        return cls(f"query: SQL error{where} (DuckDB): {message}", hint=hint, position=position,
+                   context=caret_context(sql, position))
+
+
+#: How much of a long SQL line the caret context shows around the column.
+CONTEXT_CHARS = 60
+
+
+def caret_context(sql: str, position: tuple[int, int] | None) -> tuple[str, ...]:
+    """The line of ``sql`` at ``position`` (cut to about CONTEXT_CHARS around the column) and a caret under it."""
+    if position is None:
+        return ()
+    line, column = position
+    lines = sql.splitlines()
+    if not 1 <= line <= len(lines):
+        return ()
+    text = lines[line - 1].expandtabs(1)
+    start = max(0, min(column - 1 - CONTEXT_CHARS // 2, len(text) - CONTEXT_CHARS))
+    shown = text[start:start + CONTEXT_CHARS]
+    head, tail = ("…" if start else ""), ("…" if start + CONTEXT_CHARS < len(text) else "")
+    caret = max(0, min(column - 1 - start, len(shown)))
+    return (f"{head}{shown}{tail}", " " * (caret + len(head)) + "^")
+
+
 class AmbiguousStateError(FlowwatchError):
     """More than one resource carries the tags that should name exactly one (exit 1)."""
 

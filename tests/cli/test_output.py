@@ -18,6 +18,7 @@ from tests.support.aws_faults import moto_fixes
 IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 EPOCH = re.compile(r"(?<!\d)1[5-9]\d{8}(?!\d)")
 ISO = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+QUERY_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")    # `query` tables: ISO-8601 UTC
 
 
 def terminal(monkeypatch, columns: int) -> None:
@@ -130,7 +131,7 @@ def test_query_rejects_fits_the_terminal(flow_files, capsys, monkeypatch, column
     assert result.code == 0, result.err
     assert_fits(result.out, columns)
     assert_ids_whole(result.out, set(re.findall(r"eni-[0-9a-f]+", result.out)))
-    assert ISO.search(result.out) and not EPOCH.search(result.out)          # start as a time, not epoch seconds
+    assert QUERY_TIME.search(result.out) and not EPOCH.search(result.out)   # start as a time, not epoch seconds
     body = [line for line in table_lines(result.out) if IPV4.search(line)]
     assert body and all(line.startswith("│") and line.endswith("│") for line in body)   # one line per row
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from flowwatch.console import Output
-from flowwatch.errors import AwsError
+from flowwatch.errors import AwsError, SqlError
 from flowwatch.query import athena_engine, run_athena
 from tests.support.context import make_ctx
 
@@ -130,7 +130,7 @@ class _FailingAthena:
 
 def test_a_failed_query_reports_athenas_reason():
     out = Output(stderr=io.StringIO(), stdout=io.StringIO(), color=False)
-    with pytest.raises(AwsError) as err:
+    with pytest.raises(SqlError) as err:
         athena_engine.run(_FailingAthena(), "SELECT 1", workgroup="w", database="d", out=out, sleep=lambda _: None)
     assert err.value.message == ("query: Athena query q-1 FAILED: TABLE_NOT_FOUND: line 1:15: Table "
                                  "'awsdatacatalog.flowwatch_test.flow_logs' does not exist")

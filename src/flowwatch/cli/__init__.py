@@ -90,7 +90,7 @@ def main(args: Sequence[str] | None = None, *, session_factory: "SessionFactory 
         click.echo("interrupted", err=True)
         sys.exit(130)
     except FlowwatchError as exc:                 # expected: one clean line (+ hint), its exit code
-        _out(made, args).error(exc.message, exc.hint)
+        _out(made, args).error(exc.message, exc.hint, getattr(exc, "context", ()))
         sys.exit(exc.exit_code)
     except Exception as exc:  # unexpected: type + message; traceback with --debug or FLOWWATCH_DEBUG
         _out(made, args).crash(exc)

@@ -65,6 +65,9 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Local engine: keep a Parquet copy of each text file in the cache and read that "
                           "(first run slower, later runs much faster)."),
         click.option("--show-sql", is_flag=True, help="Print the SQL for the engine and run nothing."),
+        click.option("--times", type=click.Choice(["iso", "epoch"]), default=None,
+                     help="Record times (start, end, min(start) ...): iso (2026-12-01T10:00:00Z, UTC) or epoch "
+                          "(seconds, as stored). Default: iso in tables, epoch in JSON and CSV."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -73,7 +76,8 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run(app: App, *, preset: str | None = None, sql: str | None = None, ip: str | None = None,
          **options: Any) -> None:
-    """Run the query; bad input (window, address, SQL, options) is a click usage error: exit 2."""
+    """Run the query; bad input (window, address, size, a statement that is no query) is a click usage error:
+    exit 2. A SQL error (it does not parse, or the engine fails it) is an engine error: exit 1."""
     from flowwatch.errors import UsageError
     from flowwatch.query import QueryRequest
 
@@ -119,11 +123,13 @@ def _usage(param: Any) -> str:
 @_options
 @click.pass_obj
 def sql_command(app: App, statement: str, **options: Any) -> None:
-    """Run your own Athena SQL (SQL, or - to read it from stdin).
+    """Run your own read-only Athena SQL query (SQL, or - to read it from stdin).
 
     Use the Glue columns (srcaddr, dstaddr, start, "end", action, log_status, ..., dt) and the
-    stack's table (flow_logs); the time window restricts every reference to the table. The local
-    engine runs the same text, transpiled to DuckDB.
+    table flow_logs: the stack's table as in the presets, whatever its Glue name (names.table,
+    which works too). The time window restricts every reference to the table. The local engine runs the same text,
+    transpiled to DuckDB, and names the columns as Athena does (count(*) is _col0). Only queries
+    (SELECT, WITH) run, on either engine.
     """
     if statement == "-":
         from flowwatch.query.presets import MAX_SQL_BYTES

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from flowwatch.console import plural
@@ -48,6 +49,7 @@ class QueryRequest:
     source: Path | None = None
     parquet_cache: bool = False
     show_sql: bool = False
+    times: str | None = None           # "iso" | "epoch"; None: iso in tables, epoch in JSON/CSV
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,11 @@ def prepare(target: Target, request: QueryRequest, engine: str) -> Prepared:
     _quiet_sqlglot()
     window = timewindow.resolve(since=request.since, from_=request.from_, to=request.to)
     partitions = window.partition_range(target.dt_layout) if window else None
+    if request.preset is None:
+        from flowwatch.query import statement
+
+        statement.check(request.sql or "")   # a syntax error (exit 1) or no query (exit 2), on either engine
     sql = compose(target, request, window, partitions, ip=request.ip)
-    if engine == "local" and not _is_query(sql):
-        raise UsageError("the local engine runs queries (SELECT/WITH) only; use --engine athena for other statements")
     return Prepared(engine, window, partitions, sql)
 
 
@@ -137,7 +141,10 @@ def compose(target: Target, request: QueryRequest, window: "TimeWindow | None",
     from flowwatch.query import presets
 
     if request.preset is None:
-        return presets.scope_user_sql(request.sql or "", table=target.table, database=target.database,
+        from flowwatch.query.statement import with_table_alias
+
+        sql = with_table_alias(request.sql or "", table=target.table, database=target.database)
+        return presets.scope_user_sql(sql, table=target.table, database=target.database,
                                       window=window, partitions=partitions, limit=request.limit)
     return presets.build(presets.BY_NAME[request.preset], table=target.table, window=window, partitions=partitions,
                          params={"ip": ip}, limit=request.limit, columns=target.record_format.columns)
@@ -153,11 +160,15 @@ def execute(ctx: "Context | None", target: Target, request: QueryRequest, prepar
     if window is not None and partitions is not None:
         out.detail(f"time window: {window.describe()} (partitions {partitions[0]} .. {partitions[1]})")
     out.debug_line(f"{prepared.engine} engine, Athena SQL:\n{sql}")
+    if prepared.engine == "local":
+        from flowwatch.query.statement import name_like_athena
+
+        sql = name_like_athena(sql)      # DuckDB's header as Athena's: count(*) is _col0, not count_star()
     if request.show_sql:
         out.text(sql if prepared.engine == "athena" else _to_duckdb(sql))
     elif prepared.engine == "athena":
         assert ctx is not None
-        run_athena(ctx, sql, request.output, out)
+        run_athena(ctx, sql, request.output, out, request=request)
     else:
         run_local(ctx, target, request, sql, window, partitions, out)
 
@@ -185,15 +196,23 @@ def traffic_instance_ip(ctx: "Context") -> str | None:
     return None
 
 
-def run_athena(ctx: "Context", sql: str, fmt: str, out: "Output") -> None:
+def run_athena(ctx: "Context", sql: str, fmt: str, out: "Output", *, request: QueryRequest | None = None) -> None:
     from flowwatch.query import athena_engine
 
+    request = request or QueryRequest(output=fmt)
+    if ctx.local:
+        out.warn("the local AWS's Athena (moto) runs no SQL: it answers every query with no rows; "
+                 "use --engine local to run the query over the flow-log files")
     result = athena_engine.run(ctx.aws.athena, sql, workgroup=ctx.names.of("workgroup"),
                                database=ctx.names.of("database"), out=out,
                                sleep=ctx.poll.sleep)
-    render(out, result.columns, result.rows, fmt)
+    render(out, result.columns, result.rows, fmt, times=_times(request, fmt), time_columns=_time_columns(sql))
+    count = _row_count(len(result.rows), request)
+    if ctx.local:
+        out.info(f"Athena (local AWS): {count}; query {result.query_id}")
+        return
     billed = athena_engine.billed_bytes(result.scanned_bytes)
-    out.info(f"Athena: {plural(len(result.rows), 'row')}; data scanned {human_bytes(result.scanned_bytes)} "
+    out.info(f"Athena: {count}; data scanned {human_bytes(result.scanned_bytes)} "
              f"(billed {human_bytes(billed)}, about ${result.cost_usd:.6f} at $5/TB); query {result.query_id}")
 
 
@@ -213,30 +232,89 @@ def run_local(ctx: "Context | None", target: Target, request: QueryRequest, sql:
         out.warn("no flow-log files in the time window" if window else "no flow-log files found")
     engine = local.LocalEngine(target.record_format, table=target.table, database=target.database,
                                out=out, cache=cache, readable=[request.source] if request.source else [])
+    times = _times(request, request.output)
     try:
         engine.load(files, parquet_cache=request.parquet_cache, partition=local.reads_partition(sql),
                     path=local.reads_path(sql))
         started = time.perf_counter()
-        if request.output in ("json", "csv"):
-            out.raw(engine.export(sql, request.output))
+        count = None
+        if request.output in ("json", "csv") and times == "epoch":
+            out.raw(_empty_json_as_brackets(engine.export(sql, request.output)) if request.output == "json"
+                    else engine.export(sql, request.output))     # DuckDB writes it, streamed: any size
         else:
-            columns, rows, more = engine.fetch(sql, MAX_TABLE_ROWS)
-            render(out, columns, rows, "table", more=more)
+            cap = MAX_TABLE_ROWS if request.output == "table" else None
+            columns, rows, more = engine.fetch(sql, cap)
+            render(out, columns, rows, request.output, more=more, times=times, time_columns=_time_columns(sql))
+            count = None if more else len(rows)
         out.detail(f"local engine (DuckDB): {plural(len(files), 'file')}, query {time.perf_counter() - started:.2f} s")
         malformed = engine.take_malformed_lines() + engine.cached_malformed
     finally:
         engine.close()
     if malformed:
         out.warn(f"skipped {plural(malformed, 'malformed line')} in the flow-log files")
+    if count is not None and request.output == "table":
+        out.info(_row_count(count, request))
 
 
-def render(out: "Output", columns: list[str], rows: list[Any], fmt: str, *, more: bool = False) -> None:
-    """Rows to stdout; a terminal table stops at MAX_TABLE_ROWS."""
+def render(out: "Output", columns: list[str], rows: list[Any], fmt: str, *, more: bool = False,
+           times: str = "epoch", time_columns: "frozenset[str] | None" = None) -> None:
+    """Rows to stdout; a terminal table stops at MAX_TABLE_ROWS. ``times="iso"``: the ``time_columns``
+    (default: ``start``, ``end``) as ISO-8601 UTC timestamps, else the epoch seconds as they are."""
     if fmt == "table" and len(rows) > MAX_TABLE_ROWS:
         rows, more = rows[:MAX_TABLE_ROWS], True
-    out.data(columns, rows, fmt)
+    if times == "iso":
+        from flowwatch.query.statement import TIME_FIELDS
+
+        wanted = time_columns if time_columns is not None else frozenset(TIME_FIELDS)
+        shown = [i for i, name in enumerate(columns) if name in wanted]
+        if shown:
+            rows = [tuple(iso_time(v) if i in shown else v for i, v in enumerate(row)) for row in rows]
+    out.data(columns, rows, fmt, time_columns=())
     if more:
         out.warn(f"showing the first {MAX_TABLE_ROWS} rows; use --limit, or --output json|csv for all of them")
+
+
+def iso_time(value: Any) -> Any:
+    """Epoch seconds as ``2026-12-01T10:00:00Z``; anything else (NULL, text, a number that is no record
+    time) as it is."""
+    from datetime import datetime, timezone
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 10**8 <= value < 10**11:
+        return value
+    return datetime.fromtimestamp(int(value), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _empty_json_as_brackets(chunks: "Iterator[bytes]") -> "Iterator[bytes]":
+    """DuckDB writes an empty JSON array over three lines: ``[]`` instead, as --output json prints elsewhere."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(b"".join(head.split())) > 2:
+            yield head
+            yield from chunks
+            return
+    yield b"[]\n" if b"".join(head.split()) in (b"", b"[]") else head
+
+
+def _times(request: QueryRequest, fmt: str) -> str:
+    """--times, else ISO timestamps in tables and the raw epoch seconds in JSON/CSV."""
+    return request.times or ("iso" if fmt == "table" else "epoch")
+
+
+def _time_columns(sql: str) -> "frozenset[str]":
+    from flowwatch.query.statement import time_columns
+
+    return time_columns(sql)
+
+
+def _row_count(count: int, request: QueryRequest) -> str:
+    """"12 rows", and when the LIMIT (--limit, or the preset's own) was reached, how to see more."""
+    from flowwatch.query import presets
+
+    limit = request.limit or (presets.BY_NAME[request.preset].limit if request.preset else None)
+    if limit is not None and count >= limit:
+        return f"{plural(count, 'row')} (the limit: there may be more; raise --limit)"
+    return plural(count, "row")
 
 
 def human_bytes(n: int) -> str:
@@ -265,12 +343,6 @@ def _dt_layout(region: str, *, hive: bool = False, per_hour: bool = False) -> "S
     from flowwatch.s3layout import S3Layout
 
     return S3Layout(bucket="flowwatch", account="000000000000", region=region, hive=hive, per_hour=per_hour)
-
-
-def _is_query(sql: str) -> bool:
-    from flowwatch.query import presets
-
-    return presets.is_query(sql)
 
 
 def _to_duckdb(sql: str) -> str:

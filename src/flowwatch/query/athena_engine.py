@@ -11,13 +11,14 @@ Athena bills $5 per TB scanned, at least 10 MB per query, rounded up to the MB.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from flowwatch.errors import AwsError, TimeoutError_
+from flowwatch.errors import AwsError, FlowwatchError, SqlError, TimeoutError_, caret_context
 from flowwatch.polling import Poll
 
 PRICE_PER_TB = 5.0
@@ -58,7 +59,7 @@ def run(athena: Any, sql: str, *, workgroup: str, database: str, out: Any,
     out.detail(f"Athena query {query_id} in workgroup {workgroup}")
     try:
         with out.working(f"Athena: running query {query_id}"):
-            execution = wait(athena, query_id, sleep=sleep, clock=clock, timeout=timeout)
+            execution = wait(athena, query_id, sleep=sleep, clock=clock, timeout=timeout, sql=sql)
     except KeyboardInterrupt:
         _stop(athena, query_id)
         raise
@@ -87,8 +88,9 @@ POLL = Poll(timeout=1800.0, interval=0.25, backoff=1.6, max_interval=5.0)
 
 
 def wait(athena: Any, query_id: str, *, sleep: Callable[[float], None] = time.sleep,
-         clock: Callable[[], float] = time.monotonic, timeout: float = 1800.0) -> dict[str, Any]:
-    """The QueryExecution once SUCCEEDED; AwsError when FAILED/CANCELLED, TimeoutError_ after ``timeout``."""
+         clock: Callable[[], float] = time.monotonic, timeout: float = 1800.0, sql: str = "") -> dict[str, Any]:
+    """The QueryExecution once SUCCEEDED; SqlError when Athena failed the SQL (its reason names a line:column
+    of ``sql``), AwsError when FAILED/CANCELLED otherwise, TimeoutError_ after ``timeout``."""
     from botocore.exceptions import ClientError
 
     state = "QUEUED"
@@ -102,7 +104,7 @@ def wait(athena: Any, query_id: str, *, sleep: Callable[[float], None] = time.sl
         if state == "SUCCEEDED":
             return execution
         if state in ("FAILED", "CANCELLED"):
-            raise _failure(query_id, state, status)
+            raise _failure(query_id, state, status, sql)
     _stop(athena, query_id)
     raise TimeoutError_(f"query: Athena query {query_id} still {state} after {timeout:.0f} s; stopped it")
 
@@ -155,15 +157,27 @@ def _typed(value: str | None, athena_type: str) -> Any:
     return value
 
 
-def _failure(query_id: str, state: str, status: dict[str, Any]) -> AwsError:
-    reason = status.get("StateChangeReason") or status.get("AthenaError", {}).get("ErrorMessage") \
-        or "no reason given"
+def _failure(query_id: str, state: str, status: dict[str, Any], sql: str = "") -> FlowwatchError:
+    """Athena's reason, in one line. A reason naming a place in the SQL ("SYNTAX_ERROR: line 1:8: ...",
+    "COLUMN_NOT_FOUND: line 2:3: ...") is a SqlError with that line of the SQL under it."""
+    reason = " ".join(str(status.get("StateChangeReason") or status.get("AthenaError", {}).get("ErrorMessage")
+                          or "no reason given").split())
     hint = None
     if "does not exist" in reason or "Table not found" in reason or "TABLE_NOT_FOUND" in reason:
         hint = "run `flowwatch up` to create the Glue table and workgroup"
     elif state == "CANCELLED":
         hint = "someone (or a workgroup limit) stopped it; run the query again"
-    return AwsError(f"query: Athena query {query_id} {state}: {reason}", hint=hint, code=state)
+    message = f"query: Athena query {query_id} {state}: {reason}"
+    place = _PLACE.search(reason) if state == "FAILED" else None
+    if place is not None:
+        position = (int(place.group(1)), int(place.group(2)))
+        return SqlError(message, hint=hint or "--show-sql prints the SQL Athena ran", position=position,
+                        context=caret_context(sql, position))
+    return AwsError(message, hint=hint, code=state)
+
+
+#: Where Athena (Trino) places an error in the statement: "line 1:8: ...".
+_PLACE = re.compile(r"\bline (\d+):(\d+)\b")
 
 
 def _stop(athena: Any, query_id: str) -> None:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowwatch.console import plural
-from flowwatch.errors import AwsError, FlowwatchError, UsageError
+from flowwatch.errors import AwsError, FlowwatchError, SqlError, UsageError
 from flowwatch.private import make_private, private_dir, write_private_text
 from flowwatch.records import FIELDS, MAX_LINE_BYTES, PARTITION_KEY, RecordFormat
 
@@ -674,9 +674,11 @@ class LocalEngine:
             raise UsageError(f"query: refused: {first}",
                              hint="the local engine reads only the stack's flow-log files (the cache and "
                                   "--source), and changes no setting") from None
-        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
-            raise UsageError(f"query: DuckDB cannot run it: {_one_line(exc)}",
-                             hint="`flowwatch query list` shows the presets; columns are the Glue table's") from None
+        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.ConversionException,
+                duckdb.OutOfRangeException) as exc:
+            raise SqlError.from_duckdb(str(exc), sql,
+                                       hint="`flowwatch query list` shows the presets; columns are the Glue "
+                                            "table's; --show-sql prints the DuckDB SQL") from None
         except duckdb.Error as exc:
             raise FlowwatchError(f"query: the local engine failed: {_one_line(exc)}") from None
 
