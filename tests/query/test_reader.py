@@ -165,3 +165,13 @@ def test_a_check_is_remembered_while_the_file_is_unchanged(tmp_path, monkeypatch
     path.write_bytes(gzip.compress(text(V2_HEADER, GOOD[1]), mtime=0)[:-20])   # changed: now truncated
     sources, err = rejected_sources(root)
     assert sources == [] and len(calls) == 2 and "truncated gzip" in err
+
+
+def test_many_files_are_checked_in_worker_processes_with_the_same_findings(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "_PROCESSES_FROM", 0)                  # any size: worker processes
+    root = good_tree(tmp_path)
+    bad = write(root, "20141214T0410", BAD_FILES["truncated gzip"](), compress=False)
+    write(root, "20141214T0420", text(V2_HEADER, GOOD[1].replace(" 22 ", "  22 ")))
+    sources, err = rejected_sources(root)
+    assert sources == ["172.31.9.69", "172.31.9.69"]
+    assert f"skipped {bad}: cannot read it: truncated gzip" in err and "skipped 1 of 3 flow-log files" in err

@@ -75,6 +75,14 @@ def open_binary(path: Path) -> IO[bytes]:
     return igzip.open(path, "rb")
 
 
+def inflated(path: Path) -> Iterator[bytes]:
+    """The file's bytes in blocks, inflated when it is gzip: every member, each CRC checked;
+    EOFError when the file ends inside one."""
+    with open_binary(path) as handle:
+        while block := handle.read(CHUNK):
+            yield block
+
+
 def _inflate_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [OSError, EOFError, zlib.error]
     with contextlib.suppress(ImportError):
@@ -231,23 +239,22 @@ def check_text(path: Path, default: tuple[str, ...], *, limit: int = MAX_LINE_BY
     gz = path.name.endswith(".gz")
     problem: str | None = None
     try:
-        with open_binary(path) as handle:
-            tail = b""
-            while chunk := handle.read(CHUNK):
-                data = tail + chunk
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:
-                    tail = data
-                    if len(tail) > limit + 2:
-                        problem = _too_long(scan.lines + 1)
-                        break
-                    continue
-                tail = data[cut:]
-                problem = scan.feed(data[:cut])
-                if problem:
+        tail = b""
+        for chunk in inflated(path):
+            data = tail + chunk
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                tail = data
+                if len(tail) > limit + 2:
+                    problem = _too_long(scan.lines + 1)
                     break
-            if problem is None and tail:
-                problem = scan.feed(tail + b"\n")
+                continue
+            tail = data[cut:]
+            problem = scan.feed(data[:cut])
+            if problem:
+                break
+        if problem is None and tail:
+            problem = scan.feed(tail + b"\n")
     except _inflate_errors() as exc:
         problem = _why(exc, gz)
     if problem is None and scan.first:
