@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from flowwatch.records import FIELDS, MAX_LINE_BYTES, FormatError, RecordFormat
 
@@ -71,8 +71,8 @@ def open_binary(path: Path) -> IO[bytes]:
     try:
         from isal import igzip
     except ImportError:  # pragma: no cover - isal is a dependency; zlib keeps working without it
-        return gzip.open(path, "rb")
-    return igzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return cast(IO[bytes], igzip.open(path, "rb"))
 
 
 def inflated(path: Path) -> Iterator[bytes]:
@@ -88,7 +88,9 @@ def _inflate_errors() -> tuple[type[BaseException], ...]:
     with contextlib.suppress(ImportError):
         from isal import isal_zlib
 
-        errors.append(isal_zlib.error)
+        error = getattr(isal_zlib, "error", None)
+        if isinstance(error, type) and issubclass(error, BaseException):
+            errors.append(error)
     return tuple(errors)
 
 
