@@ -54,7 +54,7 @@ def test_keys_and_partitions_for_the_four_layouts(options: dict[str, bool], base
     assert lay.partition_prefix(T) == f"{base}{dt}/"
     name = "123456789012_vpcflowlogs_us-east-1_fl-0123456789abcdef0_20261127T0505Z_a1b2c3d4.log.gz"
     assert lay.object_key(T, FL, TOKEN) == f"{base}{dt}/{name}"
-    assert lay.table_location() == f"s3://flowwatch-logs/{base}"
+    assert lay.table_location() == "s3://flowwatch-logs/AWSLogs/"   # the level above the accounts
     assert lay.dt_from_key(lay.object_key(T, FL, TOKEN)) == dt
     assert lay.dt_from_key(f"s3://{BUCKET}/{lay.object_key(T, FL, TOKEN)}") == dt
 
@@ -174,12 +174,16 @@ def test_projection_format_renders_the_dt_values(options: dict[str, bool], base:
 def test_projection_parameters_plain_text_daily() -> None:
     assert layout().projection_parameters() == {
         "projection.enabled": "true",
+        "projection.aws_account_id.type": "enum",
+        "projection.aws_account_id.values": ACCT,
+        "projection.aws_region.type": "enum",
+        "projection.aws_region.values": REGION,
         "projection.dt.type": "date",
         "projection.dt.format": "yyyy/MM/dd",
         "projection.dt.range": "2020/01/01,NOW",
         "projection.dt.interval": "1",
         "projection.dt.interval.unit": "DAYS",
-        "storage.location.template": "s3://flowwatch-logs/AWSLogs/123456789012/vpcflowlogs/us-east-1/${dt}",
+        "storage.location.template": "s3://flowwatch-logs/AWSLogs/${aws_account_id}/vpcflowlogs/${aws_region}/${dt}",
         "skip.header.line.count": "1",
     }
 
@@ -191,12 +195,13 @@ def test_projection_parameters_hive_hourly_parquet() -> None:
     assert params["projection.dt.range"] == "year=2025/month=03/day=01/hour=00,NOW"
     assert params["projection.dt.interval.unit"] == "HOURS"
     assert params["storage.location.template"] == (
-        "s3://flowwatch-logs/p/AWSLogs/aws-account-id=123456789012/aws-service=vpcflowlogs/"
-        "aws-region=us-east-1/${dt}"
+        "s3://flowwatch-logs/p/AWSLogs/aws-account-id=${aws_account_id}/aws-service=vpcflowlogs/"
+        "aws-region=${aws_region}/${dt}"
     )
     assert "skip.header.line.count" not in params, "Parquet files have no header line"
-    # The template with dt substituted is exactly the folder AWS writes to.
-    folder = params["storage.location.template"].replace("${dt}", lay.dt_value(T))
+    # The template with the values substituted is exactly the folder AWS writes to.
+    folder = (params["storage.location.template"].replace("${dt}", lay.dt_value(T))
+              .replace("${aws_account_id}", ACCT).replace("${aws_region}", REGION))
     assert f"{folder}/" == f"s3://{BUCKET}/{lay.partition_prefix(T)}"
 
 

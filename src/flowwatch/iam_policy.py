@@ -268,7 +268,7 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("s3", "DeleteBucketLifecycle"): Use((UP,), "bucket"),
     ("s3", "PutBucketOwnershipControls"): Use((UP,), "bucket"),
     ("s3", "ListObjectVersions"): Use((DOWN,), "bucket"),
-    ("s3", "ListObjectsV2"): Use((QUERY,), "bucket"),
+    ("s3", "ListObjectsV2"): Use((*DISCOVER, QUERY), "bucket"),    # athena: the account/region folders
     ("s3", "DeleteObjects"): Use((DOWN,), "objects"),
     ("s3", "GetObject"): Use((QUERY,), "objects"),
     ("s3", "HeadObject"): Use((QUERY,), "objects"),

@@ -51,7 +51,10 @@ from typing import IO, Any, Literal
 
 __all__ = [
     "FIELDS",
+    "ACCOUNT_KEY",
     "PARTITION_KEY",
+    "PARTITION_KEYS",
+    "REGION_KEY",
     "PRESETS",
     "TGW_FIELDS",
     "TGW_ONLY",
@@ -63,10 +66,17 @@ __all__ = [
     "RecordParser",
 ]
 
-#: The only partition column of flowwatch's Glue table. Deliberately not ``region``, ``date``
-#: or ``day``: a version-4 format has a ``region`` column, and a partition key may not share
-#: a name with a data column.
+#: The time partition column of flowwatch's Glue table (the date path: "2026/11/27", ...).
+#: Deliberately not ``region``, ``date`` or ``day``: a version-4 format has a ``region`` column,
+#: and a partition key may not share a name with a data column.
 PARTITION_KEY = "dt"
+#: The account and region partition columns: the folders ``AWSLogs/<account>/vpcflowlogs/<region>/``
+#: (or ``aws-account-id=``/``aws-region=``), so one table reads an organisation's bucket, as AWS's
+#: own Athena integration lays it out (not ``account_id``/``region``: both are record fields).
+ACCOUNT_KEY = "aws_account_id"
+REGION_KEY = "aws_region"
+#: Every partition column, in the Glue table's order.
+PARTITION_KEYS = (ACCOUNT_KEY, REGION_KEY, PARTITION_KEY)
 
 #: Placeholder AWS writes when a field does not apply or could not be computed.
 MISSING = "-"
@@ -452,12 +462,12 @@ class RecordFormat:
     def sql_column(self, field_or_column: str) -> str:
         """The column as an Athena/Trino SQL identifier, double-quoted when reserved (``"end"``).
 
-        Also accepts the partition key :data:`PARTITION_KEY`.
+        Also accepts the partition keys :data:`PARTITION_KEYS`.
 
         Raises:
-            FormatError: neither a field of this format nor the partition key.
+            FormatError: neither a field of this format nor a partition key.
         """
-        column = field_or_column if field_or_column == PARTITION_KEY else self.spec(field_or_column).column
+        column = field_or_column if field_or_column in PARTITION_KEYS else self.spec(field_or_column).column
         return f'"{column}"' if column.upper() in TRINO_RESERVED else column
 
     # -- CloudWatch Logs metric filter ------------------------------------------------------

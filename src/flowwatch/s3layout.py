@@ -35,21 +35,26 @@ Sources (AWS documentation):
   Amazon VPC flow logs and query it" (``"skip.header.line.count"="1"`` for the plain-text
   header line).
 
-flowwatch's Glue table has ONE partition column, :data:`flowwatch.records.PARTITION_KEY`
-(``dt``), whose value is the whole date path after the base prefix ("2026/11/27",
-"2026/11/27/05", "year=2026/month=11/day=27", "year=2026/month=11/day=27/hour=05"). Being
-zero-padded, those values sort as the times they stand for, so a time window is a plain
-``dt BETWEEN lo AND hi`` predicate.
+flowwatch's Glue table is partitioned as AWS's own Athena integration lays it out (source: the
+partition-projection page above, whose table is ``PARTITIONED BY (accid string, region string,
+day string)`` over ``LOCATION '.../AWSLogs/'`` with ``projection.<col>.type = enum`` and
+``projection.<col>.values`` for account and region): :data:`flowwatch.records.PARTITION_KEYS`,
+``aws_account_id``, ``aws_region`` and ``dt``, all strings; LOCATION is the ``AWSLogs/`` folder, so
+one table reads every account and region of the bucket. ``dt``'s value is the whole date path after
+the region folder ("2026/11/27", "2026/11/27/05", "year=2026/month=11/day=27",
+"year=2026/month=11/day=27/hour=05"). Being zero-padded, those values sort as the times they
+stand for, so a time window is a plain ``dt BETWEEN lo AND hi`` predicate.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flowwatch.records import PARTITION_KEY
+from flowwatch.records import ACCOUNT_KEY, PARTITION_KEY, REGION_KEY
 
 #: moto drops a flow log's DestinationOptions, so flowwatch also keeps them in this tag of the S3
 #: flow log (read back when DescribeFlowLogs does not return them; the local AWS reads it too).
@@ -67,7 +72,8 @@ def parse_s3_options_tag(value: str | None) -> dict[str, Any]:
         out[key] = val if key == "FileFormat" else val == "true"
     return out
 
-__all__ = ["FILE_FORMATS", "FILE_WINDOW_SECONDS", "S3Layout", "to_utc"]
+__all__ = ["FILE_FORMATS", "FILE_WINDOW_SECONDS", "KeyPartition", "S3Layout", "is_account", "is_region",
+           "to_utc"]
 
 #: ``DestinationOptions.FileFormat`` values of CreateFlowLogs.
 FILE_FORMATS = ("plain-text", "parquet")
@@ -76,6 +82,30 @@ FILE_FORMATS = ("plain-text", "parquet")
 FILE_WINDOW_SECONDS = 300
 _NAME_PART = re.compile(r"[A-Za-z0-9-]+")
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
+_ACCOUNT = re.compile(r"\d{12}")
+# us-east-1, eu-central-2, us-gov-west-1, cn-north-1, ap-southeast-7, mx-central-1 ...
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+_PLAIN_KEY = re.compile(r"AWSLogs/(\d{12})/vpcflowlogs/([a-z0-9-]+)/(.*)")
+_HIVE_KEY = re.compile(r"AWSLogs/aws-account-id=(\d{12})/aws-service=vpcflowlogs/aws-region=([a-z0-9-]+)/(.*)")
+
+
+def is_account(value: str) -> bool:
+    """An AWS account id: 12 digits."""
+    return _ACCOUNT.fullmatch(value) is not None
+
+
+def is_region(value: str) -> bool:
+    """An AWS region code (``us-east-1``, ``us-gov-west-1``)."""
+    return _REGION.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class KeyPartition:
+    """The partition values Athena gives an object: its account and region folders and its ``dt``."""
+
+    account: str
+    region: str
+    dt: str | None
 
 
 def to_utc(t: datetime) -> datetime:
@@ -128,6 +158,41 @@ class S3Layout:
             )
         return f"{self.prefix}AWSLogs/{self.account}/vpcflowlogs/{self.region}/"
 
+    def logs_prefix(self) -> str:
+        """``<prefix>AWSLogs/``: the folder of every account's flow logs (the Glue table's LOCATION)."""
+        return f"{self.prefix}AWSLogs/"
+
+    def account_folder(self, folder: str) -> str | None:
+        """The account of a folder directly under :meth:`logs_prefix` (``123456789012`` or, Hive,
+        ``aws-account-id=123456789012``, with or without the trailing ``/``); None for anything else."""
+        name = folder.rstrip("/").rsplit("/", 1)[-1]
+        if self.hive:
+            if not name.startswith("aws-account-id="):
+                return None
+            name = name[len("aws-account-id="):]
+        return name if is_account(name) else None
+
+    def regions_prefix(self, account: str) -> str:
+        """The folder whose subfolders are ``account``'s regions: ``<prefix>AWSLogs/<acct>/vpcflowlogs/``
+        (Hive: ``.../aws-account-id=<acct>/aws-service=vpcflowlogs/``)."""
+        if self.hive:
+            return f"{self.logs_prefix()}aws-account-id={account}/aws-service=vpcflowlogs/"
+        return f"{self.logs_prefix()}{account}/vpcflowlogs/"
+
+    def region_folder(self, folder: str) -> str | None:
+        """The region of a folder directly under :meth:`regions_prefix` (``us-east-1`` or, Hive,
+        ``aws-region=us-east-1``); None for anything else."""
+        name = folder.rstrip("/").rsplit("/", 1)[-1]
+        if self.hive:
+            if not name.startswith("aws-region="):
+                return None
+            name = name[len("aws-region="):]
+        return name if is_region(name) else None
+
+    def of_source(self, account: str, region: str) -> "S3Layout":
+        """The same layout for the flow logs of another account and region (same bucket and prefix)."""
+        return replace(self, account=account, region=region)
+
     def dt_value(self, t: datetime) -> str:
         """Value of the ``dt`` partition column for time ``t`` (the date path, no trailing slash)."""
         u = to_utc(t)
@@ -170,14 +235,28 @@ class S3Layout:
 
         ``None`` when the key is not under :meth:`base_prefix` or has no valid date path.
         """
+        part = self.partition_from_key(key)
+        if part is None or (part.account, part.region) != (self.account, self.region):
+            return None
+        return part.dt
+
+    def partition_from_key(self, key: str) -> KeyPartition | None:
+        """Account, region and ``dt`` of an object key (or ``s3://bucket/key`` URL) under
+        :meth:`logs_prefix`, for any account and region (``dt`` None when the date path is not this
+        layout's); ``None`` when the key is not in this layout's account/region folders."""
         if key.startswith("s3://"):
             bucket, _, key = key[5:].partition("/")
             if bucket != self.bucket:
                 return None
-        base = self.base_prefix()
-        if not key.startswith(base):
+        if not key.startswith(self.logs_prefix()):
             return None
-        match = self._dt_regex().match(key[len(base):])
+        match = (_HIVE_KEY if self.hive else _PLAIN_KEY).fullmatch(key[len(self.prefix):])
+        if match is None or not is_region(match.group(2)):
+            return None
+        return KeyPartition(match.group(1), match.group(2), self._dt_of(match.group(3)))
+
+    def _dt_of(self, rest: str) -> str | None:
+        match = self._dt_regex().match(rest)
         if match is None:
             return None
         numbers = [int(g) for g in match.groups()]
@@ -229,8 +308,18 @@ class S3Layout:
     # -- Glue / Athena ---------------------------------------------------------------------
 
     def table_location(self) -> str:
-        """``LOCATION`` of the Glue table: ``s3://<bucket>/<base_prefix>``."""
-        return f"s3://{self.bucket}/{self.base_prefix()}"
+        """``LOCATION`` of the Glue table: ``s3://<bucket>/<prefix>AWSLogs/``, the level above the accounts."""
+        return f"s3://{self.bucket}/{self.logs_prefix()}"
+
+    def location_template(self) -> str:
+        """``storage.location.template``: the partition folder with ``${aws_account_id}``, ``${aws_region}``
+        and ``${dt}`` in place of the values, exactly the keys :meth:`partition_prefix` writes."""
+        account, region, dt = (f"${{{key}}}" for key in (ACCOUNT_KEY, REGION_KEY, PARTITION_KEY))
+        if self.hive:
+            folders = f"aws-account-id={account}/aws-service=vpcflowlogs/aws-region={region}/{dt}"
+        else:
+            folders = f"{account}/vpcflowlogs/{region}/{dt}"
+        return f"{self.table_location()}{folders}"
 
     def projection_format(self) -> str:
         """``projection.dt.format``: a Java DateTimeFormatter pattern matching :meth:`dt_value`."""
@@ -239,22 +328,33 @@ class S3Layout:
             return fmt + "'/hour='HH" if self.per_hour else fmt
         return "yyyy/MM/dd/HH" if self.per_hour else "yyyy/MM/dd"
 
-    def projection_parameters(self, start: str | date = "2020/01/01") -> dict[str, str]:
-        """Glue table ``Parameters`` for Athena partition projection of ``dt``.
+    def projection_parameters(self, start: str | date = "2020/01/01", *, accounts: Iterable[str] = (),
+                              regions: Iterable[str] = ()) -> dict[str, str]:
+        """Glue table ``Parameters`` for Athena partition projection of the three partition keys.
 
+        ``aws_account_id`` and ``aws_region`` are ``enum`` projections ("Supported types for partition
+        projection" -> "Enum type": ``projection.<col>.type = enum``, ``projection.<col>.values`` a
+        comma-separated list) of ``accounts``/``regions`` plus this layout's own, sorted and without
+        repeats; ``dt`` is a ``date`` projection by day (by hour with per-hour partitions).
         ``start`` is the first day of the projected range (``"YYYY/MM/DD"``, ``"YYYY-MM-DD"``
         or a date); it is written in the projection format, as the Athena docs require.
         Plain-text tables also skip the header line every file starts with.
         """
         first = _start_date(start)
+        account_values = _enum({self.account, *accounts}, is_account, "account")
+        region_values = _enum({self.region, *regions}, is_region, "region")
         params = {
             "projection.enabled": "true",
+            f"projection.{ACCOUNT_KEY}.type": "enum",
+            f"projection.{ACCOUNT_KEY}.values": ",".join(account_values),
+            f"projection.{REGION_KEY}.type": "enum",
+            f"projection.{REGION_KEY}.values": ",".join(region_values),
             f"projection.{PARTITION_KEY}.type": "date",
             f"projection.{PARTITION_KEY}.format": self.projection_format(),
             f"projection.{PARTITION_KEY}.range": f"{self.dt_value(first)},NOW",
             f"projection.{PARTITION_KEY}.interval": "1",
             f"projection.{PARTITION_KEY}.interval.unit": "HOURS" if self.per_hour else "DAYS",
-            "storage.location.template": f"{self.table_location()}${{{PARTITION_KEY}}}",
+            "storage.location.template": self.location_template(),
         }
         if self.file_format == "plain-text":
             params["skip.header.line.count"] = "1"
@@ -280,6 +380,15 @@ class S3Layout:
         partitions AWS writes under ``AWSLogs/aws-account-id=<account>/``)."""
         account = f"aws-account-id={self.account}" if self.hive else self.account
         return f"arn:{partition}:s3:::{self.bucket}/{self.prefix}AWSLogs/{account}/*"
+
+
+def _enum(values: Iterable[str], valid: "Callable[[str], bool]", what: str) -> list[str]:
+    """An enum projection's values: sorted, each checked (a comma or a stray name would change the list)."""
+    out = sorted(set(values))
+    bad = [v for v in out if not valid(v)]
+    if bad:
+        raise ValueError(f"not an AWS {what}: {', '.join(map(repr, bad))}")
+    return out
 
 
 def _start_date(start: str | date) -> datetime:

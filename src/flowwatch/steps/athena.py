@@ -1,7 +1,14 @@
 """athena: the Glue database and table over the S3 flow logs, an Athena workgroup, and named queries.
 
-- database ``flowwatch_<stack>`` (tagged), table ``flow_logs``: columns from the record format, one
-  partition column ``dt`` resolved by partition projection (no MSCK REPAIR, no ALTER TABLE ADD PARTITION);
+- database ``flowwatch_<stack>`` (tagged), table ``flow_logs``: columns from the record format, partitioned
+  as AWS's own Athena integration lays it out, by ``aws_account_id``, ``aws_region`` and ``dt`` over
+  ``s3://<bucket>/AWSLogs/``, all resolved by partition projection (no MSCK REPAIR, no ALTER TABLE ADD
+  PARTITION): so one table reads every account and region whose flow logs land in the bucket. The
+  account and region enums hold the stack's own and those found in the bucket (two delimited
+  ListObjectsV2 listings at discover, bounded); a new account or region, or a table of an older
+  flowwatch (one ``dt`` partition), is repaired with UpdateTable. Sources:
+  https://docs.aws.amazon.com/athena/latest/ug/vpc-flow-logs-partition-projection.html and
+  https://docs.aws.amazon.com/athena/latest/ug/partition-projection-supported-types.html;
 - workgroup ``flowwatch-<stack>-athena`` (tagged): results to ``s3://<bucket>/athena-results/``, SSE-S3,
   settings enforced, CloudWatch metrics on, 10 GiB scan cutoff per query;
 - one named query per ``flowwatch query`` preset, as ``ctx.named_queries`` gives them (the engine supplies
@@ -26,11 +33,16 @@ from flowwatch.steps.base import tag_map, when_visible
 SCAN_CUTOFF_BYTES = 10 * 1024 ** 3
 RESULTS_PREFIX = "athena-results/"
 
+#: At most this many accounts (one ListObjectsV2 each for its regions) and regions in the enum projections.
+MAX_ENUM_VALUES = 200
+
+# No serialization.null.format: as in AWS's table (ROW FORMAT DELIMITED FIELDS TERMINATED BY ' '), a '-'
+# stays the string '-' (action '-' on NODATA rows) and is NULL only in a number column.
 TEXT_STORAGE = {
     "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
     "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
     "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
-                  "Parameters": {"field.delim": " ", "serialization.format": " ", "serialization.null.format": "-"}},
+                  "Parameters": {"field.delim": " ", "serialization.format": " "}},
 }
 PARQUET_STORAGE = {
     "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
@@ -62,10 +74,14 @@ class AthenaSeen:
     queries: dict[str, tuple[str, str, str]] = field(default_factory=dict)   # name -> (id, description, sql)
     other_tables: tuple[str, ...] = ()       # tables in the database besides flowwatch's
     foreign_queries: tuple[str, ...] = ()    # named queries in the workgroup that are not flowwatch's presets
+    accounts: tuple[str, ...] = ()           # account folders found in the bucket (for the enum projection)
+    regions: tuple[str, ...] = ()            # region folders found under them
 
 
 def table_input(ctx: Context, name: str) -> dict[str, Any]:
-    from flowwatch.records import PARTITION_KEY
+    """The Glue TableInput for the config (the enums hold the stack's own account and region; the plan
+    adds those found in the bucket)."""
+    from flowwatch.records import PARTITION_KEYS
 
     fmt = ctx.config.record_format
     layout = ctx.s3_layout()
@@ -76,7 +92,7 @@ def table_input(ctx: Context, name: str) -> dict[str, Any]:
     if parquet:
         params.pop("skip.header.line.count", None)
     return {"Name": name, "TableType": "EXTERNAL_TABLE", "Parameters": params,
-            "PartitionKeys": [{"Name": PARTITION_KEY, "Type": "string"}],
+            "PartitionKeys": [{"Name": key, "Type": "string"} for key in PARTITION_KEYS],
             "StorageDescriptor": {"Columns": fmt.glue_columns(), "Location": layout.table_location(), **storage}}
 
 
@@ -132,7 +148,8 @@ class AthenaStep:
             foreign = tuple(sorted(q for q in queries if q not in presets)) if presets is not None else ()
             seen = replace(seen, workgroup=workgroup, workgroup_ours=wg_tags.get(STACK_TAG) == ctx.stack.name,
                            workgroup_config=wg.get("Configuration", {}), queries=queries, foreign_queries=foreign)
-        return seen
+        accounts, regions = partition_values(ctx.aws.s3, ctx.s3_layout(), owner=ctx.account)
+        return replace(seen, accounts=tuple(accounts), regions=tuple(regions))
 
     @staticmethod
     def _queries(athena: Any, workgroup: str) -> dict[str, tuple[str, str, str]]:
@@ -147,6 +164,7 @@ class AthenaStep:
 
     def plan(self, want: AthenaSpec, have: AthenaSeen | None) -> list[Change]:
         have = have or AthenaSeen()
+        want = replace(want, table_input=with_sources(want.table_input, have.accounts, have.regions))
         changes: list[Change] = []
         if have.database is None:
             changes.append(Change(self.name, "create", f"Glue database {want.database}", "not found",
@@ -283,6 +301,58 @@ class AthenaStep:
         return StatusDetail(ids={k: v for k, v in ids.items() if v})
 
 
+def partition_values(s3: Any, layout: Any, *, owner: str | None = None,
+                     limit: int = MAX_ENUM_VALUES) -> tuple[list[str], list[str]]:
+    """The accounts and regions whose flow-log folders are in the layout's bucket: one delimited
+    ListObjectsV2 listing of ``<prefix>AWSLogs/`` (the accounts), then one of each account's
+    ``.../vpcflowlogs/`` (its regions); at most ``limit`` of each, sorted. Nothing when the bucket does
+    not exist yet (a first ``up``, a dry run). Folders that are no account or region are passed over."""
+    accounts = _folders(s3, layout.bucket, layout.logs_prefix(), layout.account_folder, limit, owner)
+    if accounts is None:
+        return [], []
+    regions: set[str] = set()
+    for account in accounts:
+        regions.update(_folders(s3, layout.bucket, layout.regions_prefix(account), layout.region_folder,
+                                limit, owner) or ())
+    return accounts, sorted(regions)[:limit]
+
+
+def _folders(s3: Any, bucket: str, prefix: str, parse: Any, limit: int, owner: str | None) -> list[str] | None:
+    """The values ``parse`` reads from the folders directly under ``prefix`` (CommonPrefixes), sorted;
+    None when the bucket does not exist."""
+    found: set[str] = set()
+    args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
+    if owner:
+        args["ExpectedBucketOwner"] = owner
+    while len(found) < limit:
+        try:
+            page = s3.list_objects_v2(**args)
+        except Exception as exc:
+            if error_code(exc) == "NoSuchBucket":
+                return None
+            raise
+        for common in page.get("CommonPrefixes", []):
+            value = parse(common["Prefix"][len(prefix):])
+            if value is not None:
+                found.add(value)
+        if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
+            break
+        args["ContinuationToken"] = page["NextContinuationToken"]
+    return sorted(found)[:limit]
+
+
+def with_sources(table: dict[str, Any], accounts: tuple[str, ...], regions: tuple[str, ...]) -> dict[str, Any]:
+    """The TableInput with ``accounts``/``regions`` added to its enum projections (sorted, no repeats)."""
+    from flowwatch.records import ACCOUNT_KEY, REGION_KEY
+
+    params = dict(table.get("Parameters", {}))
+    for key, extra in ((ACCOUNT_KEY, accounts), (REGION_KEY, regions)):
+        name = f"projection.{key}.values"
+        if name in params and extra:
+            params[name] = ",".join(sorted({*params[name].split(","), *extra}))
+    return {**table, "Parameters": params} if "Parameters" in table else table
+
+
 def _other_tables(glue: Any, database: str, ours: str) -> list[str]:
     names: list[str] = []
     for page in glue.get_paginator("get_tables").paginate(DatabaseName=database):
@@ -292,18 +362,25 @@ def _other_tables(glue: Any, database: str, ours: str) -> list[str]:
 
 def _table_diff(seen: dict[str, Any], want: dict[str, Any]) -> str | None:
     sd, wsd = seen.get("StorageDescriptor", {}), want["StorageDescriptor"]
+    keys = [(k["Name"], k.get("Type", "string")) for k in seen.get("PartitionKeys", [])]
+    want_keys = [(k["Name"], k.get("Type", "string")) for k in want["PartitionKeys"]]
+    if keys != want_keys:   # e.g. a table of an older flowwatch: one dt partition
+        return f"partition keys {', '.join(k for k, _ in keys) or '(none)'} -> {', '.join(k for k, _ in want_keys)}"
     if [(c["Name"], c["Type"]) for c in sd.get("Columns", [])] != [(c["Name"], c["Type"]) for c in wsd["Columns"]]:
         return "columns differ (record format changed)"
     if sd.get("Location") != wsd["Location"]:
         return f"location {sd.get('Location')} -> {wsd['Location']}"
-    if sd.get("SerdeInfo", {}).get("SerializationLibrary") != wsd["SerdeInfo"]["SerializationLibrary"]:
+    serde, want_serde = sd.get("SerdeInfo", {}), wsd["SerdeInfo"]
+    if serde.get("SerializationLibrary") != want_serde["SerializationLibrary"]:
         return "file format differs"
+    if serde.get("Parameters", {}) != want_serde.get("Parameters", {}):
+        have_params, want_params = serde.get("Parameters", {}), want_serde.get("Parameters", {})
+        key = sorted(k for k in {*have_params, *want_params} if have_params.get(k) != want_params.get(k))[0]
+        return f"SerDe {key} {have_params.get(key, '(none)')} -> {want_params.get(key, '(none)')}"
     params = seen.get("Parameters", {})
     for key, value in want["Parameters"].items():
         if params.get(key) != value:
             return f"{key} {params.get(key)} -> {value}"
-    if [k["Name"] for k in seen.get("PartitionKeys", [])] != [k["Name"] for k in want["PartitionKeys"]]:
-        return "partition keys differ"
     return None
 
 
