@@ -184,7 +184,8 @@ def test_nodata_and_broken_lines_are_kept_out_and_counted(tree):
     assert {"NODATA", "SKIPDATA"} <= set(counts)
     nodata, _ = query(sql="SELECT srcaddr, bytes, action FROM flow_logs WHERE log_status = 'NODATA' LIMIT 1",
                       source=root)
-    assert nodata == [{"srcaddr": None, "bytes": None, "action": None}]   # '-' read as NULL
+    # as on AWS's table: '-' stays '-' in a string column, NULL in a number column
+    assert nodata == [{"srcaddr": "-", "bytes": None, "action": "-"}]
 
 
 def test_partition_column_comes_from_the_key_path(tree):
@@ -221,7 +222,10 @@ def test_csv_output_has_a_header_and_empty_cells_for_null(tree):
     assert lines[1:] == [f"{r['srcaddr']},{r['bytes']},{r['packets']},{r['flows']}" for r in top]
     nulls, _ = query(sql="SELECT srcaddr, log_status FROM flow_logs WHERE log_status = 'NODATA' LIMIT 1",
                      source=root, output="csv")
-    assert nulls.splitlines() == ["srcaddr,log_status", ",NODATA"]
+    assert nulls.splitlines() == ["srcaddr,log_status", "-,NODATA"]      # '-' is a string, as on Athena
+    nulls, _ = query(sql="SELECT bytes, log_status FROM flow_logs WHERE log_status = 'NODATA' LIMIT 1",
+                     source=root, output="csv")
+    assert nulls.splitlines() == ["bytes,log_status", ",NODATA"]         # and NULL in a number column
 
 
 def test_parquet_files_are_read_with_the_glue_columns(tmp_path, tree):
@@ -349,7 +353,8 @@ def test_a_value_that_is_not_a_number_reads_as_null_whatever_the_query_reads(tre
 def test_the_partition_column_is_there_whenever_a_query_reads_it(tree):
     root, _ = tree
     star, _ = query(sql="SELECT * FROM flow_logs WHERE log_status = 'OK' LIMIT 1", source=root)
-    assert list(star[0]) == [*V2.columns, "dt"]
+    assert list(star[0]) == [*V2.columns, "aws_account_id", "aws_region", "dt"]
     assert [local.reads_partition(q) for q in (
         "SELECT count(*) FROM t", "SELECT * FROM t", "SELECT t.* FROM t", "SELECT a FROM t WHERE dt > '2026'",
-        "SELECT a FROM (SELECT * FROM t) AS x")] == [False, True, True, True, True]
+        "SELECT a FROM (SELECT * FROM t) AS x", "SELECT a FROM t WHERE aws_region = 'x'",
+        "SELECT aws_account_id FROM t")] == [False, True, True, True, True, True, True]

@@ -73,8 +73,7 @@ def reference_records() -> list[dict[str, Any]]:
 
 
 def _value(name: str, text: str) -> Any:
-    if text == "-":
-        return None
+    """As AWS's table reads a field: a number column's '-' (or any non-number) is NULL, a string column keeps '-'."""
     if name in NUMBERS:
         return int(text) if text.isdigit() else None
     return text
@@ -188,8 +187,15 @@ def test_the_transit_gateway_records_keep_their_own_columns(capsys, monkeypatch,
     result = run_cli(capsys, monkeypatch, "query", "sql", sql, "--source", str(SAMPLES), "--output", "json")
     assert result.code == 0, result.err
     counts: dict[str, int] = defaultdict(int)
+    kinds: dict[str, set[str]] = defaultdict(set)
+    lost: dict[str, int | None] = {}
     for r in reference_records():
-        if "tgw_attachment_id" in r:
+        if r.get("tgw_id") is not None and r["tgw_id"] != "-":
             counts[r["tgw_attachment_id"]] += 1
-    assert json.loads(result.out) == [{"tgw_attachment_id": a, "lost": None, "n": n, "kind": None}
+            kinds[r["tgw_attachment_id"]].add(r["resource_type"])
+            value = r["packets_lost_blackhole"]
+            lost[r["tgw_attachment_id"]] = (None if value is None and lost.get(r["tgw_attachment_id"]) is None
+                                            else (lost.get(r["tgw_attachment_id"]) or 0) + (value or 0))
+    assert counts
+    assert json.loads(result.out) == [{"tgw_attachment_id": a, "lost": lost[a], "n": n, "kind": max(kinds[a])}
                                       for a, n in sorted(counts.items())]

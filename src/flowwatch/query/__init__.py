@@ -333,9 +333,16 @@ def _local_files(ctx: "Context | None", target: Target, request: QueryRequest, w
     if request.source is not None:
         return local.discover(request.source, target.dt_layout)
     assert ctx is not None
+    from flowwatch.steps.athena import source_folders
+
     layout = ctx.s3_layout()
-    prefixes = window.partition_prefixes(layout) if window else [layout.base_prefix()]
     local.check_stack_bucket(ctx.aws.s3, ctx.bucket, ctx.account, ctx.stack.name)
+    # every account and region of the bucket, as the Glue table's enums: one table, as on Athena
+    sources = sorted({(layout.account, layout.region), *source_folders(ctx.aws.s3, layout, owner=ctx.account)})
+    prefixes: list[str] = []
+    for account, region in sources:
+        of = layout.of_source(account, region)
+        prefixes += window.partition_prefixes(of) if window else [of.base_prefix()]
     return local.fetch_s3(ctx.aws.s3, ctx.bucket, layout, prefixes, cache, out, owner=ctx.account)
 
 

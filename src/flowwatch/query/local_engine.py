@@ -3,11 +3,14 @@
 Files come from S3 (the objects of the time window's partitions, downloaded once into a cache
 and reused while their ETag is unchanged) or from disk (``--source PATH``: an ``AWSLogs/...``
 tree or a flat folder of ``.log.gz``/``.parquet`` files). DuckDB reads them in place: gzip text
-with ``read_csv`` (header line skipped, space-delimited, ``-`` read as NULL, the fields typed as
-the Glue columns, lines with the wrong number of fields skipped and counted through
-``store_rejects``) and Parquet with ``read_parquet``. A view named like the Glue table, whose
-partition column ``dt`` comes from each file's key path (or its AWS file name), lets the
-preset's Athena SQL, transpiled to DuckDB by sqlglot, run unchanged. With ``--parquet-cache``
+with ``read_csv`` (header line skipped, space-delimited, every field read as text and typed as the
+Glue column with TRY_CAST, so ``-`` stays the string ``'-'`` in a string column and is NULL in a
+number column, as on Athena's table; lines with the wrong number of fields skipped and counted
+through ``store_rejects``) and Parquet with ``read_parquet``. A view named like the Glue table,
+whose partition columns ``aws_account_id``, ``aws_region`` and ``dt`` come from each file's key path
+(``AWSLogs/<account>/vpcflowlogs/<region>/<date path>/``, plain or Hive-style) or its AWS file name
+(``<account>_vpcflowlogs_<region>_..._<time>Z_...``), lets the preset's Athena SQL, transpiled to
+DuckDB by sqlglot, run unchanged: files of several accounts and regions are one table. With ``--parquet-cache``
 each text file is also converted once to Parquet in the cache (sorted by address), and later
 queries read that copy.
 
@@ -37,7 +40,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from flowwatch.console import plural
 from flowwatch.errors import AwsError, FlowwatchError, SqlError, UsageError
 from flowwatch.private import make_private, private_dir, write_private_text
-from flowwatch.records import FIELDS, MAX_LINE_BYTES, PARTITION_KEY, RecordFormat
+from flowwatch.records import ACCOUNT_KEY, FIELDS, MAX_LINE_BYTES, PARTITION_KEY, PARTITION_KEYS, REGION_KEY, RecordFormat
 
 if TYPE_CHECKING:
     from flowwatch.query.reader import TextCheck
@@ -62,6 +65,9 @@ PATH_COLUMN = "$path"
 _TEXT_SUFFIXES = (".gz", ".log")
 _PARQUET_SUFFIX = ".parquet"
 _NAME_STAMP = re.compile(r"_(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})Z_")
+_NAME_SOURCE = re.compile(r"^(\d{12})_vpcflowlogs_([a-z0-9-]+)_")
+_PATH_SOURCE = re.compile(r"(?:^|/)AWSLogs/(?:(\d{12})/vpcflowlogs/([a-z0-9-]+)"
+                          r"|aws-account-id=(\d{12})/aws-service=vpcflowlogs/aws-region=([a-z0-9-]+))/")
 _DATE_PATH = re.compile(r"(?:^|/)(?:year=)?(\d{4})/(?:month=)?(\d{2})/(?:day=)?(\d{2})(?:/(?:hour=)?(\d{2}))?/[^/]*$")
 _CHUNK = 1 << 20
 # Parquet copies are sorted by address: aggregates by address run several times faster on them
@@ -71,12 +77,14 @@ CACHE_ORDER = ("srcaddr", "dstaddr", "start")
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One flow-log file as DuckDB will read it, with the ``dt`` partition value Athena would give it."""
+    """One flow-log file as DuckDB will read it, with the partition values Athena would give it."""
 
     path: Path
     dt: str | None
     parquet: bool
     uri: str | None = None  #: Athena's ``"$path"``: the object's s3:// URI (None: the file's path)
+    account: str | None = None  #: ``aws_account_id``
+    region: str | None = None   #: ``aws_region``
 
     @property
     def where(self) -> str:
@@ -100,7 +108,8 @@ def to_duckdb(athena_sql: str) -> str:
 
 
 def reads_partition(athena_sql: str) -> bool:
-    """Whether the statement reads the ``dt`` column (by name, or through a ``*``)."""
+    """Whether the statement reads a partition column (``aws_account_id``, ``aws_region``, ``dt``: by name,
+    or through a ``*``)."""
     import sqlglot
     from sqlglot import exp
 
@@ -109,7 +118,7 @@ def reads_partition(athena_sql: str) -> bool:
     with nesting_guard():
         tree = sqlglot.parse_one(athena_sql, read="athena")
     stars = (s for s in tree.find_all(exp.Star) if isinstance(s.parent, (exp.Select, exp.Column)))  # not count(*)
-    return any(c.name == PARTITION_KEY for c in tree.find_all(exp.Column)) or any(stars)
+    return any(c.name in PARTITION_KEYS for c in tree.find_all(exp.Column)) or any(stars)
 
 
 def reads_path(athena_sql: str) -> bool:
@@ -131,12 +140,36 @@ def is_flow_file(name: str) -> bool:
 
 
 def discover(root: Path, layout: "S3Layout") -> list[SourceFile]:
-    """The flow-log files under ``root`` (or ``root`` itself), each with its ``dt`` in ``layout``'s format."""
+    """The flow-log files under ``root`` (or ``root`` itself), each with its ``dt`` in ``layout``'s format
+    and its account and region (see :func:`local_source`)."""
     if root.is_file():
         paths = [root]
     else:
         paths = sorted(p for p in root.rglob("*") if p.is_file() and is_flow_file(p.name))
-    return [SourceFile(p, local_dt(p.as_posix(), layout), p.name.endswith(_PARQUET_SUFFIX)) for p in paths]
+    files = []
+    for p in paths:
+        account, region = local_source(p.as_posix())
+        files.append(SourceFile(p, local_dt(p.as_posix(), layout), p.name.endswith(_PARQUET_SUFFIX),
+                                account=account, region=region))
+    return files
+
+
+def local_source(path: str) -> tuple[str | None, str | None]:
+    """``aws_account_id`` and ``aws_region`` of a file on disk: from its folders
+    (``AWSLogs/<account>/vpcflowlogs/<region>/`` or ``aws-account-id=.../aws-service=vpcflowlogs/aws-region=.../``),
+    else from its AWS file name (``<account>_vpcflowlogs_<region>_...``); None when neither says."""
+    from flowwatch.s3layout import is_region
+
+    found = [m for m in _PATH_SOURCE.finditer(path)]
+    if found:
+        groups = found[-1].groups()
+        account, region = groups[0] or groups[2], groups[1] or groups[3]
+        if is_region(region):
+            return account, region
+    match = _NAME_SOURCE.match(path.rsplit("/", 1)[-1])
+    if match is not None and is_region(match.group(2)):
+        return match.group(1), match.group(2)
+    return None, None
 
 
 def local_dt(path: str, layout: "S3Layout") -> str | None:
@@ -317,8 +350,10 @@ def fetch_s3(s3: Any, bucket: str, layout: "S3Layout", prefixes: list[str], cach
         for obj in objects:
             path, downloaded = cache.download(s3, bucket, obj, owner)
             fresh += downloaded
-            files.append(SourceFile(path, layout.dt_from_key(obj["Key"]), obj["Key"].endswith(_PARQUET_SUFFIX),
-                                    uri=f"s3://{bucket}/{obj['Key']}"))
+            part = layout.partition_from_key(obj["Key"])
+            files.append(SourceFile(path, part.dt if part else None, obj["Key"].endswith(_PARQUET_SUFFIX),
+                                    uri=f"s3://{bucket}/{obj['Key']}", account=part.account if part else None,
+                                    region=part.region if part else None))
     out.detail(f"s3://{bucket}: {plural(len(objects), 'object')}, {fresh} downloaded, "
                f"{len(objects) - fresh} from the cache ({cache.root})")
     return files
@@ -376,11 +411,12 @@ class LocalEngine:
         for key, group in rewritten.items():  # scratch copies: read as text every time
             texts.setdefault(key, []).extend(group)
         self._extend_columns(texts, parquets)
-        self.con.execute(f"CREATE TEMP TABLE {_FILES_TABLE} (path VARCHAR, dt VARCHAR, uri VARCHAR)")
-        rows = [(str(f.path), f.dt, f.where) for group in texts.values() for f in group] + \
-               [(str(f.path), f.dt, f.where) for f in parquets]
+        self.con.execute(f"CREATE TEMP TABLE {_FILES_TABLE} (path VARCHAR, dt VARCHAR, uri VARCHAR, "
+                         "account VARCHAR, region VARCHAR)")
+        rows = [(str(f.path), f.dt, f.where, f.account, f.region)
+                for f in [*(f for group in texts.values() for f in group), *parquets]]
         if rows:
-            self.con.executemany(f"INSERT INTO {_FILES_TABLE} VALUES (?, ?, ?)", rows)
+            self.con.executemany(f"INSERT INTO {_FILES_TABLE} VALUES (?, ?, ?, ?, ?)", rows)
         self.path_column = path
         body = self._view_body(texts, parquets, partition or path)
         db, table = _ident(self.database), _ident(self.table)
@@ -470,7 +506,7 @@ class LocalEngine:
         repeated = f"{plural(check.headers, 'repeated header line')}" if check.headers else ""
         spaced = "whitespace other than one space between fields" if check.loose else ""
         self.out.detail(f"{f.where}: read through a rewritten copy ({'; '.join(x for x in (repeated, spaced) if x)})")
-        return SourceFile(target, f.dt, False, uri=f.where)
+        return replace(f, path=target, parquet=False, uri=f.where)
 
     def _to_parquet(self, texts: dict[tuple[tuple[str, ...], bool], list[SourceFile]]
                     ) -> tuple[dict[tuple[tuple[str, ...], bool], list[SourceFile]], list[SourceFile]]:
@@ -493,7 +529,7 @@ class LocalEngine:
             if hit is None:
                 raise FlowwatchError(f"query: {f.path} changed while it was being cached; run the query again")
             self.cached_malformed += hit[1]
-            converted.append(SourceFile(hit[0], f.dt, True, uri=f.where))
+            converted.append(replace(f, path=hit[0], parquet=True, uri=f.where))
         return {}, converted
 
     def _convert(self, source: Path, fields: tuple[str, ...], header: bool) -> None:
@@ -528,14 +564,16 @@ class LocalEngine:
             parts.append(self._parquet_select(parquets, with_filename=partition))
         if not parts:
             nulls = ", ".join(f"CAST(NULL AS {_duck_type(c)}) AS {_ident(c)}" for c in self.columns)
-            return f"SELECT {nulls}, CAST(NULL AS VARCHAR) AS {PARTITION_KEY} WHERE false"
+            keys = ", ".join(f"CAST(NULL AS VARCHAR) AS {key}" for key in PARTITION_KEYS)
+            return f"SELECT {nulls}, {keys} WHERE false"
         union = " UNION ALL ".join(parts)
         if not partition:
             return union
         cols = ", ".join(f"r.{_ident(c)}" for c in self.columns)
+        cols += f", f.account AS {ACCOUNT_KEY}, f.region AS {REGION_KEY}, f.dt AS {PARTITION_KEY}"
         if self.path_column:
             cols += f", f.uri AS {_ident(PATH_COLUMN)}"
-        return (f"SELECT {cols}, f.dt AS {PARTITION_KEY} FROM ({union}) AS r "
+        return (f"SELECT {cols} FROM ({union}) AS r "
                 f"JOIN {_FILES_TABLE} AS f ON r.filename = f.path")
 
     def _csv_select(self, group: list[SourceFile], fields: tuple[str, ...], header: bool,
@@ -545,7 +583,7 @@ class LocalEngine:
         types = "{" + ", ".join(f"{_lit(FIELDS[n].column)}: 'VARCHAR'" for n in fields) + "}"
         paths = "[" + ", ".join(_lit(str(f.path)) for f in group) + "]"
         reader = (f"read_csv({paths}, columns = {types}, delim = ' ', header = {str(header).lower()}, "
-                  f"nullstr = '-', quote = '', escape = '', auto_detect = false, ignore_errors = true, "
+                  f"quote = '', escape = '', auto_detect = false, ignore_errors = true, "
                   f"store_rejects = true, max_line_size = {MAX_LINE_BYTES}, buffer_size = {CSV_BUFFER}, filename = {str(with_filename).lower()})")
         cols = [_typed(c) if c in present else f"CAST(NULL AS {_duck_type(c)}) AS {_ident(c)}"
                 for c in (columns or self.columns)]
@@ -732,7 +770,8 @@ def _columns(fields: tuple[str, ...]) -> list[str]:
 
 
 def _typed(column: str) -> str:
-    """A text column as its Glue type. Like Athena, a value that is not a number reads as NULL.
+    """A text column as its Glue type. Like Athena, a value that is not a number (``-``) reads as NULL in a
+    number column; a string column keeps it (``action = '-'`` on NODATA rows, as AWS's table reads it).
 
     (Every field is read as text: DuckDB converts only the columns a query reads, so converting
     in read_csv would drop a line with a bad ``bytes`` from ``sum(bytes)`` and keep it for

@@ -303,18 +303,24 @@ class AthenaStep:
 
 def partition_values(s3: Any, layout: Any, *, owner: str | None = None,
                      limit: int = MAX_ENUM_VALUES) -> tuple[list[str], list[str]]:
-    """The accounts and regions whose flow-log folders are in the layout's bucket: one delimited
-    ListObjectsV2 listing of ``<prefix>AWSLogs/`` (the accounts), then one of each account's
-    ``.../vpcflowlogs/`` (its regions); at most ``limit`` of each, sorted. Nothing when the bucket does
-    not exist yet (a first ``up``, a dry run). Folders that are no account or region are passed over."""
+    """The accounts and regions whose flow-log folders are in the layout's bucket (see :func:`source_folders`),
+    each sorted, at most ``limit`` of each."""
+    folders = source_folders(s3, layout, owner=owner, limit=limit)
+    return sorted({a for a, _ in folders}), sorted({r for _, r in folders})[:limit]
+
+
+def source_folders(s3: Any, layout: Any, *, owner: str | None = None,
+                   limit: int = MAX_ENUM_VALUES) -> list[tuple[str, str]]:
+    """The (account, region) folders of flow logs in the layout's bucket: one delimited ListObjectsV2
+    listing of ``<prefix>AWSLogs/`` (the accounts, at most ``limit``), then one of each account's
+    ``.../vpcflowlogs/`` (its regions); sorted. Nothing when the bucket does not exist yet (a first
+    ``up``, a dry run). Folders that are no account or region are passed over."""
     accounts = _folders(s3, layout.bucket, layout.logs_prefix(), layout.account_folder, limit, owner)
-    if accounts is None:
-        return [], []
-    regions: set[str] = set()
-    for account in accounts:
-        regions.update(_folders(s3, layout.bucket, layout.regions_prefix(account), layout.region_folder,
-                                limit, owner) or ())
-    return accounts, sorted(regions)[:limit]
+    pairs: list[tuple[str, str]] = []
+    for account in accounts or ():
+        regions = _folders(s3, layout.bucket, layout.regions_prefix(account), layout.region_folder, limit, owner)
+        pairs += [(account, region) for region in regions or ()]
+    return pairs
 
 
 def _folders(s3: Any, bucket: str, prefix: str, parse: Any, limit: int, owner: str | None) -> list[str] | None:
