@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlglot
@@ -16,6 +17,7 @@ from flowwatch.s3layout import S3Layout
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 V2 = RecordFormat.parse("v2").columns
+V5 = RecordFormat.parse("v5").columns
 LAYOUT = S3Layout("bucket", "123456789012", "us-east-1")
 
 
@@ -30,7 +32,7 @@ def test_every_preset_is_athena_sql_that_keeps_nodata_out(preset):
     tree = sqlglot.parse_one(preset.sql, read="athena")          # raises on a syntax error
     assert isinstance(tree, exp.Select)
     assert [t.name for t in tree.find_all(exp.Table)] == [presets.TEMPLATE_TABLE]
-    built = presets.build(preset, table="flow_logs", params={"ip": "10.0.0.5"}, columns=V2)
+    built = presets.build(preset, table="flow_logs", params={"ip": "10.0.0.5"}, columns=V5)
     again = sqlglot.parse_one(built, read="athena")
     assert again.sql(dialect="athena") == sqlglot.parse_one(again.sql(dialect="athena"), read="athena").sql("athena")
     assert "log_status = 'OK'" in _conditions(built)
@@ -40,7 +42,7 @@ def test_every_preset_is_athena_sql_that_keeps_nodata_out(preset):
 @pytest.mark.parametrize("preset", presets.PRESETS, ids=lambda p: p.name)
 def test_presets_use_the_glue_column_names(preset):
     read = {c.name for c in sqlglot.parse_one(preset.sql, read="athena").find_all(exp.Column)}
-    assert read <= set(V2) | {"dt"}, read - set(V2)
+    assert read <= set(V5) | {"dt"}, read - set(V5)
     built = presets.build(preset, table="flow_logs", params={"ip": "10.0.0.5"})
     if "end" in read:
         assert '"end"' in built                                  # reserved in Trino: quoted
@@ -166,8 +168,12 @@ def test_bad_windows(kwargs, message):
 
 
 def test_named_queries_for_the_athena_console():
-    queries = presets.named_queries(RecordFormat.parse("v2"), "flowwatch_test", "flow_logs")
+    queries = presets.named_queries(RecordFormat.parse("v5"), "flowwatch_test", "flow_logs")
     assert list(queries) == [f"flowwatch-{p.name}" for p in presets.PRESETS]
+    # on a v2 table the presets reading v3+ fields are left out, as AWS's integration leaves them out
+    v2 = presets.named_queries(RecordFormat.parse("v2"), "flowwatch_test", "flow_logs")
+    needing = {"top-talkers-packet-level", "top-instances", "top-subnets", "bytes-by-pair-packet-level"}
+    assert list(v2) == [f"flowwatch-{p.name}" for p in presets.PRESETS if p.name not in needing]
     for name, (description, sql) in queries.items():
         tree = sqlglot.parse_one(sql, read="athena")
         assert [(t.db, t.name) for t in tree.find_all(exp.Table)] == [("flowwatch_test", "flow_logs")]
@@ -177,3 +183,22 @@ def test_named_queries_for_the_athena_console():
     narrow = RecordFormat.parse(["srcaddr", "dstaddr", "bytes", "packets", "start", "end", "action", "log-status"])
     assert "flowwatch-rejects" not in presets.named_queries(narrow, "d", "t")        # reads interface_id, protocol
     assert "flowwatch-top-talkers" in presets.named_queries(narrow, "d", "t")
+
+
+# AWS's predefined Athena queries for flow logs, "Predefined queries" in
+# https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-run-athena-query.html (the complete list: 16).
+AWS_PREDEFINED = (
+    "VpcFlowLogsAcceptedTraffic", "VpcFlowLogsAdminPortTraffic", "VpcFlowLogsIPv4Traffic", "VpcFlowLogsIPv6Traffic",
+    "VpcFlowLogsRejectedTCPTraffic", "VpcFlowLogsRejectedTraffic", "VpcFlowLogsSshRdpTraffic", "VpcFlowLogsTopTalkers",
+    "VpcFlowLogsTopTalkersPacketLevel", "VpcFlowLogsTopTalkingInstances", "VpcFlowLogsTopTalkingSubnets",
+    "VpcFlowLogsTopTCPTraffic", "VpcFlowLogsTotalBytesTransferred", "VpcFlowLogsTotalBytesTransferredPacketLevel",
+    "VpcFlowLogsTrafficFrmSrcAddr", "VpcFlowLogsTrafficToDstAddr",
+)
+
+
+def test_every_aws_predefined_query_has_one_preset():
+    covered = [name for p in presets.PRESETS for name in p.aws]
+    assert sorted(covered) == sorted(AWS_PREDEFINED)          # each exactly once, nothing invented
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for p in presets.PRESETS:
+        assert f"| `{p.name}` |" in readme, f"README's preset table lacks {p.name}"

@@ -2,7 +2,14 @@
 
 Each preset is plain Athena SQL over a table called ``flow_logs`` whose columns are the Glue
 columns (``srcaddr``, ``dstaddr``, ``start``, ``"end"``, ``action``, ``log_status``, ... and
-the partition ``dt``). Every preset keeps NODATA/SKIPDATA rows out with ``log_status = 'OK'``.
+the partitions ``aws_account_id``, ``aws_region``, ``dt``). Every preset keeps NODATA/SKIPDATA rows
+out with ``log_status = 'OK'``.
+
+Together they cover the 16 predefined queries of AWS's own Athena integration for flow logs
+(https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-run-athena-query.html, "Predefined
+queries"): :attr:`Preset.aws` names each one's counterpart. As there, a preset reading fields the
+record format lacks (``pkt_srcaddr``, ``instance_id``, ``subnet_id``: version 3+) is left out of the
+named queries, and ``flowwatch query`` refuses it (exit 2).
 
 :func:`build` parses a preset with sqlglot and composes the final statement as a syntax tree,
 never by formatting text: the real table name, the address parameter (validated with
@@ -44,6 +51,11 @@ _WRITES = ("DML", "DDL", "Into", "Command", "Set", "Pragma", "Copy", "Attach", "
            "LoadData", "Export")
 
 _DATE = "date_format(from_unixtime(start), '%Y-%m-%d') AS \"date\""
+#: admin-ports: the ports of administrative services (SSH, Telnet, RDP, VNC, WinRM, Webmin, cPanel, Plesk):
+#: flowwatch's choice; AWS's page does not list its own.
+ADMIN_PORTS = (22, 23, 2082, 2083, 2086, 2087, 3389, 5900, 5985, 5986, 8443, 10000)
+_ADMIN = ", ".join(map(str, ADMIN_PORTS))
+_TOTALS = "sum(bytes) AS bytes, sum(packets) AS packets, count(*) AS flows"
 
 
 @dataclass(frozen=True)
@@ -64,11 +76,13 @@ class Preset:
     sql: str                               # Athena SQL over TEMPLATE_TABLE
     params: tuple[Param, ...] = ()
     limit: int | None = None               # default LIMIT (--limit overrides)
+    aws: tuple[str, ...] = ()              # AWS's predefined Athena queries this one stands for
 
 
 PRESETS: tuple[Preset, ...] = (
     Preset(
         name="rejects",
+        aws=("VpcFlowLogsRejectedTraffic",),
         summary="REJECTed records by start time (the lab's query).",
         description="Every REJECTed record, oldest first: date, interface, source, destination, start, end, "
                     "action, protocol (the lab's query).",
@@ -91,6 +105,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         name="top-talkers",
+        aws=("VpcFlowLogsTopTalkers",),
         summary="Source addresses by bytes sent.",
         description="Source addresses by bytes sent, with packets and flow records (default: the top 10).",
         sql="""SELECT srcaddr, sum(bytes) AS bytes, sum(packets) AS packets, count(*) AS flows
@@ -102,6 +117,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         name="rejected-tcp",
+        aws=("VpcFlowLogsRejectedTCPTraffic",),
         summary="REJECTed TCP records with their ports.",
         description="REJECTed TCP records by start time, with source and destination ports.",
         sql=f"""SELECT {_DATE}, interface_id, srcaddr, dstaddr, srcport, dstport, start, "end", packets
@@ -111,6 +127,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         name="ssh-rdp",
+        aws=("VpcFlowLogsSshRdpTraffic",),
         summary="TCP records to port 22 (SSH) or 3389 (RDP).",
         description="TCP records to port 22 (SSH) or 3389 (RDP), accepted or rejected, by start time.",
         sql=f"""SELECT {_DATE}, interface_id, srcaddr, dstaddr, dstport, action, start, "end", packets, bytes
@@ -120,6 +137,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         name="traffic-from",
+        aws=("VpcFlowLogsTrafficFrmSrcAddr",),
         summary="Records from an address.",
         description="Records whose source is the address (IP argument or --ip), by start time.",
         sql=f"""SELECT {_DATE}, interface_id, srcaddr, dstaddr, srcport, dstport, protocol, action, start, "end",
@@ -131,6 +149,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         name="traffic-to",
+        aws=("VpcFlowLogsTrafficToDstAddr",),
         summary="Records to an address.",
         description="Records whose destination is the address (IP argument or --ip), by start time.",
         sql=f"""SELECT {_DATE}, interface_id, srcaddr, dstaddr, srcport, dstport, protocol, action, start, "end",
@@ -142,6 +161,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         name="bytes-by-pair",
+        aws=("VpcFlowLogsTotalBytesTransferred",),
         summary="Source/destination pairs by bytes.",
         description="Source/destination pairs by bytes, with packets and flow records (default: the top 10).",
         sql="""SELECT srcaddr, dstaddr, sum(bytes) AS bytes, sum(packets) AS packets, count(*) AS flows
@@ -149,6 +169,111 @@ PRESETS: tuple[Preset, ...] = (
                WHERE log_status = 'OK'
                GROUP BY srcaddr, dstaddr
                ORDER BY sum(bytes) DESC, srcaddr, dstaddr""",
+        limit=10,
+    ),
+    Preset(
+        name="accepted-tcp",
+        aws=("VpcFlowLogsAcceptedTraffic",),
+        summary="ACCEPTed TCP records with their ports.",
+        description="TCP records the security groups and network ACLs allowed, by start time, with source and "
+                    "destination ports.",
+        sql=f"""SELECT {_DATE}, interface_id, srcaddr, dstaddr, srcport, dstport, start, "end", packets, bytes
+                FROM flow_logs
+                WHERE action = 'ACCEPT' AND protocol = 6 AND log_status = 'OK'
+                ORDER BY start, "end", interface_id, srcaddr, dstaddr, srcport, dstport""",
+    ),
+    Preset(
+        name="admin-ports",
+        aws=("VpcFlowLogsAdminPortTraffic",),
+        summary="Addresses serving administrative ports, by bytes.",
+        description=f"The addresses serving administrative ports ({_ADMIN}) by bytes to and from them: the "
+                    "destination of a record to such a port, else the source of one from it (default: the top 10).",
+        sql=f"""SELECT CASE WHEN dstport IN ({_ADMIN}) THEN dstaddr ELSE srcaddr END AS ip, {_TOTALS}
+                FROM flow_logs
+                WHERE (dstport IN ({_ADMIN}) OR srcport IN ({_ADMIN})) AND log_status = 'OK'
+                GROUP BY 1
+                ORDER BY sum(bytes) DESC, 1""",
+        limit=10,
+    ),
+    Preset(
+        name="ipv4-bytes",
+        aws=("VpcFlowLogsIPv4Traffic",),
+        summary="Total bytes of IPv4 traffic.",
+        description="Total bytes, packets and flow records of IPv4 traffic (source address without ':').",
+        sql=f"""SELECT {_TOTALS}
+                FROM flow_logs
+                WHERE srcaddr LIKE '%.%' AND srcaddr NOT LIKE '%:%' AND log_status = 'OK'""",
+    ),
+    Preset(
+        name="ipv6-bytes",
+        aws=("VpcFlowLogsIPv6Traffic",),
+        summary="Total bytes of IPv6 traffic.",
+        description="Total bytes, packets and flow records of IPv6 traffic (source address with ':').",
+        sql=f"""SELECT {_TOTALS}
+                FROM flow_logs
+                WHERE srcaddr LIKE '%:%' AND log_status = 'OK'""",
+    ),
+    Preset(
+        name="top-talkers-packet-level",
+        aws=("VpcFlowLogsTopTalkersPacketLevel",),
+        summary="Packet-level source addresses by bytes (v3+ field pkt-srcaddr).",
+        description="Packet-level source addresses (pkt-srcaddr: the original source through a NAT gateway or "
+                    "load balancer) by bytes, with packets and flow records; '-' left out (default: the top 10).",
+        sql=f"""SELECT pkt_srcaddr, {_TOTALS}
+                FROM flow_logs
+                WHERE pkt_srcaddr <> '-' AND log_status = 'OK'
+                GROUP BY pkt_srcaddr
+                ORDER BY sum(bytes) DESC, pkt_srcaddr""",
+        limit=10,
+    ),
+    Preset(
+        name="top-instances",
+        aws=("VpcFlowLogsTopTalkingInstances",),
+        summary="Instances by bytes (v3+ field instance-id).",
+        description="Instance IDs by bytes, with packets and flow records; interfaces of no instance ('-') left "
+                    "out (default: the top 10).",
+        sql=f"""SELECT instance_id, {_TOTALS}
+                FROM flow_logs
+                WHERE instance_id <> '-' AND log_status = 'OK'
+                GROUP BY instance_id
+                ORDER BY sum(bytes) DESC, instance_id""",
+        limit=10,
+    ),
+    Preset(
+        name="top-subnets",
+        aws=("VpcFlowLogsTopTalkingSubnets",),
+        summary="Subnets by bytes (v3+ field subnet-id).",
+        description="Subnet IDs by bytes, with packets and flow records (default: the top 10).",
+        sql=f"""SELECT subnet_id, {_TOTALS}
+                FROM flow_logs
+                WHERE subnet_id <> '-' AND log_status = 'OK'
+                GROUP BY subnet_id
+                ORDER BY sum(bytes) DESC, subnet_id""",
+        limit=10,
+    ),
+    Preset(
+        name="tcp-from",
+        aws=("VpcFlowLogsTopTCPTraffic",),
+        summary="TCP records from an address.",
+        description="TCP records whose source is the address (IP argument or --ip), by start time.",
+        sql=f"""SELECT {_DATE}, interface_id, srcaddr, dstaddr, srcport, dstport, action, start, "end",
+                       packets, bytes
+                FROM flow_logs
+                WHERE protocol = 6 AND log_status = 'OK'
+                ORDER BY start, "end", interface_id, dstaddr, srcport, dstport""",
+        params=(Param("ip", "srcaddr = :ip", required=True, help="The source address."),),
+    ),
+    Preset(
+        name="bytes-by-pair-packet-level",
+        aws=("VpcFlowLogsTotalBytesTransferredPacketLevel",),
+        summary="Packet-level source/destination pairs by bytes (v3+ fields pkt-srcaddr, pkt-dstaddr).",
+        description="Packet-level source/destination pairs (pkt-srcaddr, pkt-dstaddr) by bytes, with packets and "
+                    "flow records; '-' left out (default: the top 10).",
+        sql=f"""SELECT pkt_srcaddr, pkt_dstaddr, {_TOTALS}
+                FROM flow_logs
+                WHERE pkt_srcaddr <> '-' AND pkt_dstaddr <> '-' AND log_status = 'OK'
+                GROUP BY pkt_srcaddr, pkt_dstaddr
+                ORDER BY sum(bytes) DESC, pkt_srcaddr, pkt_dstaddr""",
         limit=10,
     ),
 )
@@ -322,14 +447,19 @@ def parse_condition(text: str) -> "exp.Expr":
     return sqlglot.parse_one(text, read="athena")
 
 
-def _check_columns(preset: Preset, tree: "exp.Expr", columns: Sequence[str]) -> None:
+def columns_read(preset: Preset, tree: "exp.Expr | None" = None) -> frozenset[str]:
+    """The table columns the preset reads (its SQL and its parameters' conditions; no partition column)."""
     from sqlglot import exp
 
-    from flowwatch.records import PARTITION_KEY
+    from flowwatch.records import PARTITION_KEYS
 
     conditions = [parse_condition(p.condition) for p in preset.params]
-    read = {c.name for node in (tree, *conditions) for c in node.find_all(exp.Column)}
-    missing = sorted(read - set(columns) - {PARTITION_KEY})
+    read = {c.name for node in (tree or parse(preset.sql), *conditions) for c in node.find_all(exp.Column)}
+    return frozenset(read - set(PARTITION_KEYS))
+
+
+def _check_columns(preset: Preset, tree: "exp.Expr", columns: Sequence[str]) -> None:
+    missing = sorted(columns_read(preset, tree) - set(columns))
     if missing:
         raise UsageError(f"preset {preset.name} reads {', '.join(missing)}, which the record format lacks "
                          f"(its columns: {', '.join(columns)})",
