@@ -66,7 +66,7 @@ def _no_traffic(fmt: RecordFormat, start: int, status: str) -> str:
 
 
 def parse_lines(lines: list[str], fmt: RecordFormat = V2) -> list[dict[str, Any]]:
-    """What Athena sees: header and cut lines left out, '-' (or a non-number in a number field) as None."""
+    """What Athena sees: header and cut lines left out, '-' (or a non-number) in a number field as None."""
     records = []
     for line in lines[1:]:
         parts = line.split()
@@ -76,10 +76,8 @@ def parse_lines(lines: list[str], fmt: RecordFormat = V2) -> list[dict[str, Any]
 
 
 def _value(field: str, text: str) -> Any:
-    if text == "-":
-        return None
     if not FIELDS[field].is_int:
-        return text
+        return text                       # '-' stays '-' in a string column, as on AWS's table
     return int(text) if text.lstrip("-").isdigit() else None
 
 
