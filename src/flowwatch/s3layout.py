@@ -165,12 +165,7 @@ class S3Layout:
     def account_folder(self, folder: str) -> str | None:
         """The account of a folder directly under :meth:`logs_prefix` (``123456789012`` or, Hive,
         ``aws-account-id=123456789012``, with or without the trailing ``/``); None for anything else."""
-        name = folder.rstrip("/").rsplit("/", 1)[-1]
-        if self.hive:
-            if not name.startswith("aws-account-id="):
-                return None
-            name = name[len("aws-account-id="):]
-        return name if is_account(name) else None
+        return self._folder_value(folder, "aws-account-id=", is_account)
 
     def regions_prefix(self, account: str) -> str:
         """The folder whose subfolders are ``account``'s regions: ``<prefix>AWSLogs/<acct>/vpcflowlogs/``
@@ -182,12 +177,15 @@ class S3Layout:
     def region_folder(self, folder: str) -> str | None:
         """The region of a folder directly under :meth:`regions_prefix` (``us-east-1`` or, Hive,
         ``aws-region=us-east-1``); None for anything else."""
+        return self._folder_value(folder, "aws-region=", is_region)
+
+    def _folder_value(self, folder: str, hive_key: str, valid: Callable[[str], bool]) -> str | None:
         name = folder.rstrip("/").rsplit("/", 1)[-1]
         if self.hive:
-            if not name.startswith("aws-region="):
+            if not name.startswith(hive_key):
                 return None
-            name = name[len("aws-region="):]
-        return name if is_region(name) else None
+            name = name[len(hive_key):]
+        return name if valid(name) else None
 
     def of_source(self, account: str, region: str) -> "S3Layout":
         """The same layout for the flow logs of another account and region (same bucket and prefix)."""

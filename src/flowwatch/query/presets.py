@@ -226,31 +226,20 @@ PRESETS: tuple[Preset, ...] = (
                 ORDER BY sum(bytes) DESC, pkt_srcaddr""",
         limit=10,
     ),
-    Preset(
-        name="top-instances",
-        aws=("VpcFlowLogsTopTalkingInstances",),
-        summary="Instances by bytes (v3+ field instance-id).",
-        description="Instance IDs by bytes, with packets and flow records; interfaces of no instance ('-') left "
-                    "out (default: the top 10).",
-        sql=f"""SELECT instance_id, {_TOTALS}
+    *(Preset(
+        name=f"top-{kind}s",
+        aws=(aws,),
+        summary=f"{kind.capitalize()}s by bytes (v3+ field {column.replace('_', '-')}).",
+        description=f"{kind.capitalize()} IDs by bytes, with packets and flow records; '-' (none) left out "
+                    "(default: the top 10).",
+        sql=f"""SELECT {column}, {_TOTALS}
                 FROM flow_logs
-                WHERE instance_id <> '-' AND log_status = 'OK'
-                GROUP BY instance_id
-                ORDER BY sum(bytes) DESC, instance_id""",
+                WHERE {column} <> '-' AND log_status = 'OK'
+                GROUP BY {column}
+                ORDER BY sum(bytes) DESC, {column}""",
         limit=10,
-    ),
-    Preset(
-        name="top-subnets",
-        aws=("VpcFlowLogsTopTalkingSubnets",),
-        summary="Subnets by bytes (v3+ field subnet-id).",
-        description="Subnet IDs by bytes, with packets and flow records (default: the top 10).",
-        sql=f"""SELECT subnet_id, {_TOTALS}
-                FROM flow_logs
-                WHERE subnet_id <> '-' AND log_status = 'OK'
-                GROUP BY subnet_id
-                ORDER BY sum(bytes) DESC, subnet_id""",
-        limit=10,
-    ),
+    ) for kind, column, aws in (("instance", "instance_id", "VpcFlowLogsTopTalkingInstances"),
+                                ("subnet", "subnet_id", "VpcFlowLogsTopTalkingSubnets"))),
     Preset(
         name="tcp-from",
         aws=("VpcFlowLogsTopTCPTraffic",),
