@@ -86,10 +86,11 @@ def test_up_creates_the_lab_stack(ctx, session):
     glue = session.client("glue")
     table = glue.get_table(DatabaseName="flowwatch_test", Name="flow_logs")["Table"]
     assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]][:3] == ["version", "account_id", "interface_id"]
-    assert [k["Name"] for k in table["PartitionKeys"]] == ["dt"]
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["aws_account_id", "aws_region", "dt"]
     assert table["Parameters"]["projection.enabled"] == "true"
-    assert table["StorageDescriptor"]["Location"] == (
-        f"s3://flowwatch-test-{ACCOUNT}-us-east-1/AWSLogs/{ACCOUNT}/vpcflowlogs/us-east-1/")
+    assert table["StorageDescriptor"]["Location"] == f"s3://flowwatch-test-{ACCOUNT}-us-east-1/AWSLogs/"
+    assert table["Parameters"]["storage.location.template"] == (
+        f"s3://flowwatch-test-{ACCOUNT}-us-east-1/AWSLogs/${{aws_account_id}}/vpcflowlogs/${{aws_region}}/${{dt}}")
     wg = session.client("athena").get_work_group(WorkGroup="flowwatch-test-athena")["WorkGroup"]
     assert wg["Configuration"]["ResultConfiguration"]["OutputLocation"] == (
         f"s3://flowwatch-test-{ACCOUNT}-us-east-1/athena-results/")
@@ -153,7 +154,8 @@ def test_custom_format_flows_into_every_consumer(session, calls):
                                    "end, log_status]")
     table = session.client("glue").get_table(DatabaseName="flowwatch_test", Name="flow_logs")["Table"]
     assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == [f.replace("-", "_") for f in fields]
-    assert [k["Name"] for k in table["PartitionKeys"]] == ["dt"]   # never clashes with the `region` field
+    # never clashes with the `region` field
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["aws_account_id", "aws_region", "dt"]
 
 
 def test_s3_options_are_sent_and_kept(session, calls):
@@ -174,7 +176,9 @@ def test_s3_options_are_sent_and_kept(session, calls):
     policy = json.loads(session.client("s3").get_bucket_policy(Bucket=f"flowwatch-test-{ACCOUNT}-us-east-1")["Policy"])
     (write,) = [st for st in policy["Statement"] if st.get("Sid") == "AWSLogDeliveryWrite"]
     assert write["Resource"] == f"arn:aws:s3:::flowwatch-test-{ACCOUNT}-us-east-1/AWSLogs/aws-account-id={ACCOUNT}/*"
-    assert "aws-account-id=" in table["StorageDescriptor"]["Location"]
+    assert table["StorageDescriptor"]["Location"] == f"s3://flowwatch-test-{ACCOUNT}-us-east-1/AWSLogs/"
+    assert "/aws-account-id=${aws_account_id}/aws-service=vpcflowlogs/aws-region=${aws_region}/${dt}" in \
+        table["Parameters"]["storage.location.template"]
 
 
 def test_email_subscription_is_made_and_reported(session):
