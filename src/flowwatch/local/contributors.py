@@ -603,11 +603,14 @@ class RuleSeries:
         self.buckets: dict[int, Bucket] = {}
 
     def add(self, timestamp_ms: int, keys: Keys, value: float) -> None:
-        start = int(timestamp_ms) // 1000 // RESOLUTION * RESOLUTION
+        self.bucket(int(timestamp_ms) // 1000 // RESOLUTION * RESOLUTION).add(keys, value)
+
+    def bucket(self, start: int) -> Bucket:
+        """The bucket of the minute beginning at ``start`` (created empty when new)."""
         bucket = self.buckets.get(start)
         if bucket is None:
             bucket = self.buckets[start] = Bucket()
-        bucket.add(keys, value)
+        return bucket
 
     def prune(self, before: float) -> None:
         """Forget the buckets that start before ``before`` (epoch seconds)."""
@@ -676,23 +679,35 @@ class Evaluator:
         made = 0
         if not clf and not js:
             return made
+        buckets: list[Bucket | None] = [None] * (len(clf) + len(js))
+        current = None
         for timestamp, message in events:
             if len(message) > MAX_EVENT_LENGTH:
                 continue
+            start = int(timestamp) // 1000 // RESOLUTION * RESOLUTION
+            if start != current:   # events come mostly in time order: one bucket lookup per minute
+                current = start
+                buckets = [None] * len(buckets)
             if clf:
                 fields = message.split() if '"' not in message and "[" not in message else split_clf(message)
-                for extract, series in clf:
+                for i, (extract, series) in enumerate(clf):
                     got = extract(fields)
                     if got is not None:
-                        series.add(timestamp, got[0], got[1])
+                        bucket = buckets[i]
+                        if bucket is None:
+                            bucket = buckets[i] = series.bucket(start)
+                        bucket.add(got[0], got[1])
                         made += 1
             if js:
                 document = _load_json(message)
                 if document is not None:
-                    for extract, series in js:
+                    for j, (extract, series) in enumerate(js, len(clf)):
                         got = extract(document)
                         if got is not None:
-                            series.add(timestamp, got[0], got[1])
+                            bucket = buckets[j]
+                            if bucket is None:
+                                bucket = buckets[j] = series.bucket(start)
+                            bucket.add(got[0], got[1])
                             made += 1
         return made
 
