@@ -570,9 +570,11 @@ class LocalEngine:
         return {name.replace("-", "_"): name for name in names if name.replace("-", "_") in _COLUMNS}
 
     # -- running -------------------------------------------------------------------------------------
-    def fetch(self, athena_sql: str, max_rows: int | None = None) -> tuple[list[str], list[tuple[Any, ...]], bool]:
-        """Columns, up to ``max_rows`` rows, and whether more rows were left out."""
-        sql = to_duckdb(athena_sql)
+    def fetch(self, athena_sql: str, max_rows: int | None = None, *,
+              duckdb_sql: str | None = None) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+        """Columns, up to ``max_rows`` rows, and whether more rows were left out (``duckdb_sql``: the
+        statement already transpiled, e.g. remembered by flowwatch.query.analysis_cache)."""
+        sql = duckdb_sql or to_duckdb(athena_sql)
         self.lock()
         cursor = self._run(sql)
         columns = [d[0] for d in cursor.description]
@@ -581,7 +583,7 @@ class LocalEngine:
         rows = cursor.fetchmany(max_rows + 1)
         return columns, rows[:max_rows], len(rows) > max_rows
 
-    def export(self, athena_sql: str, fmt: str) -> Iterator[bytes]:
+    def export(self, athena_sql: str, fmt: str, *, duckdb_sql: str | None = None) -> Iterator[bytes]:
         """The result as JSON (a list of objects) or CSV (with a header), written by DuckDB, in chunks.
 
         DuckDB's COPY writes into a pipe (from a thread; DuckDB releases the GIL while it runs)
@@ -590,7 +592,7 @@ class LocalEngine:
         Without ``/dev/fd`` (not Linux/macOS), the temporary file. ``close()`` stops an export
         left unfinished (e.g. stdout closed early) before closing the connection.
         """
-        query = to_duckdb(athena_sql)
+        query = duckdb_sql or to_duckdb(athena_sql)
         chunks = self._export_piped(query, fmt) if os.path.isdir("/dev/fd") else self._export_file(query, fmt)
         self._exports.append(chunks)
         return chunks
@@ -742,17 +744,19 @@ def _typed(column: str) -> str:
     return name if kind in ("TEXT", "VARCHAR") else f"TRY_CAST({name} AS {kind}) AS {name}"
 
 
-def _duck_type(column: str) -> str:
-    from sqlglot import exp
+# The Glue (Athena) types of the flow-log fields as DuckDB names them (sqlglot's transpilation, spelled
+# out so that building the view needs no sqlglot; a test checks the two agree).
+_DUCK_TYPES = {"bigint": "BIGINT", "int": "INT", "string": "TEXT"}
 
+
+def _duck_type(column: str) -> str:
     spec = next(s for s in FIELDS.values() if s.column == column)
-    return exp.DataType.build(spec.athena_type, dialect="athena").sql(dialect="duckdb")
+    return _DUCK_TYPES[spec.athena_type.lower()]
 
 
 def _ident(name: str) -> str:
-    from sqlglot import exp
-
-    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+    """A quoted DuckDB identifier (as sqlglot writes one)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _copy_to(query: str, target: str, fmt: str) -> str:
@@ -766,9 +770,8 @@ def _list(items: list[str]) -> str:
 
 
 def _lit(text: str) -> str:
-    from sqlglot import exp
-
-    return exp.Literal.string(text).sql(dialect="duckdb")
+    """A DuckDB string literal (as sqlglot writes one: quotes doubled, nothing else escaped)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _widen_pipe(fd: int) -> None:
