@@ -369,7 +369,7 @@ class LocalEngine:
         ``partition=False`` leaves the ``dt`` column out (a query that does not read it saves
         joining every row to its file); ``path=True`` adds Athena's ``"$path"``.
         """
-        texts, rewritten, parquets = self._classify(files)
+        texts, rewritten, parquets = self._classify(files, convert=parquet_cache and self.cache is not None)
         if parquet_cache and self.cache is not None:
             texts, converted = self._to_parquet(texts)
             parquets += converted
@@ -388,7 +388,7 @@ class LocalEngine:
         self.con.execute(f"CREATE VIEW {db}.{table} AS {body}")
         self.con.execute(f"CREATE VIEW main.{table} AS SELECT * FROM {db}.{table}")
 
-    def _classify(self, files: list[SourceFile]) -> tuple[dict[tuple[tuple[str, ...], bool], list[SourceFile]],
+    def _classify(self, files: list[SourceFile], *, convert: bool = False) -> tuple[dict[tuple[tuple[str, ...], bool], list[SourceFile]],
                                                           dict[tuple[tuple[str, ...], bool], list[SourceFile]],
                                                           list[SourceFile]]:
         """Text files grouped by (format in their header line, has a header), the ones rewritten
@@ -396,6 +396,8 @@ class LocalEngine:
 
         Every text file is checked first (flowwatch.query.reader, 2 threads): a file DuckDB could
         not read is skipped with one warning naming it and why, and the load says how much it left out.
+        With ``convert``, a file checked now also gets its Parquet copy in the same pass where it can
+        (flowwatch.query.columnar: one inflate; the others are converted by DuckDB in _to_parquet).
         """
         import time
 
@@ -408,9 +410,12 @@ class LocalEngine:
         started = time.perf_counter()
         known = {f.path: self._known(f) for f in plain}
         todo = [f for f in plain if known[f.path] is None]
-        with _check_pool(self.threads, todo) as pool:
-            found = dict(zip((f.path for f in todo), pool.map(check_text, [f.path for f in todo],
-                                                              [self.format.fields] * len(todo)), strict=True))
+        if convert:
+            found = self._check_and_convert(todo)
+        else:
+            with _check_pool(self.threads, todo) as pool:
+                found = dict(zip((f.path for f in todo), pool.map(check_text, [f.path for f in todo],
+                                                                  [self.format.fields] * len(todo)), strict=True))
         for f in todo:
             self._remember(f, found[f.path])
         checks = [known[f.path] or found[f.path] for f in plain]
@@ -434,6 +439,38 @@ class LocalEngine:
             self.out.warn(f"skipped {len(self.skipped)} of {plural(len(files), 'flow-log file')}{held}: "
                           f"the answer is from the other {len(files) - len(self.skipped)}")
         return texts, rewritten, parquets
+
+    def _check_and_convert(self, todo: list[SourceFile]) -> dict[Path, "TextCheck"]:
+        """Each file's check and, where flowwatch.query.columnar can, its Parquet copy (stamped here)."""
+        from flowwatch.query import columnar
+
+        cache = self.cache
+        assert cache is not None
+        targets: list[Path | None] = []
+        for f in todo:
+            stale = cache.parquet_copy(f.path) is None
+            target = cache.parquet_path(f.path) if stale else None
+            if target is not None:
+                private_dir(target.parent, within=cache.root)
+            targets.append(target)
+        with _check_pool(self.threads, todo) as pool:
+            done = list(pool.map(columnar.check_and_convert, [f.path for f in todo],
+                                 [self.format.fields] * len(todo), targets))
+        found: dict[Path, TextCheck] = {}
+        wrote = 0
+        for f, target, result in zip(todo, targets, done, strict=True):
+            found[f.path] = result.check
+            if result.wrote and target is not None:
+                partial = target.with_name(target.name + ".part")
+                make_private(partial)
+                partial.replace(target)
+                cache.parquet_done(f.path, target, 0)
+                wrote += 1
+            elif result.why_not:
+                self.out.debug_line(f"{f.where}: Parquet copy by DuckDB ({result.why_not})")
+        if wrote:
+            self.out.detail(f"wrote {wrote} Parquet copies into {cache.root} while checking")
+        return found
 
     def _known(self, f: SourceFile) -> "TextCheck | None":
         """The file's check as remembered in the cache while the file is unchanged (size, mtime)."""
