@@ -158,6 +158,11 @@ def test_a_check_is_remembered_while_the_file_is_unchanged(tmp_path, monkeypatch
     calls: list[Path] = []
     real = reader.check_text
     monkeypatch.setattr(reader, "check_text", lambda path, default: calls.append(path) or real(path, default))
+    import flowwatch.query.columnar as columnar   # the check made in the same pass as the columnar copy
+
+    both = columnar.check_and_convert
+    monkeypatch.setattr(columnar, "check_and_convert",
+                        lambda path, default, target: calls.append(path) or both(path, default, target))
     assert rejected_sources(root)[0] == ["172.31.9.69"]
     assert rejected_sources(root)[0] == ["172.31.9.69"]
     assert len(calls) == 1                                            # the second query trusts the first check

@@ -39,7 +39,7 @@ import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 OK, ALARM, INSUFFICIENT = "OK", "ALARM", "INSUFFICIENT_DATA"
 TREATMENTS = ("missing", "ignore", "breaching", "notBreaching")
@@ -109,10 +109,33 @@ class AlarmSpec:
     def breaches(self, value: float) -> bool:
         return bool(COMPARISONS[self.comparison][0](value, self.threshold))
 
+    def breaches_at(self, start: int, value: float) -> bool:
+        """The per-period breach predicate of :func:`evaluate` (a static threshold ignores the period)."""
+        return self.breaches(value)
+
+    def crossed(self, used: Sequence[tuple[int, float]], breaching: int, state: str) -> str:
+        """The StateReason of an evaluation of real datapoints (``Threshold Crossed: ...``)."""
+        return _crossed(self, used, breaching, state, COMPARISONS[self.comparison][1])
+
     def period_starts(self, now: float) -> list[int]:
         """Epoch seconds of the evaluation range's periods, oldest first; the last contains ``now``."""
         newest = int(now) // self.period * self.period
         return [newest - i * self.period for i in reversed(range(self.evaluation_range))]
+
+
+class Rules(Protocol):
+    """What :func:`evaluate` needs of an alarm: N, M, TreatMissingData, a per-period breach
+    predicate and the reason text. :class:`AlarmSpec` is one; ``flowwatch.local.anomaly`` gives
+    its band and Contributor Insights alarms their own."""
+
+    @property
+    def evaluation_periods(self) -> int: ...
+    @property
+    def datapoints_to_alarm(self) -> int: ...
+    @property
+    def treat_missing_data(self) -> str: ...
+    def breaches_at(self, start: int, value: float) -> bool: ...
+    def crossed(self, used: Sequence[tuple[int, float]], breaching: int, state: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -133,20 +156,19 @@ class Evaluation:
         return data
 
 
-def evaluate(spec: AlarmSpec, values: Sequence[float | None], current: str,
+def evaluate(spec: Rules, values: Sequence[float | None], current: str,
              starts: Sequence[int] | None = None) -> Evaluation:
     """The new state of an alarm from the datapoints of its evaluation range (oldest first,
     ``None`` = missing). ``current`` is kept where the rules say "retain"."""
     n, m = spec.evaluation_periods, spec.datapoints_to_alarm
     starts = list(starts) if starts is not None else list(range(len(values)))
     real = [(t, v) for t, v in zip(starts, values) if v is not None]
-    words = COMPARISONS[spec.comparison][1]
 
     if len(real) >= n:
         used = tuple(real[-n:])
-        breaching = sum(spec.breaches(v) for _, v in used)
+        breaching = sum(spec.breaches_at(t, v) for t, v in used)
         state = ALARM if breaching >= m else OK
-        return Evaluation(state, _crossed(spec, used, breaching, state, words), used)
+        return Evaluation(state, spec.crossed(used, breaching, state), used)
 
     if not real:
         treat = spec.treat_missing_data
@@ -161,31 +183,31 @@ def evaluate(spec: AlarmSpec, values: Sequence[float | None], current: str,
                                  f"{n} missing datapoints were treated as [{label}].", filled=n)
 
     used = tuple(real)
-    breaching = sum(spec.breaches(v) for _, v in used)
+    breaching = sum(spec.breaches_at(t, v) for t, v in used)
     shortfall = n - len(real)
     treat = spec.treat_missing_data
     if treat in ("breaching", "notBreaching"):
         total = breaching + (shortfall if treat == "breaching" else 0)
         state = ALARM if total >= m else OK
         label = "Breaching" if treat == "breaching" else "NonBreaching"
-        reason = (_crossed(spec, used, total, state, words)
+        reason = (spec.crossed(used, total, state)
                   + f" {shortfall} missing datapoint(s) were treated as [{label}].")
         return Evaluation(state, reason, used, filled=shortfall)
 
     # missing / ignore: evaluate the real points only
     if breaching >= m:
-        return Evaluation(ALARM, _crossed(spec, used, breaching, ALARM, words), used)
-    any_good = any(not spec.breaches(v) for _, v in real)
-    last_n = list(values[-n:])
-    ages = [len(last_n) - i for i, v in enumerate(last_n) if v is not None and spec.breaches(v)]
+        return Evaluation(ALARM, spec.crossed(used, breaching, ALARM), used)
+    any_good = any(not spec.breaches_at(t, v) for t, v in real)
+    last_n = list(zip(starts, values))[-n:]
+    ages = [len(last_n) - i for i, (t, v) in enumerate(last_n) if v is not None and spec.breaches_at(t, v)]
     if not any_good and ages and max(ages) >= m:
         if treat == "missing":
-            return Evaluation(ALARM, _crossed(spec, used, breaching, ALARM, words)
+            return Evaluation(ALARM, spec.crossed(used, breaching, ALARM)
                               + " (the more recent datapoints are missing)", used)
         return Evaluation(current, "only breaching datapoints, the more recent missing: missing data is "
                                    "ignored (state kept)", used)
     if any_good:
-        return Evaluation(OK, _crossed(spec, used, breaching, OK, words), used)
+        return Evaluation(OK, spec.crossed(used, breaching, OK), used)
     return Evaluation(current, f"{len(real)} breaching datapoint(s), too few and too recent to alarm yet "
                                "(state kept)", used)
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from flowwatch.records import RecordFormat
     from flowwatch.s3layout import S3Layout
     from flowwatch.settings import Settings
+    from flowwatch.query.analysis_cache import Analysis
 
 ENGINES = ("athena", "local")
 MAX_TABLE_ROWS = 1000  # a terminal table beyond this is unreadable: use --limit or --output json|csv
@@ -47,7 +48,7 @@ class QueryRequest:
     output: str = "table"
     engine: str | None = None          # None: local with --local or --source, else athena
     source: Path | None = None
-    parquet_cache: bool = False
+    parquet_cache: bool = True         # accepted (--parquet-cache); the local engine's columnar cache is always on
     show_sql: bool = False
     times: str | None = None           # "iso" | "epoch"; None: iso in tables, epoch in JSON/CSV
 
@@ -88,6 +89,9 @@ class Prepared:
     window: "TimeWindow | None"
     partitions: tuple[str, str] | None
     sql: str
+    #: the local engine's sqlglot results (flowwatch.query.analysis_cache), when remembered from an earlier run
+    analysis: "Analysis | None" = None
+    analysis_key: str | None = None
 
 
 def run_in(ctx: "Context", request: QueryRequest) -> None:
@@ -127,12 +131,38 @@ def prepare(target: Target, request: QueryRequest, engine: str) -> Prepared:
     _quiet_sqlglot()
     window = timewindow.resolve(since=request.since, from_=request.from_, to=request.to)
     partitions = window.partition_range(target.dt_layout) if window else None
+    name = _analysis_key(target, request, window, partitions) if engine == "local" else None
+    if name is not None:   # the same request ran before: its checked, composed SQL and the rest, without sqlglot
+        from flowwatch.query import analysis_cache
+        from flowwatch.query.local_engine import cache_root
+
+        known = analysis_cache.load(cache_root(), name)
+        if known is not None:
+            return Prepared(engine, window, partitions, known.athena_sql, analysis=known, analysis_key=name)
     if request.preset is None:
         from flowwatch.query import statement
 
         statement.check(request.sql or "")   # a syntax error (exit 1) or no query (exit 2), on either engine
     sql = compose(target, request, window, partitions, ip=request.ip)
-    return Prepared(engine, window, partitions, sql)
+    return Prepared(engine, window, partitions, sql, analysis_key=name)
+
+
+def _analysis_key(target: Target, request: QueryRequest, window: "TimeWindow | None",
+                  partitions: tuple[str, str] | None) -> str | None:
+    """The analysis cache's name for this request; None when the SQL depends on more than the request
+    (icmp without an address on a stack: the traffic instance's address is looked up)."""
+    from flowwatch.query import analysis_cache
+
+    if request.preset == "icmp" and request.ip is None and request.source is None:
+        return None
+    layout = target.dt_layout
+    return analysis_cache.key({
+        "preset": request.preset, "sql": request.sql, "ip": request.ip, "limit": request.limit,
+        "window": [window.start.isoformat(), window.end.isoformat()] if window is not None else None,
+        "partitions": list(partitions) if partitions else None,
+        "table": target.table, "database": target.database, "fields": list(target.record_format.fields),
+        "layout": [layout.hive, layout.per_hour, layout.region],
+    })
 
 
 def compose(target: Target, request: QueryRequest, window: "TimeWindow | None",
@@ -160,17 +190,27 @@ def execute(ctx: "Context | None", target: Target, request: QueryRequest, prepar
     if window is not None and partitions is not None:
         out.detail(f"time window: {window.describe()} (partitions {partitions[0]} .. {partitions[1]})")
     out.debug_line(f"{prepared.engine} engine, Athena SQL:\n{sql}")
-    if prepared.engine == "local":
-        from flowwatch.query.statement import name_like_athena
+    if prepared.engine == "athena":
+        if request.show_sql:
+            out.text(sql)
+        else:
+            assert ctx is not None
+            run_athena(ctx, sql, request.output, out, request=request)
+        return
+    analysis = prepared.analysis
+    if analysis is None or analysis.athena_sql != sql:
+        from flowwatch.query import analysis_cache
 
-        sql = name_like_athena(sql)      # DuckDB's header as Athena's: count(*) is _col0, not count_star()
+        # DuckDB's header as Athena's (count(*) is _col0, not count_star()), the transpilation, what it reads
+        analysis = analysis_cache.analyse(sql)
+        if prepared.analysis_key is not None and sql == prepared.sql:
+            from flowwatch.query.local_engine import cache_root
+
+            analysis_cache.store(cache_root(), prepared.analysis_key, analysis)
     if request.show_sql:
-        out.text(sql if prepared.engine == "athena" else _to_duckdb(sql))
-    elif prepared.engine == "athena":
-        assert ctx is not None
-        run_athena(ctx, sql, request.output, out, request=request)
+        out.text(analysis.duckdb_sql)
     else:
-        run_local(ctx, target, request, sql, window, partitions, out)
+        run_local(ctx, target, request, analysis, window, partitions, out)
 
 
 def traffic_instance_ip(ctx: "Context") -> str | None:
@@ -216,8 +256,10 @@ def run_athena(ctx: "Context", sql: str, fmt: str, out: "Output", *, request: Qu
              f"(billed {human_bytes(billed)}, about ${result.cost_usd:.6f} at $5/TB); query {result.query_id}")
 
 
-def run_local(ctx: "Context | None", target: Target, request: QueryRequest, sql: str,
+def run_local(ctx: "Context | None", target: Target, request: QueryRequest, analysis: "Analysis",
               window: "TimeWindow | None", partitions: tuple[str, str] | None, out: "Output") -> None:
+    """The query on DuckDB over the window's files, read through the columnar cache (always on:
+    ``--parquet-cache`` is accepted and is the default)."""
     import time
 
     from flowwatch.query import local_engine as local
@@ -234,17 +276,18 @@ def run_local(ctx: "Context | None", target: Target, request: QueryRequest, sql:
                                out=out, cache=cache, readable=[request.source] if request.source else [])
     times = _times(request, request.output)
     try:
-        engine.load(files, parquet_cache=request.parquet_cache, partition=local.reads_partition(sql),
-                    path=local.reads_path(sql))
+        engine.load(files, parquet_cache=True, partition=analysis.reads_partition, path=analysis.reads_path)
+        sql = analysis.local_sql
         started = time.perf_counter()
         count = None
         if request.output in ("json", "csv") and times == "epoch":
-            out.raw(_empty_json_as_brackets(engine.export(sql, request.output)) if request.output == "json"
-                    else engine.export(sql, request.output))     # DuckDB writes it, streamed: any size
+            chunks = engine.export(sql, request.output, duckdb_sql=analysis.duckdb_sql)
+            out.raw(_empty_json_as_brackets(chunks) if request.output == "json" else chunks)  # streamed: any size
         else:
             cap = MAX_TABLE_ROWS if request.output == "table" else None
-            columns, rows, more = engine.fetch(sql, cap)
-            render(out, columns, rows, request.output, more=more, times=times, time_columns=_time_columns(sql))
+            columns, rows, more = engine.fetch(sql, cap, duckdb_sql=analysis.duckdb_sql)
+            render(out, columns, rows, request.output, more=more, times=times,
+                   time_columns=frozenset(analysis.time_columns))
             count = None if more else len(rows)
         out.detail(f"local engine (DuckDB): {plural(len(files), 'file')}, query {time.perf_counter() - started:.2f} s")
         malformed = engine.take_malformed_lines() + engine.cached_malformed
@@ -350,12 +393,6 @@ def _dt_layout(region: str, *, hive: bool = False, per_hour: bool = False) -> "S
     from flowwatch.s3layout import S3Layout
 
     return S3Layout(bucket="flowwatch", account="000000000000", region=region, hive=hive, per_hour=per_hour)
-
-
-def _to_duckdb(sql: str) -> str:
-    from flowwatch.query.local_engine import to_duckdb
-
-    return to_duckdb(sql)
 
 
 def _quiet_sqlglot() -> None:

@@ -404,7 +404,7 @@ class LocalEngine:
         ``partition=False`` leaves the ``dt`` column out (a query that does not read it saves
         joining every row to its file); ``path=True`` adds Athena's ``"$path"``.
         """
-        texts, rewritten, parquets = self._classify(files)
+        texts, rewritten, parquets = self._classify(files, convert=parquet_cache and self.cache is not None)
         if parquet_cache and self.cache is not None:
             texts, converted = self._to_parquet(texts)
             parquets += converted
@@ -424,7 +424,7 @@ class LocalEngine:
         self.con.execute(f"CREATE VIEW {db}.{table} AS {body}")
         self.con.execute(f"CREATE VIEW main.{table} AS SELECT * FROM {db}.{table}")
 
-    def _classify(self, files: list[SourceFile]) -> tuple[dict[tuple[tuple[str, ...], bool], list[SourceFile]],
+    def _classify(self, files: list[SourceFile], *, convert: bool = False) -> tuple[dict[tuple[tuple[str, ...], bool], list[SourceFile]],
                                                           dict[tuple[tuple[str, ...], bool], list[SourceFile]],
                                                           list[SourceFile]]:
         """Text files grouped by (format in their header line, has a header), the ones rewritten
@@ -432,6 +432,8 @@ class LocalEngine:
 
         Every text file is checked first (flowwatch.query.reader, 2 threads): a file DuckDB could
         not read is skipped with one warning naming it and why, and the load says how much it left out.
+        With ``convert``, a file checked now also gets its Parquet copy in the same pass where it can
+        (flowwatch.query.columnar: one inflate; the others are converted by DuckDB in _to_parquet).
         """
         import time
 
@@ -444,9 +446,12 @@ class LocalEngine:
         started = time.perf_counter()
         known = {f.path: self._known(f) for f in plain}
         todo = [f for f in plain if known[f.path] is None]
-        with _check_pool(self.threads, todo) as pool:
-            found = dict(zip((f.path for f in todo), pool.map(check_text, [f.path for f in todo],
-                                                              [self.format.fields] * len(todo)), strict=True))
+        if convert:
+            found = self._check_and_convert(todo)
+        else:
+            with _check_pool(self.threads, todo) as pool:
+                found = dict(zip((f.path for f in todo), pool.map(check_text, [f.path for f in todo],
+                                                                  [self.format.fields] * len(todo)), strict=True))
         for f in todo:
             self._remember(f, found[f.path])
         checks = [known[f.path] or found[f.path] for f in plain]
@@ -470,6 +475,38 @@ class LocalEngine:
             self.out.warn(f"skipped {len(self.skipped)} of {plural(len(files), 'flow-log file')}{held}: "
                           f"the answer is from the other {len(files) - len(self.skipped)}")
         return texts, rewritten, parquets
+
+    def _check_and_convert(self, todo: list[SourceFile]) -> dict[Path, "TextCheck"]:
+        """Each file's check and, where flowwatch.query.columnar can, its Parquet copy (stamped here)."""
+        from flowwatch.query import columnar
+
+        cache = self.cache
+        assert cache is not None
+        targets: list[Path | None] = []
+        for f in todo:
+            stale = cache.parquet_copy(f.path) is None
+            target = cache.parquet_path(f.path) if stale else None
+            if target is not None:
+                private_dir(target.parent, within=cache.root)
+            targets.append(target)
+        with _check_pool(self.threads, todo) as pool:
+            done = list(pool.map(columnar.check_and_convert, [f.path for f in todo],
+                                 [self.format.fields] * len(todo), targets))
+        found: dict[Path, TextCheck] = {}
+        wrote = 0
+        for f, target, result in zip(todo, targets, done, strict=True):
+            found[f.path] = result.check
+            if result.wrote and target is not None:
+                partial = target.with_name(target.name + ".part")
+                make_private(partial)
+                partial.replace(target)
+                cache.parquet_done(f.path, target, 0)
+                wrote += 1
+            elif result.why_not:
+                self.out.debug_line(f"{f.where}: Parquet copy by DuckDB ({result.why_not})")
+        if wrote:
+            self.out.detail(f"wrote {wrote} Parquet copies into {cache.root} while checking")
+        return found
 
     def _known(self, f: SourceFile) -> "TextCheck | None":
         """The file's check as remembered in the cache while the file is unchanged (size, mtime)."""
@@ -608,9 +645,11 @@ class LocalEngine:
         return {name.replace("-", "_"): name for name in names if name.replace("-", "_") in _COLUMNS}
 
     # -- running -------------------------------------------------------------------------------------
-    def fetch(self, athena_sql: str, max_rows: int | None = None) -> tuple[list[str], list[tuple[Any, ...]], bool]:
-        """Columns, up to ``max_rows`` rows, and whether more rows were left out."""
-        sql = to_duckdb(athena_sql)
+    def fetch(self, athena_sql: str, max_rows: int | None = None, *,
+              duckdb_sql: str | None = None) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+        """Columns, up to ``max_rows`` rows, and whether more rows were left out (``duckdb_sql``: the
+        statement already transpiled, e.g. remembered by flowwatch.query.analysis_cache)."""
+        sql = duckdb_sql or to_duckdb(athena_sql)
         self.lock()
         cursor = self._run(sql)
         columns = [d[0] for d in cursor.description]
@@ -619,7 +658,7 @@ class LocalEngine:
         rows = cursor.fetchmany(max_rows + 1)
         return columns, rows[:max_rows], len(rows) > max_rows
 
-    def export(self, athena_sql: str, fmt: str) -> Iterator[bytes]:
+    def export(self, athena_sql: str, fmt: str, *, duckdb_sql: str | None = None) -> Iterator[bytes]:
         """The result as JSON (a list of objects) or CSV (with a header), written by DuckDB, in chunks.
 
         DuckDB's COPY writes into a pipe (from a thread; DuckDB releases the GIL while it runs)
@@ -628,7 +667,7 @@ class LocalEngine:
         Without ``/dev/fd`` (not Linux/macOS), the temporary file. ``close()`` stops an export
         left unfinished (e.g. stdout closed early) before closing the connection.
         """
-        query = to_duckdb(athena_sql)
+        query = duckdb_sql or to_duckdb(athena_sql)
         chunks = self._export_piped(query, fmt) if os.path.isdir("/dev/fd") else self._export_file(query, fmt)
         self._exports.append(chunks)
         return chunks
@@ -781,17 +820,19 @@ def _typed(column: str) -> str:
     return name if kind in ("TEXT", "VARCHAR") else f"TRY_CAST({name} AS {kind}) AS {name}"
 
 
-def _duck_type(column: str) -> str:
-    from sqlglot import exp
+# The Glue (Athena) types of the flow-log fields as DuckDB names them (sqlglot's transpilation, spelled
+# out so that building the view needs no sqlglot; a test checks the two agree).
+_DUCK_TYPES = {"bigint": "BIGINT", "int": "INT", "string": "TEXT"}
 
+
+def _duck_type(column: str) -> str:
     spec = next(s for s in FIELDS.values() if s.column == column)
-    return exp.DataType.build(spec.athena_type, dialect="athena").sql(dialect="duckdb")
+    return _DUCK_TYPES[spec.athena_type.lower()]
 
 
 def _ident(name: str) -> str:
-    from sqlglot import exp
-
-    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+    """A quoted DuckDB identifier (as sqlglot writes one)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _copy_to(query: str, target: str, fmt: str) -> str:
@@ -805,9 +846,8 @@ def _list(items: list[str]) -> str:
 
 
 def _lit(text: str) -> str:
-    from sqlglot import exp
-
-    return exp.Literal.string(text).sql(dialect="duckdb")
+    """A DuckDB string literal (as sqlglot writes one: quotes doubled, nothing else escaped)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _widen_pipe(fd: int) -> None:
