@@ -148,22 +148,22 @@ def _write(data: bytes, fields: tuple[str, ...], *, header: bool, target: Path) 
     import polars as pl
 
     columns = [FIELDS[name].column for name in fields]
-    try:
+    try:   # every column as text: '-' stays '-' in string columns, as AWS's table reads it
         frame = pl.read_csv(data, separator=" ", has_header=header, new_columns=columns,
-                            schema={c: pl.String for c in columns}, null_values="-", quote_char=None)
+                            schema={c: pl.String for c in columns}, quote_char=None)
     except Exception as exc:  # noqa: BLE001 - polars' errors: DuckDB reads the file instead
         return f"polars cannot read it ({type(exc).__name__})"
     if frame.height != data.count(b"\n") - header:
         return "polars read another number of lines"
-    casts = []
-    for name, column in zip(fields, columns, strict=True):
-        kind = _INT_TYPES.get(FIELDS[name].athena_type.lower())
-        if kind is not None:
-            casts.append(pl.col(column).cast(getattr(pl, kind), strict=False))
-    typed = frame.with_columns(casts)
-    for cast in casts:
-        name = cast.meta.output_name()
-        if typed[name].null_count() != frame[name].null_count():
+    numbers = [column for name, column in zip(fields, columns, strict=True)
+               if _INT_TYPES.get(FIELDS[name].athena_type.lower()) is not None]
+    dashed = frame.with_columns([pl.when(pl.col(c) == "-").then(None).otherwise(pl.col(c)).alias(c)
+                                 for c in numbers])      # '-' (missing) is NULL in a number column only
+    typed = dashed.with_columns([pl.col(c).cast(getattr(pl, _INT_TYPES[FIELDS[n].athena_type.lower()]),
+                                                strict=False)
+                                 for n, c in zip(fields, columns, strict=True) if c in numbers])
+    for name in numbers:
+        if typed[name].null_count() != dashed[name].null_count():
             return f"a value of {name} is not a plain integer"
     partial = target.with_name(target.name + ".part")
     typed.write_parquet(partial, compression="zstd", compression_level=1, statistics=True)
