@@ -53,7 +53,9 @@ def test_up_replans_only_the_steps_after_one_that_changed(ctx, session, monkeypa
     counts = count_discovers(monkeypatch)
     rule = {"name": "ping-deny", "match": {"protocol": 1, "action": "REJECT"}, "metric": "Ping-Deny", "threshold": 5}
     report = engine.up(make_ctx(session, make_config(alerts={"rules": [rule]})))
-    assert signature(report.changes) == [("alarm", "update", "", "Threshold 1.0 -> 5.0")]
+    changes = signature(report.changes)
+    assert changes[0] == ("alarm", "update", "", "Threshold 1.0 -> 5.0")
+    assert [c[:3] for c in changes[1:]] == [("dashboard", "update", "dashboard")]    # its threshold line
     after = STEP_NAMES[STEP_NAMES.index("alarm") + 1:]
     assert counts == {name: 2 if name in after else 1 for name in STEP_NAMES}    # preflight, + after the change
     assert "cleanup" not in counts                                                # up never looks for it

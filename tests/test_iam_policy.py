@@ -37,6 +37,8 @@ NOT_DRIVEN = {
     ("iam", "ListRoleTags"): "only when GetRole returns no Tags (moto always returns them)",
     ("athena", "UpdateWorkGroup"): "moto implements neither UpdateWorkGroup nor a way to drift a workgroup",
     ("athena", "UpdateNamedQuery"): "moto implements neither UpdateNamedQuery nor DeleteNamedQuery",
+    ("cloudwatch", "TagResource"): "only when a dashboard's tags drift (tests/steps/test_dashboard.py drives it): "
+                                   "PutDashboard tags it at creation",
 }
 
 # Calls listed ahead of the code that makes them.

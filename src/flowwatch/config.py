@@ -23,7 +23,7 @@ from flowwatch.errors import ConfigError, shown
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
                   3288, 3653)
 NAME_KINDS = ("vpc", "subnet", "igw", "nacl", "log_group", "role", "bucket", "flow_log_cwl", "flow_log_s3",
-              "topic", "database", "table", "workgroup", "instance", "security_group")
+              "topic", "database", "table", "workgroup", "instance", "security_group", "dashboard")
 STACK_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
 REGION_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -39,6 +39,8 @@ NAME_RULES = {
     "topic": (re.compile(r"[A-Za-z0-9_-]{1,256}"), "an SNS topic name is 1-256 of letters, digits, _ and -"),
     "workgroup": (re.compile(r"[A-Za-z0-9._-]{1,128}"), "an Athena workgroup name is 1-128 of letters, digits, "
                                                         ". _ and -"),
+    "dashboard": (re.compile(r"[A-Za-z0-9_-]{1,255}"), "a CloudWatch dashboard name is 1-255 of letters, digits, "
+                                                       "_ and -"),
 }
 # Values a flow log writes in these fields ('-' when missing); a typo here would silently never match.
 FIELD_VALUES = {"action": ("ACCEPT", "REJECT"), "log-status": ("OK", "NODATA", "SKIPDATA")}
@@ -264,6 +266,7 @@ class Config(_Model):
     flow_logs: FlowLogs = Field(default_factory=FlowLogs)
     nacl: Nacl = Field(default_factory=Nacl)
     alerts: Alerts = Field(default_factory=Alerts, validate_default=True)
+    dashboard: bool = True               # a CloudWatch dashboard of the stack (steps/dashboard.py)
     names: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("alerts")

@@ -62,7 +62,7 @@ def iam_actions(service: str, operation: str) -> tuple[str, ...]:
 class Scope:
     """Where actions apply: ARN templates + a condition. Templates name the stack's resolved resources:
     {partition} {region} {account} {stack} {role} {bucket} {topic} {workgroup} {log_group} {database}
-    {boundary} {vpc}; a template with {alarm} stands for one ARN per alarm of the config."""
+    {boundary} {vpc} {dashboard}; a template with {alarm} stands for one ARN per alarm of the config."""
 
     resources: tuple[str, ...]
     condition: dict[str, Any] | None = None
@@ -143,6 +143,8 @@ SCOPES: dict[str, Scope] = {
     "topic": Scope(("arn:{partition}:sns:{region}:{account}:{topic}",), why="the alert topic"),
     "alarm": Scope(("arn:{partition}:cloudwatch:{region}:{account}:alarm:{alarm}",),
                    why="the alarms of the config's rules"),
+    "dashboard": Scope(("arn:{partition}:cloudwatch::{account}:dashboard/{dashboard}",),
+                       why="the stack's dashboard (dashboards are global: their ARN has no region)"),
     "glue": Scope(("arn:{partition}:glue:{region}:{account}:catalog",
                    "arn:{partition}:glue:{region}:{account}:database/{database}",
                    "arn:{partition}:glue:{region}:{account}:table/{database}/*"),
@@ -288,10 +290,15 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("cloudwatch-logs", "DeleteMetricFilter"): Use((UP, DOWN), "log-group"),
     ("cloudwatch-logs", "TestMetricFilter"): Use((PATTERN,), "any"),
     ("cloudwatch", "DescribeAlarms"): Use(DISCOVER, "any"),
-    ("cloudwatch", "ListTagsForResource"): Use(DISCOVER, "alarm"),
+    ("cloudwatch", "ListTagsForResource"): Use(DISCOVER, ("alarm", "dashboard")),
     ("cloudwatch", "GetMetricStatistics"): Use((STATUS, SIM), "any"),
     ("cloudwatch", "PutMetricAlarm"): Use((UP,), "alarm"),
     ("cloudwatch", "DeleteAlarms"): Use((UP, DOWN), "alarm"),
+    # --- dashboard ---
+    ("cloudwatch", "GetDashboard"): Use(DISCOVER, "dashboard"),
+    ("cloudwatch", "PutDashboard"): Use((UP,), "dashboard"),
+    ("cloudwatch", "TagResource"): Use((UP,), "dashboard"),          # tags that drifted (PutDashboard tags a new one)
+    ("cloudwatch", "DeleteDashboards"): Use((UP, DOWN), "dashboard"),  # up: `dashboard: false`
     # --- athena ---
     ("glue", "GetDatabase"): Use(DISCOVER, "glue-database"),
     ("glue", "GetTable"): Use(DISCOVER, "glue"),
@@ -343,6 +350,7 @@ EXTRA = (
           "flow logs to S3 are a log delivery (VPC User Guide, flow logs to Amazon S3)"),
     Extra(("sns:TagResource",), (UP,), "topic", "CreateTopic with Tags"),
     Extra(("cloudwatch:TagResource",), (UP,), "alarm", "PutMetricAlarm with Tags"),
+    Extra(("cloudwatch:TagResource",), (UP,), "dashboard", "PutDashboard with Tags"),
     Extra(("glue:TagResource",), (UP,), "glue-tags", "CreateDatabase with Tags"),
     Extra(("athena:TagResource",), (UP,), "workgroup", "CreateWorkGroup with Tags"),
     Extra(("glue:GetDatabase",), (QUERY,), "glue-database", "Athena reads the database as the caller"),
@@ -385,6 +393,7 @@ class Names:
     log_group: str
     database: str
     alarms: tuple[str, ...]
+    dashboard: str = "*"
 
     @classmethod
     def resolve(cls, stack: str = "*", config: Any = None, *, account: str = "*", region: str = "*") -> "Names":
@@ -397,14 +406,15 @@ class Names:
         if config is None:
             naming = Naming("*")
             return cls("*", naming.of("role"), naming.bucket(account, region), naming.of("topic"),
-                       naming.of("workgroup"), naming.of("log_group"), "flowwatch_*", (naming.alarm("*"),))
+                       naming.of("workgroup"), naming.of("log_group"), "flowwatch_*", (naming.alarm("*"),),
+                       naming.dashboard(region))
         naming = Naming.from_config(config)
         # an unknown account: the caller's own (an IAM policy variable), never "*", so that stack lab's
         # bucket pattern cannot reach into stack lab-prod's
         owner = account if account != "*" else "${aws:PrincipalAccount}"
         return cls(config.stack, naming.of("role"), naming.bucket(owner, region), naming.of("topic"),
                    naming.of("workgroup"), naming.of("log_group"), naming.of("database"),
-                   tuple(naming.alarm(rule.name) for rule in config.alerts.rules))
+                   tuple(naming.alarm(rule.name) for rule in config.alerts.rules), naming.dashboard(region))
 
 
 def boundary_name(stack: str) -> str:
@@ -435,7 +445,8 @@ def policy(*, account: str = "*", region: str = "*", partition: str = "aws", sta
     caller = account if account != "*" else "${aws:PrincipalAccount}"   # "*" in a StringEquals is literal
     values = {"partition": partition, "region": region, "account": account, "stack": stack,
               "role": names.role, "bucket": names.bucket, "topic": names.topic, "workgroup": names.workgroup,
-              "log_group": names.log_group, "database": names.database, "boundary_name": bname,
+              "log_group": names.log_group, "database": names.database, "dashboard": names.dashboard,
+              "boundary_name": bname,
               "boundary": f"arn:{partition}:iam::{caller}:policy/{bname}", "vpc": vpc or "*",
               "account_or_caller": caller}
 

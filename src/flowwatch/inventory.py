@@ -29,7 +29,8 @@ ORPHANED = "orphaned (not in the config)"
 
 #: the Tagging API's resource types of everything flowwatch tags (IAM roles are not covered by it)
 RESOURCE_TYPES = ("ec2:vpc", "ec2:subnet", "ec2:internet-gateway", "ec2:vpc-flow-log", "ec2:instance",
-                  "ec2:security-group", "logs:log-group", "s3", "sns", "cloudwatch:alarm", "glue:database",
+                  "ec2:security-group", "logs:log-group", "s3", "sns", "cloudwatch:alarm", "cloudwatch:dashboard",
+                  "glue:database",
                   "athena:workgroup",
                   "ec2:flow-logs")      # moto's ARN of a flow log (AWS: vpc-flow-log/fl-...)
 FLOW_LOGS_PRINCIPAL = "vpc-flow-logs.amazonaws.com"
@@ -119,7 +120,7 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
     content inside it...) raises when ``strict`` (``down``, ``up --prune``); otherwise the extra is listed with
     the refusal in ``refused`` and no changes (``status``, ``up``)."""
     from flowwatch.steps import ALL_STEPS, ATHENA, CLEANUP, DELIVERY_ROLE, IGW, LOG_GROUP, METRIC_FILTER, SNS
-    from flowwatch.steps import BUCKET, ALARM
+    from flowwatch.steps import BUCKET, ALARM, DASHBOARD
     from flowwatch.steps.alarm import AlarmSeen
     from flowwatch.steps.cleanup import CleanupSeen
     from flowwatch.steps.igw import IgwSeen, main_route
@@ -159,6 +160,8 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
             named.append(("bucket", resource))
         elif service == "sns":
             named.append(("topic", resource))
+        elif service == "cloudwatch" and resource.startswith("dashboard/"):
+            named.append(("dashboard", resource.removeprefix("dashboard/")))
         elif service == "cloudwatch":
             named.append(("alarm", resource.removeprefix("alarm:")))
         elif service == "glue":
@@ -213,7 +216,12 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
             extras.append(extra("alarm", "alarm", name, ORPHANED, destroy(ALARM, {name: AlarmSeen(name, {}, "", True)})))
             continue
         other = _with_name(ctx, kind, name)
-        if kind == "log_group":
+        if kind == "dashboard":
+            board = DASHBOARD.discover(other)        # global: the Tagging API may list it from another region
+            if board is None or not board.ours:
+                continue
+            extras.append(extra("dashboard", "dashboard", name, ORPHANED, tuple(destroy(DASHBOARD, board))))
+        elif kind == "log_group":
             found = LOG_GROUP.discover(other)
             if found is None or not found.ours:
                 continue

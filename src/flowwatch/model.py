@@ -165,6 +165,8 @@ class Stack:
     metric_filters: list[str] | Pending | None = None          # names
     alarms: list[str] | Pending | None = None                  # names
     workgroup: str | Pending | None = None
+    dashboard: str | Pending | None = None                     # name (global to the account)
+    dashboard_url: str | Pending | None = None                 # its CloudWatch console address
 
 
 class LocalAws(Protocol):

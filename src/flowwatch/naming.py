@@ -45,6 +45,15 @@ class Names:
         """Bucket names are global: the default includes account and region."""
         return dict(self.overrides).get("bucket") or f"flowwatch-{self.stack}-{account}-{region}"
 
+    def dashboard(self, region: str) -> str:
+        """Dashboards are global to the account (not regional): the default includes the region, so stack
+        ``lab`` in us-east-1 and stack ``lab`` in eu-west-1 never share one."""
+        return dict(self.overrides).get("dashboard") or f"flowwatch-{self.stack}-{region}"
+
+    def insight_rule(self, rule: str) -> str:
+        """The Contributor Insights rule of a ``kind: contributors`` alert rule."""
+        return f"flowwatch-{self.stack}-{rule}"
+
     def metric_filter(self, rule: str) -> str:
         return f"flowwatch-{self.stack}-{rule}"
 

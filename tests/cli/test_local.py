@@ -34,6 +34,14 @@ def test_the_lab_story_on_the_local_aws(server, tmp_path, capsys, monkeypatch):
     up = run_cli(capsys, monkeypatch, "--local", "up")
     assert up.code == 0, up.err
     assert "Errors: 0" in up.err
+    url = process.running(server / "flowwatch").url
+    board = "flowwatch-local-cli-us-east-1"
+    read_it = f"aws --endpoint-url {url} --region us-east-1 cloudwatch get-dashboard --dashboard-name {board}"
+    assert up.err.splitlines()[-1] == (f"Dashboard: {board} (the local AWS has no console; read it with "
+                                       f"`{read_it}`)")
+    again = run_cli(capsys, monkeypatch, "--local", "--output", "json", "up")   # the dashboard's tags were kept
+    assert again.code == 0 and json.loads(again.out)["counts"]["changes"] == 0, again.err
+    assert json.loads(again.out)["dashboard"] == {"name": board, "url": None, "command": read_it}
 
     reject = run_cli(capsys, monkeypatch, "--local", "simulate-reject", "--timeout", "60")
     assert reject.code == 0, reject.err

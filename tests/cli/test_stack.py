@@ -83,6 +83,30 @@ def test_up_status_down_through_the_cli(tmp_path, capsys, monkeypatch, moto_env)
 
 
 @pytest.mark.slow
+def test_up_and_status_give_the_dashboard_address(tmp_path, capsys, monkeypatch, moto_env):
+    (tmp_path / "flowwatch.yaml").write_text("stack: test\nregion: eu-west-1\nnetwork:\n  availability_zone: eu-west-1a\n")
+    monkeypatch.chdir(tmp_path)
+    name = "flowwatch-test-eu-west-1"
+    url = f"https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards/dashboard/{name}"
+    up = run_cli(capsys, monkeypatch, "up")
+    assert up.code == 0, up.err
+    assert up.err.splitlines()[-1] == f"Dashboard: {url}"           # after the summary
+    again = run_cli(capsys, monkeypatch, "--output", "json", "up")
+    assert json.loads(again.out)["dashboard"] == {"name": name, "url": url, "command": None}
+    status = run_cli(capsys, monkeypatch, "status")
+    assert status.code == 0, status.err
+    assert f"Dashboard: {url}" in status.err and name in status.out
+    doc = json.loads(run_cli(capsys, monkeypatch, "--output", "json", "status").out)
+    assert doc["dashboard"] == {"name": name, "url": url, "command": None}
+    row = next(s for s in doc["steps"] if s["step"] == "dashboard")
+    assert row["state"] == "found" and row["ids"] == {"dashboard": name, "url": url}
+    off = tmp_path / "off.yaml"
+    off.write_text("stack: test\nregion: eu-west-1\nnetwork:\n  availability_zone: eu-west-1a\ndashboard: false\n")
+    removed = run_cli(capsys, monkeypatch, "--config", str(off), "--output", "json", "up")
+    assert json.loads(removed.out)["dashboard"] is None and "Dashboard:" not in removed.err
+
+
+@pytest.mark.slow
 def test_stack_option_works_without_a_config_file(tmp_path, capsys, monkeypatch, moto_env):
     monkeypatch.chdir(tmp_path)
     result = run_cli(capsys, monkeypatch, "--stack", "other", "up", "--dry-run")

@@ -145,6 +145,9 @@ CASES = [
     Bad("role-name", {"names": {"role": "lab role"}}, "names.role", "an IAM role name is 1-64"),
     Bad("topic-name", {"names": {"topic": "lab.alerts"}}, "names.topic", "an SNS topic name"),
     Bad("glue-database-name", {"names": {"database": "Lab-DB"}}, "names.database", "Glue names are lowercase"),
+    Bad("dashboard-name", {"names": {"dashboard": "lab dashboard"}}, "names.dashboard",
+        "a CloudWatch dashboard name is 1-255 of letters, digits, _ and -"),
+    Bad("dashboard-not-a-bool", {"dashboard": "yes"}, "dashboard", "expected true or false"),
     Bad("vpc-id-malformed", {"network": {"vpc_id": "vpc-123"}}, "network.vpc_id", "8 or 17 hex digits"),
     # --- YAML syntax (with the line) and the file itself ---
     Bad("yaml-unclosed-bracket", "stack: lab\nnetwork:\n  vpc_cidr: [10.0.0.0/24\n", "line 4",
@@ -271,7 +274,7 @@ def test_a_typo_of_a_required_key_is_one_line_naming_the_typo(tmp_path, capsys, 
     assert result.code == 2
     assert result.err.strip().splitlines() == [
         "error: flowwatch.yaml: stak: unknown key (did you mean 'stack'?); allowed here: stack, region, network, "
-        "flow_logs, nacl, alerts, names"]
+        "flow_logs, nacl, alerts, dashboard, names"]
 
 
 def test_a_bad_region_from_the_environment_is_blamed_on_the_variable(tmp_path, capsys, monkeypatch, aws_calls):

@@ -98,16 +98,25 @@ def test_up_creates_the_lab_stack(ctx, session):
     named = session.client("athena").list_named_queries(WorkGroup="flowwatch-test-athena")["NamedQueryIds"]
     assert len(named) >= 8  # one per query preset
 
+    cw = session.client("cloudwatch")
+    board = cw.get_dashboard(DashboardName="flowwatch-test-us-east-1")
+    body = json.loads(board["DashboardBody"])
+    assert [w["type"] for w in body["widgets"]] == ["text", "log", "log", "log", "alarm", "metric"]
+    assert vpc["VpcId"] in body["widgets"][0]["properties"]["markdown"]
+    assert body["widgets"][4]["properties"]["alarms"] == [alarm["AlarmArn"]]
+    assert {t["Key"]: t["Value"] for t in cw.list_tags_for_resource(ResourceARN=board["DashboardArn"])["Tags"]} == {
+        "flowwatch:stack": "test", "flowwatch:step": "dashboard", "Name": "flowwatch-test-us-east-1"}
+
     inv = empty(inventory(session))
     assert set(inv) == {"vpcs", "subnets", "igws", "flow_logs", "log_groups", "roles", "buckets", "topics",
-                        "alarms", "databases", "workgroups", "nacl_rule_90", "tagged"}
+                        "alarms", "databases", "workgroups", "dashboards", "nacl_rule_90", "tagged"}
 
 
 def test_status_reports_every_resource(ctx, session):
     engine.up(ctx)
     rows = {r.step: r for r in engine.status(fresh(ctx))}
     for step in ("vpc", "subnet", "igw", "log_group", "delivery_role", "bucket", "flow_logs", "nacl", "sns",
-                 "metric_filter", "alarm", "athena"):
+                 "metric_filter", "alarm", "dashboard", "athena"):
         assert rows[step].state == "found", (step, rows[step])
     assert rows["flow_logs"].extra["cloud-watch-logs"]["DeliverLogsStatus"] == "SUCCESS"
     assert set(rows["alarm"].extra) == {"flowwatch-test-ping-deny"}

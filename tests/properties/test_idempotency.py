@@ -51,15 +51,16 @@ def test_second_down_is_silent(ctx, calls):
     assert mutating(calls) == []
 
 
-def test_changing_the_threshold_updates_only_the_alarm(ctx, session, calls):
+def test_changing_the_threshold_updates_only_the_alarm_and_its_dashboard_line(ctx, session, calls):
     engine.up(ctx)
     calls.clear()
     rule = {"name": "ping-deny", "match": {"protocol": 1, "action": "REJECT"}, "metric": "Ping-Deny",
             "threshold": 5}
     report = engine.up(make_ctx(session, make_config(alerts={"rules": [rule]})))
-    assert [(c.step, c.action) for c in report.changes] == [("alarm", "update")]
+    # the dashboard draws the threshold as a line on the rule's widget: it follows
+    assert [(c.step, c.action) for c in report.changes] == [("alarm", "update"), ("dashboard", "update")]
     assert "Threshold 1.0 -> 5.0" in report.changes[0].reason
-    assert mutating(calls) == [("cloudwatch", "PutMetricAlarm")]
+    assert mutating(calls) == [("cloudwatch", "PutMetricAlarm"), ("cloudwatch", "PutDashboard")]
     (alarm,) = session.client("cloudwatch").describe_alarms(AlarmNamePrefix="flowwatch-test-")["MetricAlarms"]
     assert alarm["Threshold"] == 5.0
 
@@ -81,8 +82,8 @@ def test_removed_rule_is_deleted_and_new_rule_created(ctx, session):
             "namespace": "Flowwatch"}
     report = engine.up(make_ctx(session, make_config(alerts={"rules": [rule]})))
     actions = sorted((c.step, c.action) for c in report.changes)
-    assert actions == [("alarm", "create"), ("alarm", "delete"), ("metric_filter", "create"),
-                       ("metric_filter", "delete")]
+    assert actions == [("alarm", "create"), ("alarm", "delete"), ("dashboard", "update"),
+                       ("metric_filter", "create"), ("metric_filter", "delete")]
     names = [a["AlarmName"] for a in session.client("cloudwatch").describe_alarms()["MetricAlarms"]]
     assert names == ["flowwatch-test-ssh-reject"]
 

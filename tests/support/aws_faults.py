@@ -177,7 +177,61 @@ def moto_fixes() -> Iterator[None]:
     from moto.s3.models import FakeBucket
 
     with mock.patch.object(FakeBucket, "get_permission", _unconditional_get_permission), \
-            mock.patch.object(BotocoreStubber, "__call__", _guarded(BotocoreStubber.__call__)):
+            mock.patch.object(BotocoreStubber, "__call__", _guarded(BotocoreStubber.__call__)), \
+            dashboard_tags():
+        yield
+
+
+@contextlib.contextmanager
+def dashboard_tags() -> Iterator[None]:
+    """What AWS does with a dashboard's tags, which moto 5.2.5 drops: PutDashboard's ``Tags`` applied when the
+    call CREATES the dashboard (ignored on an update, as the API Reference says), TagResource / UntagResource /
+    ListTagsForResource on a dashboard ARN (moto: ResourceNotFoundException / no tags), DeleteDashboards
+    forgetting them, and the Tagging API listing tagged dashboards (type ``cloudwatch:dashboard``). The tags
+    applied are exactly the ones the caller SENT."""
+    from moto.cloudwatch.models import CloudWatchBackend
+    from moto.cloudwatch.responses import CloudWatchResponse
+    from moto.core.resource_tagging import TaggedResource
+
+    put, tag, delete = CloudWatchResponse.put_dashboard, CloudWatchBackend.tag_resource, \
+        CloudWatchBackend.delete_dashboards
+    tagged = CloudWatchBackend.iter_tagged_resources
+
+    def put_dashboard(self: Any) -> Any:
+        backend = self.cloudwatch_backend
+        name = self._get_param("DashboardName")
+        new = backend.get_dashboard(name) is None
+        answer = put(self)
+        sent = self._get_param("Tags", [])
+        if new and sent:
+            backend.tagger.tag_resource(backend.get_dashboard(name).arn, sent)
+        return answer
+
+    def tag_resource(self: Any, arn: str, tags: dict[str, str]) -> None:
+        if any(d.arn == arn for d in self.dashboards.values()):
+            self.tagger.tag_resource(arn, self.tagger.convert_dict_to_tags_input(tags))
+            return
+        tag(self, arn, tags)
+
+    def delete_dashboards(self: Any, dashboards: list[str]) -> Any:
+        arns = [self.dashboards[d].arn for d in dashboards if d in self.dashboards]
+        error = delete(self, dashboards)
+        if error is None:
+            for arn in arns:
+                self.tagger.delete_all_tags_for_resource(arn)
+        return error
+
+    def iter_tagged_resources(self: Any) -> Iterator[Any]:
+        yield from tagged(self)
+        for dashboard in self.dashboards.values():
+            found = self.tagger.get_tag_dict_for_resource(dashboard.arn)
+            if found:
+                yield TaggedResource(arn=dashboard.arn, tags=found, resource_type="cloudwatch:dashboard")
+
+    with mock.patch.object(CloudWatchResponse, "put_dashboard", put_dashboard), \
+            mock.patch.object(CloudWatchBackend, "tag_resource", tag_resource), \
+            mock.patch.object(CloudWatchBackend, "delete_dashboards", delete_dashboards), \
+            mock.patch.object(CloudWatchBackend, "iter_tagged_resources", iter_tagged_resources):
         yield
 
 

@@ -29,6 +29,8 @@ def inventory(session: Any, stack: str = "test") -> dict[str, Any]:
         "databases": [d["Name"] for d in glue.get_databases()["DatabaseList"]
                       if d["Name"] == f"flowwatch_{stack.replace('-', '_')}"],
         "workgroups": [w["Name"] for w in athena.list_work_groups()["WorkGroups"] if w["Name"].startswith(f"flowwatch-{stack}-")],
+        "dashboards": [d["DashboardName"] for d in cw.list_dashboards(DashboardNamePrefix=f"flowwatch-{stack}-")
+                       ["DashboardEntries"]],
         "nacl_rule_90": [],
     }
     for acl in ec2.describe_network_acls()["NetworkAcls"]:

@@ -136,6 +136,10 @@ def describe_stack(session: Any, stack: str = "test") -> dict[str, Any]:
     out["alarms"] = [{**{k: a.get(k) for k in keep},
                       "tags": _tags(cw.list_tags_for_resource(ResourceARN=a["AlarmArn"])["Tags"])}
                      for a in cw.describe_alarms(AlarmNamePrefix=f"flowwatch-{stack}-")["MetricAlarms"]]
+    out["dashboards"] = [{"name": d["DashboardName"],
+                          "body": json.loads(cw.get_dashboard(DashboardName=d["DashboardName"])["DashboardBody"]),
+                          "tags": _tags(cw.list_tags_for_resource(ResourceARN=d["DashboardArn"])["Tags"])}
+                         for d in cw.list_dashboards(DashboardNamePrefix=f"flowwatch-{stack}-")["DashboardEntries"]]
     database = f"flowwatch_{stack.replace('-', '_')}"
     db = _try(lambda: glue.get_database(Name=database), "EntityNotFoundException")
     out["glue"] = None if db is None else {
@@ -201,6 +205,7 @@ def leftovers(session: Any) -> dict[str, list[str]]:
         "alarms": [a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]],
         "databases": [d["Name"] for d in glue.get_databases()["DatabaseList"]],
         "workgroups": [w["Name"] for w in athena.list_work_groups()["WorkGroups"] if w["Name"] != "primary"],
+        "dashboards": [d["DashboardName"] for d in cw.list_dashboards()["DashboardEntries"]],
     }
     # the default VPC's own: its subnets are DefaultForAz, its ACL has only 100/32767, its routes are local or igw
     default_igws = {g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]
@@ -250,6 +255,8 @@ def untagged(session: Any, stack: str = "test") -> list[str]:
         check("topic", t["TopicArn"], sns.list_tags_for_resource(ResourceArn=t["TopicArn"])["Tags"])
     for a in cw.describe_alarms()["MetricAlarms"]:
         check("alarm", a["AlarmName"], cw.list_tags_for_resource(ResourceARN=a["AlarmArn"])["Tags"])
+    for d in cw.list_dashboards()["DashboardEntries"]:
+        check("dashboard", d["DashboardName"], cw.list_tags_for_resource(ResourceARN=d["DashboardArn"])["Tags"])
     for d in glue.get_databases()["DatabaseList"]:
         check("glue database", d["Name"], glue.get_tags(
             ResourceArn=f"arn:aws:glue:{region}:{account}:database/{d['Name']}")["Tags"])
@@ -314,6 +321,10 @@ def account_dump(session: Any) -> dict[str, Any]:
             for t in sns.list_topics()["Topics"]},
         "alarms": {a["AlarmName"]: {"alarm": a, "tags": cw.list_tags_for_resource(ResourceARN=a["AlarmArn"])["Tags"]}
                    for a in cw.describe_alarms()["MetricAlarms"]},
+        "dashboards": {d["DashboardName"]: {
+            "body": cw.get_dashboard(DashboardName=d["DashboardName"])["DashboardBody"],
+            "tags": cw.list_tags_for_resource(ResourceARN=d["DashboardArn"])["Tags"]}
+            for d in cw.list_dashboards()["DashboardEntries"]},
         "databases": {d["Name"]: {
             "database": d, "tables": glue.get_tables(DatabaseName=d["Name"])["TableList"],
             "tags": glue.get_tags(ResourceArn=f"arn:aws:glue:{region}:{account}:database/{d['Name']}")["Tags"]}

@@ -35,8 +35,12 @@ def up(app: App, dry_run: bool, prune: bool, lock_timeout: float | None) -> None
     ctx.out.heading(f"{verb} stack {ctx.stack.name!r} in {ctx.region}"
                     f"{' (local AWS)' if ctx.local else ''}{' - dry run, nothing will change' if dry_run else ''}")
     report = engine.up(ctx, prune=prune)
+    link = dashboard_link(ctx)
+    if link is not None:
+        show_dashboard(ctx, link)
     if app.settings.output == "json":
-        ctx.out.json({"command": "up", "stack": ctx.stack.name, "region": ctx.region, **report.as_dict()})
+        ctx.out.json({"command": "up", "stack": ctx.stack.name, "region": ctx.region, **report.as_dict(),
+                      "dashboard": link})
 
 
 @click.command()
@@ -107,6 +111,29 @@ def confirm_down(ctx: "Context", changes: Sequence["Change"]) -> bool:
     return click.confirm("Proceed?", default=False, err=True)
 
 
+def dashboard_link(ctx: "Context") -> dict[str, str | None] | None:
+    """The stack's dashboard, once it exists: ``{name, url, command}``. On AWS ``url`` is its console address;
+    the local AWS has no console, so ``command`` is the AWS CLI call that reads it there instead."""
+    name, url = ctx.stack.dashboard, ctx.stack.dashboard_url
+    if not isinstance(name, str):
+        return None
+    if ctx.local:
+        return {"name": name, "url": None,
+                "command": f"aws --endpoint-url {ctx.aws.endpoint_url} --region {ctx.region} cloudwatch "
+                           f"get-dashboard --dashboard-name {name}"}
+    return {"name": name, "url": url if isinstance(url, str) else None, "command": None}
+
+
+def show_dashboard(ctx: "Context", link: dict[str, str | None]) -> None:
+    from flowwatch.console import safe
+
+    if link["url"]:
+        ctx.out.info(f"Dashboard: {safe(link['url'])}")
+    else:
+        ctx.out.info(f"Dashboard: {safe(link['name'])} (the local AWS has no console; read it with "
+                     f"`{safe(link['command'])}`)")
+
+
 def inbox_row(ctx: "Context") -> "StepStatus":
     """On the local AWS: the notifications AWS would have e-mailed for this stack's topic."""
     from flowwatch.console import plural
@@ -161,7 +188,7 @@ def status_json(ctx: "Context", rows: Sequence["StepStatus"]) -> dict[str, Any]:
 
     drift = [r.step for r in rows if _not_converged(r)]
     return {"stack": ctx.stack.name, "region": ctx.region, "ok": not drift, "not_converged": drift,
-            "steps": [row(r) for r in rows]}
+            "steps": [row(r) for r in rows], "dashboard": dashboard_link(ctx)}
 
 
 def render_status(ctx: "Context", rows: Sequence["StepStatus"], fmt: str) -> None:
@@ -176,6 +203,9 @@ def render_status(ctx: "Context", rows: Sequence["StepStatus"], fmt: str) -> Non
     table = [(r.step, r.state, r.found or "-", r.detail or facts_text(r.facts)) for r in rows]
     ctx.out.data(["step", "state", "found", "detail"], table, fmt,
                  title=f"flowwatch stack {ctx.stack.name} ({ctx.region})")
+    link = dashboard_link(ctx)
+    if link is not None:
+        show_dashboard(ctx, link)
 
 
 def facts_text(facts: "StatusDetail | None") -> str:

@@ -19,6 +19,8 @@ what AWS does there -> main class: entry points, and the route or tap of the ser
   -> :class:`~flowwatch.local.alarm_history.AlarmHistory`: the SetAlarmState/PutMetricAlarm/DeleteAlarms taps.
 * ``athena.py``: named queries as AWS deletes them -> :class:`~flowwatch.local.athena.NamedQueries`
   (BatchGetNamedQuery, DeleteNamedQuery, DeleteWorkGroup's RecursiveDeleteOption).
+* ``dashboards.py``: dashboard tags (PutDashboard's Tags, TagResource, UntagResource, ListTagsForResource
+  on a dashboard ARN, DeleteDashboards) -> :class:`~flowwatch.local.dashboards.DashboardTags`.
 * ``metrics.py``: ListMetrics, each metric once; ``flow_log_options.py``: DescribeFlowLogs'
   destinationOptions; ``metric_filters.py`` also serves TestMetricFilter and DescribeLogGroups'
   metricFilterCount.
@@ -59,6 +61,7 @@ from flowwatch.local import metric_filters, metrics
 from flowwatch.local.alarm_history import AlarmHistory
 from flowwatch.local.alarm_state import AlarmEvaluator
 from flowwatch.local.athena import NamedQueries
+from flowwatch.local.dashboards import DashboardTags
 from flowwatch.local.flow_log_options import complete_describe_flow_logs
 from flowwatch.local.api import Api, json_request
 from flowwatch.local.flow_logs import FlowLogService
@@ -104,6 +107,7 @@ class DataPlane:
         self.alarm_history = AlarmHistory(self.clock.now)
         self.alarms = AlarmEvaluator(self.clients, self.clock.now, self.alarm_history)
         self.named_queries = NamedQueries(self.moto_clients)
+        self.dashboard_tags = DashboardTags(self.clients, self.moto_clients)
         self.inbox = Inbox(self.clients, self.clock.now)
         self.log_events = LogEvents(self.clients, self.clock.now)
         self.insights = InsightsService(self.log_events, self.clock.now)
@@ -144,6 +148,13 @@ class DataPlane:
         api.after("monitoring:PutMetricAlarm", history.after_put_metric_alarm)
         api.after("monitoring:DeleteAlarms", history.after_delete_alarms)
         api.serve("monitoring:ListMetrics", lambda region, request: metrics.list_metrics(self.moto_clients, region, request))
+        # dashboard tags (dashboards.py); other ARNs' tags are moto's, read through moto_clients
+        boards = self.dashboard_tags
+        api.after("monitoring:PutDashboard", boards.after_put_dashboard)
+        api.after("monitoring:DeleteDashboards", boards.after_delete_dashboards)
+        api.serve("monitoring:TagResource", boards.tag_resource)
+        api.serve("monitoring:UntagResource", boards.untag_resource)
+        api.serve("monitoring:ListTagsForResource", boards.list_tags_for_resource)
         api.serve("athena:GetNamedQuery", queries.get_named_query)
         api.serve("athena:BatchGetNamedQuery", queries.batch_get_named_query)
         api.serve("athena:DeleteNamedQuery", queries.delete_named_query)

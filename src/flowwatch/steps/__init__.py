@@ -14,6 +14,7 @@ from flowwatch.steps.athena import AthenaSeen, AthenaSpec, AthenaStep
 from flowwatch.steps.base import Step
 from flowwatch.steps.bucket import BucketSeen, BucketSpec, BucketStep
 from flowwatch.steps.cleanup import CleanupSeen, CleanupStep
+from flowwatch.steps.dashboard import DashboardSeen, DashboardSpec, DashboardStep
 from flowwatch.steps.delivery_role import DeliveryRoleSeen, DeliveryRoleStep, RoleSpec
 from flowwatch.steps.flow_logs import FlowLogsSeen, FlowLogsSpec, FlowLogsStep
 from flowwatch.steps.igw import IgwSeen, IgwSpec, IgwStep
@@ -35,11 +36,12 @@ NACL: Step[NaclSpec, NaclSeen] = NaclStep()
 SNS: Step[SnsSpec, SnsSeen] = SnsStep()
 METRIC_FILTER: Step[dict[str, FilterSpec], dict[str, FilterSeen]] = MetricFilterStep()
 ALARM: Step[dict[str, AlarmSpec], dict[str, AlarmSeen]] = AlarmStep()
+DASHBOARD: Step[DashboardSpec, DashboardSeen] = DashboardStep()
 ATHENA: Step[AthenaSpec, AthenaSeen] = AthenaStep()
 CLEANUP: Step[None, CleanupSeen] = CleanupStep()
 
 STEPS: tuple[Step[Any, Any], ...] = (VPC, SUBNET, IGW, LOG_GROUP, DELIVERY_ROLE, BUCKET, FLOW_LOGS, NACL, SNS,
-                                     METRIC_FILTER, ALARM, ATHENA)
+                                     METRIC_FILTER, ALARM, DASHBOARD, ATHENA)
 # cleanup sits before nacl's rule, subnet and VPC in reverse order: down terminates the instance first
 ALL_STEPS: tuple[Step[Any, Any], ...] = (*STEPS[:STEPS.index(NACL) + 1], CLEANUP, *STEPS[STEPS.index(NACL) + 1:])
 STEP_NAMES = tuple(s.name for s in STEPS)
