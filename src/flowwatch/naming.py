@@ -51,6 +51,10 @@ class Names:
     def alarm(self, rule: str) -> str:
         return f"flowwatch-{self.stack}-{rule}"
 
+    def insight_rule(self, rule: str) -> str:
+        """A Contributor Insights rule (1-128 characters; a rule name is at most 40, a stack 24)."""
+        return f"flowwatch-{self.stack}-{rule}"
+
 
 def tags(stack: str, step: str, name: str) -> list[dict[str, str]]:
     return [{"Key": STACK_TAG, "Value": stack}, {"Key": STEP_TAG, "Value": step}, {"Key": "Name", "Value": name}]
