@@ -41,8 +41,10 @@ FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", 
 
 
 def config():
-    # An e-mail subscription too, so that Subscribe/Unsubscribe are among the points.
-    return make_config(alerts={"email": "ops@example.com"})
+    # An e-mail subscription too, so that Subscribe/Unsubscribe are among the points; the built-in detections,
+    # so that their anomaly detectors, Contributor Insights rules and metric-math alarms are too.
+    return make_config(alerts={"email": "ops@example.com", "detections": [
+        "rejected-spike", "top-rejected-sources", "ssh-rdp-probe", "egress-spike"]})
 
 
 def recorder(session) -> list[tuple[str, str]]:

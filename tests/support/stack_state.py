@@ -260,6 +260,12 @@ def untagged(session: Any, stack: str = "test") -> list[str]:
     return bad
 
 
+def json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def account_dump(session: Any) -> dict[str, Any]:
     """Everything the account shows (region-wide), with each resource's full description and tags.
 
@@ -314,6 +320,10 @@ def account_dump(session: Any) -> dict[str, Any]:
             for t in sns.list_topics()["Topics"]},
         "alarms": {a["AlarmName"]: {"alarm": a, "tags": cw.list_tags_for_resource(ResourceARN=a["AlarmArn"])["Tags"]}
                    for a in cw.describe_alarms()["MetricAlarms"]},
+        "insight_rules": {r["Name"]: {"rule": r, "tags": cw.list_tags_for_resource(
+            ResourceARN=f"arn:aws:cloudwatch:{region}:{account}:insight-rule/{r['Name']}")["Tags"]}
+            for r in cw.describe_insight_rules()["InsightRules"]},
+        "anomaly_detectors": sorted((json_text(d) for d in cw.describe_anomaly_detectors()["AnomalyDetectors"])),
         "databases": {d["Name"]: {
             "database": d, "tables": glue.get_tables(DatabaseName=d["Name"])["TableList"],
             "tags": glue.get_tags(ResourceArn=f"arn:aws:glue:{region}:{account}:database/{d['Name']}")["Tags"]}
