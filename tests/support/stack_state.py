@@ -132,10 +132,20 @@ def describe_stack(session: Any, stack: str = "test") -> dict[str, Any]:
                      for arn in topics]
     keep = ("AlarmName", "MetricName", "Namespace", "Statistic", "Period", "EvaluationPeriods", "DatapointsToAlarm",
             "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions", "OKActions", "ActionsEnabled",
-            "AlarmDescription")
+            "AlarmDescription", "Metrics", "ThresholdMetricId")
     out["alarms"] = [{**{k: a.get(k) for k in keep},
                       "tags": _tags(cw.list_tags_for_resource(ResourceARN=a["AlarmArn"])["Tags"])}
                      for a in cw.describe_alarms(AlarmNamePrefix=f"flowwatch-{stack}-")["MetricAlarms"]]
+    account = _account(session)
+    out["insight_rules"] = [{"name": r["Name"], "state": r["State"], "definition": json.loads(r["Definition"]),
+                             "tags": _tags(cw.list_tags_for_resource(ResourceARN=f"arn:aws:cloudwatch:"
+                                           f"{session.region_name}:{account}:insight-rule/{r['Name']}")["Tags"])}
+                            for r in cw.describe_insight_rules()["InsightRules"]
+                            if r["Name"].startswith(f"flowwatch-{stack}-")]
+    out["anomaly_detectors"] = sorted(
+        (d["SingleMetricAnomalyDetector"]["MetricName"], d["SingleMetricAnomalyDetector"]["Stat"],
+         json.dumps(d.get("Configuration"), sort_keys=True))
+        for d in cw.describe_anomaly_detectors(Namespace=f"flowwatch/{stack}")["AnomalyDetectors"])
     database = f"flowwatch_{stack.replace('-', '_')}"
     db = _try(lambda: glue.get_database(Name=database), "EntityNotFoundException")
     out["glue"] = None if db is None else {
