@@ -149,8 +149,10 @@ class AnomalyDetectorStep:
         stack.anomaly_detectors = sorted(f"{k.namespace}/{k.metric}" for k in have) if have is not None else PENDING
 
     def found(self, have: dict[DetectorKey, DetectorSeen] | None) -> str | None:
-        if not have:
+        if have is None:
             return None
+        if not have:
+            return "none (no anomaly rule)"
         return ", ".join(f"{k} {s.state}".rstrip() for k, s in sorted(have.items(), key=lambda i: str(i[0])))
 
     def status(self, have: dict[DetectorKey, DetectorSeen] | None) -> StatusDetail:

@@ -180,7 +180,9 @@ class InsightRuleStep:
         stack.insight_rules = sorted(n for n, s in have.items() if s.ours) if have is not None else PENDING
 
     def found(self, have: dict[str, InsightSeen] | None) -> str | None:
-        return ", ".join(f"{n} ({s.state})" for n, s in sorted(have.items())) if have else None
+        if have is None:
+            return None
+        return ", ".join(f"{n} ({s.state})" for n, s in sorted(have.items())) or "none (no contributors rule)"
 
     def status(self, have: dict[str, InsightSeen] | None) -> StatusDetail:
         return StatusDetail(ids={f"insight_rule:{n}": n for n in sorted(have or {})})
