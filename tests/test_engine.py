@@ -16,6 +16,12 @@ from tests.support.context import fresh, make_config, make_ctx
 pytestmark = pytest.mark.slow   # whole up/down cycles on moto
 
 
+def detecting():
+    """A config in which every step has something to make on an empty account (the detections' steps too)."""
+    return make_config(alerts={"detections": ["rejected-spike", "top-rejected-sources", "ssh-rdp-probe",
+                                              "egress-spike"]})
+
+
 def signature(changes):
     return [(c.step, c.action, c.kind, c.reason) for c in changes]
 
@@ -28,9 +34,10 @@ def test_the_dry_run_plan_is_what_up_executes(session):
     assert signature(report.plan.changes) == signature(planned.changes)
 
 
-def test_plan_up_is_read_only_and_keeps_what_it_read(ctx, calls):
+def test_plan_up_is_read_only_and_keeps_what_it_read(session, calls):
     from tests.support.context import mutating
 
+    ctx = make_ctx(session, detecting())
     plan = engine.plan_up(ctx)
     assert mutating(calls) == [] and plan.steps_changed == len(STEP_NAMES)
     assert plan.of("vpc").seen is None and [c.action for c in plan.of("vpc").changes] == ["create"]
@@ -61,7 +68,8 @@ def test_up_replans_only_the_steps_after_one_that_changed(ctx, session, monkeypa
     assert "cleanup" not in counts                                                # up never looks for it
 
 
-def test_the_summary_counts_steps_and_their_changes(ctx):
+def test_the_summary_counts_steps_and_their_changes(session):
+    ctx = make_ctx(session, detecting())
     first = engine.up(ctx)
     text = ctx.out.err.file.getvalue().splitlines()[-1]
     assert text == f"Changed: {len(STEP_NAMES)} steps ({first.changed} changes)  No change: 0 steps  Errors: 0"
@@ -73,7 +81,7 @@ def test_the_summary_counts_steps_and_their_changes(ctx):
 
 
 def test_the_dry_run_summary_says_would(session):
-    ctx = make_ctx(session, dry_run=True)
+    ctx = make_ctx(session, detecting(), dry_run=True)
     report = engine.up(ctx)
     assert ctx.out.err.file.getvalue().splitlines()[-1] == (
         f"Would change: {len(STEP_NAMES)} steps ({report.changed} changes)  No change: 0 steps  Errors: 0")

@@ -48,6 +48,7 @@ CONFIG_A = """\
 stack: test
 alerts:
   email: a@example.com
+  detections: [rejected-spike, top-rejected-sources, ssh-rdp-probe, egress-spike]
 """
 CONFIG_B = """\
 stack: test

@@ -282,9 +282,9 @@ def test_pattern_values_quoting_and_operators() -> None:
     [
         ({"region": "us-east-1"}, "flow-log field 'region' is not in the record format"),
         ({"protocl": 1}, "did you mean 'protocol'"),
-        ({"protocol": "icmp"}, "value 'icmp' for numeric field 'protocol' is not a number"),
+        ({"protocol": "icmp"}, "'protocol': 'icmp' is not a number"),
         ({"action": ">REJECT"}, "needs a number"),
-        ({"action": True}, "must be a string or an integer"),
+        ({"action": True}, "a value is a string, an integer or a list of them"),
         ({"srcaddr": 'a"b'}, "may not contain quotes"),
         ({"log-status": "OK", "log_status": "OK"}, "names field 'log-status' twice"),
     ],

@@ -145,16 +145,39 @@ def default_namespace(stack: str) -> str:
     return f"flowwatch/{stack}"
 
 
+RULE_KINDS = ("threshold", "anomaly", "contributors")
+#: per kind: the default period (metric filters publish 1-minute metrics; anomaly and contributor counts are
+#: steadier over 5 minutes) and threshold (None: the kind has none, an anomaly band replaces it)
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "threshold": {"period": 60, "threshold": 1.0},
+    "anomaly": {"period": 300, "band": 2.0},
+    "contributors": {"period": 300, "threshold": 25.0, "keys": ["srcaddr"]},
+}
+#: which keys only some kinds take
+KIND_KEYS = {"band": ("anomaly",), "keys": ("contributors",), "threshold": ("threshold", "contributors"),
+             "pattern": ("threshold", "anomaly"), "metric": ("threshold", "anomaly")}
+MAX_BAND = 100.0
+
+
 class AlertRule(_Model):
-    """``metric`` defaults to one of the rule's own (``default_metric``); ``namespace`` to the stack's
-    (``default_namespace``), filled in by ``Config`` (a rule alone does not know its stack)."""
+    """One alert rule (DESIGN.md "Detections"). ``kind``: ``threshold`` (a metric filter and a static alarm, the
+    lab's), ``anomaly`` (a metric filter, an anomaly detector on its metric, an alarm outside the band of width
+    ``band``) or ``contributors`` (a Contributor Insights rule over the log group keyed by ``keys``, an alarm
+    when the top contributor reaches ``threshold`` in one period). ``value``: null = count records, or a
+    numeric field to sum (``bytes``). ``metric`` defaults to one of the rule's own (``default_metric``);
+    ``namespace`` to the stack's (``default_namespace``), filled in by ``Config`` (a rule alone does not know
+    its stack). Defaults that depend on the kind: :data:`KIND_DEFAULTS`."""
 
     name: str
-    match: dict[str, str | int] | None = None
+    kind: Literal["threshold", "anomaly", "contributors"] = "threshold"
+    match: dict[str, str | int | list[str | int]] | None = None
     pattern: str | None = None
     metric: str = ""
     namespace: str = "flowwatch"
-    threshold: float = 1
+    value: str | None = None
+    threshold: float | None = None
+    band: float | None = None
+    keys: list[str] | None = None
     period: int = 60
     evaluation_periods: int = 1
 
@@ -167,15 +190,24 @@ class AlertRule(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _default_metric(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("metric") is None and isinstance(data.get("name"), str):
-            data = {**data, "metric": default_metric(data["name"])}
-        return data
+    def _defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("kind", "threshold")
+        if kind not in RULE_KINDS:
+            return data                                  # the Literal reports it
+        for key, kinds in KIND_KEYS.items():
+            if data.get(key) is not None and kind not in kinds:
+                raise _FieldError(key, f"not a key of {_a(kind)} rule (it belongs to {' and '.join(kinds)} rules)")
+        filled = {k: v for k, v in KIND_DEFAULTS[kind].items() if data.get(k) is None}
+        if data.get("metric") is None and isinstance(data.get("name"), str) and kind != "contributors":
+            filled["metric"] = default_metric(data["name"])
+        return {**data, **filled}
 
     @field_validator("metric")
     @classmethod
     def _metric(cls, v: str) -> str:
-        if not METRIC_RE.fullmatch(v):
+        if v and not METRIC_RE.fullmatch(v):     # "" only for contributors (their alarm reads INSIGHT_RULE_METRIC)
             raise ValueError(f"{shown(v)}: a CloudWatch metric name is 1-255 characters, no spaces, not starting "
                              "with ':'")
         return v
@@ -190,11 +222,29 @@ class AlertRule(_Model):
 
     @field_validator("threshold")
     @classmethod
-    def _threshold(cls, v: float) -> float:
-        if v <= 0:
+    def _threshold(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
             raise ValueError(f"{v:g}: must be > 0 (the alarm fires when the Sum reaches it; the metric filter's "
                              "default value is 0, so a threshold <= 0 would keep the alarm in ALARM)")
-        return float(v)
+        return None if v is None else float(v)
+
+    @field_validator("band")
+    @classmethod
+    def _band(cls, v: float | None) -> float | None:
+        if v is not None and not 0 < v <= MAX_BAND:
+            raise ValueError(f"{v:g}: the band's width (standard deviations, ANOMALY_DETECTION_BAND's second "
+                             f"argument) must be > 0 and at most {MAX_BAND:g}")
+        return None if v is None else float(v)
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            if not 1 <= len(v) <= 4:
+                raise ValueError(f"{len(v)} keys: Contributor Insights takes 1-4 fields as a contributor's keys")
+            if len(set(v)) != len(v):
+                raise ValueError(f"a field is named twice: {', '.join(v)}")
+        return v
 
     @field_validator("period")
     @classmethod
@@ -222,8 +272,16 @@ class AlertRule(_Model):
 
     @model_validator(mode="after")
     def _one_matcher(self) -> "AlertRule":
-        if (self.match is None) == (self.pattern is None):
+        if self.kind == "contributors":
+            if self.match is None:     # every record counts: no filter
+                object.__setattr__(self, "match", {})
+        elif not self.metric:
+            raise _FieldError("metric", "a metric name is needed (1-255 characters)")
+        elif (self.match is None) == (self.pattern is None):
             raise ValueError("give exactly one of match: {field: value} or pattern: '[...]'")
+        if self.pattern is not None and self.value is not None:
+            raise _FieldError("value", "with a pattern, the value field is not known; name it in a match rule, "
+                                       "or write the metric filter's $field yourself")
         limit = 604800 if self.period >= 3600 else 86400
         if self.period * self.evaluation_periods > limit:
             raise _FieldError("evaluation_periods", f"period x evaluation_periods = "
@@ -237,8 +295,12 @@ DEFAULT_RULE = AlertRule(name="ping-deny", match={"protocol": 1, "action": "REJE
 
 
 class Alerts(_Model):
+    """``rules``: the configured rules, then the built-in ``detections`` expanded into rules (flowwatch.detections;
+    a name, or a mapping of the name and the knobs it overrides)."""
+
     email: str | None = None
     rules: list[AlertRule] = Field(default_factory=lambda: [DEFAULT_RULE])
+    detections: list[str | dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("email")
     @classmethod
@@ -257,6 +319,49 @@ class Alerts(_Model):
         if dupes:
             raise ValueError(f"rule names must be unique: {', '.join(dupes)}")
         return v
+
+    @model_validator(mode="after")
+    def _expand(self) -> "Alerts":
+        from flowwatch.detections import BUILTIN, definition
+
+        taken = {r.name for r in self.rules}
+        expanded: list[AlertRule] = []
+        for i, entry in enumerate(self.detections):
+            where = f"detections[{i}]"
+            overrides = dict(entry) if isinstance(entry, dict) else {}
+            name = entry if isinstance(entry, str) else overrides.pop("name", None)
+            if not isinstance(name, str):
+                raise _FieldError(where, "a built-in detection's name, or a mapping with its name and the knobs "
+                                         f"to override; built-ins: {', '.join(BUILTIN)}")
+            if name not in BUILTIN:
+                raise _FieldError(where, f"{shown(name)} is not a built-in detection"
+                                         f"{_did_you_mean(name, BUILTIN)}; built-ins: {', '.join(BUILTIN)}")
+            if name in taken:
+                raise _FieldError(where, f"{name} is turned on twice (or is also the name of a rule under rules); "
+                                         "override its knobs here instead: - {name: " + name + ", threshold: ...}")
+            taken.add(name)
+            try:
+                expanded.append(AlertRule.model_validate(definition(name, overrides)))
+            except ValueError as exc:       # pydantic's ValidationError too: one line, as every config error
+                raise _FieldError(where, _first_error(exc)) from None
+        if expanded:
+            object.__setattr__(self, "rules", [*self.rules, *expanded])
+        return self
+
+    @property
+    def detection_names(self) -> tuple[str, ...]:
+        """The built-in detections turned on (their rules are in ``rules``)."""
+        return tuple(d if isinstance(d, str) else str(d.get("name")) for d in self.detections)
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
+
+
+def _first_error(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(_describe(e) for e in exc.errors()[:1])
+    return str(exc)
 
 
 class Config(_Model):
@@ -337,25 +442,44 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _matches(self) -> "Config":
-        """A rule's ``match`` names fields of the configured record format, with values they can hold."""
-        from flowwatch.records import FormatError
+        """Each rule names fields of the configured record format, with values they can hold: its ``match``
+        (as a filter pattern, or as Contributor Insights filters), its ``keys`` and its ``value``."""
+        from flowwatch.matching import MatchError, insight_filters
+        from flowwatch.records import FIELDS, FormatError
 
         fmt = self.record_format
+        # an adopted VPC's block is known at plan time only: check the shape with the configured one
+        vpc_cidr = self.network.vpc_cidr
+        builtin = {name: j for j, name in enumerate(self.alerts.detection_names)}
+        configured = len(self.alerts.rules) - len(builtin)     # the expanded detections come last
         for i, rule in enumerate(self.alerts.rules):
+            where = f"alerts.rules[{i}]" if i < configured else f"alerts.detections[{builtin[rule.name]}]"
+            for key in [*(rule.keys or ()), *([rule.value] if rule.value else [])]:
+                try:
+                    spec = FIELDS[fmt.fields[fmt.index(key)]]
+                except FormatError as exc:
+                    raise _FieldError(where, f"{'value' if key == rule.value else 'keys'}: {exc}") from None
+                if key == rule.value and not spec.is_int:
+                    raise _FieldError(f"{where}.value", f"{spec.name} holds text; value names a numeric field to "
+                                      "sum (bytes, packets, ...)")
             if rule.match is None:
                 continue
-            where = f"alerts.rules[{i}].match"
             try:
-                fmt.filter_pattern(rule.match)
-            except FormatError as exc:
-                raise _FieldError(where, str(exc)) from None
+                if rule.kind == "contributors":
+                    conds = fmt.match_conditions(rule.match, vpc_cidr=vpc_cidr)
+                    insight_filters(list(conds.values()), {f: f for f in fmt.fields})
+                else:
+                    fmt.filter_pattern(rule.match, vpc_cidr=vpc_cidr)
+            except (FormatError, MatchError) as exc:
+                raise _FieldError(f"{where}.match", str(exc)) from None
             for key, value in rule.match.items():
                 name = fmt.fields[fmt.index(key)]
                 allowed = FIELD_VALUES.get(name)
-                plain = str(value).removeprefix("!=").removeprefix("=").strip()
-                if allowed and plain not in (*allowed, "-", "*"):
-                    raise _FieldError(f"{where}.{key}", f"{shown(value)} never appears in {name}; expected "
-                                      f"{' or '.join(allowed)}")
+                for item in value if isinstance(value, list) else [value]:
+                    plain = str(item).removeprefix("!=").removeprefix("=").strip()
+                    if allowed and plain not in (*allowed, "-", "*"):
+                        raise _FieldError(f"{where}.match.{key}", f"{shown(item)} never appears in {name}; "
+                                          f"expected {' or '.join(allowed)}")
         return self
 
     # ---- derived values (no AWS call) ----

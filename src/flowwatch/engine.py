@@ -419,12 +419,17 @@ def status(ctx: Context) -> list[StepStatus]:
 
 
 def _alert_metrics(ctx: Context) -> list[StepStatus]:
-    """The last datapoints of each alert metric (Sum per period over the last hour)."""
+    """The last datapoints of each alert metric (Sum per period over the last hour): threshold and anomaly
+    rules (an anomaly rule's band is its alarm's to judge: the row names its width, the datapoints are the
+    metric's own, as GetMetricStatistics gives them). A contributors rule has no metric of its own (its alarm
+    reads INSIGHT_RULE_METRIC of its Contributor Insights rule), so no row."""
     from datetime import datetime, timedelta, timezone
 
     rows = []
     end = datetime.now(timezone.utc)
     for rule in ctx.config.alerts.rules:
+        if rule.kind == "contributors":
+            continue
         with aws_errors("metric"):
             points = ctx.aws.cloudwatch.get_metric_statistics(
                 Namespace=rule.namespace, MetricName=rule.metric, StartTime=end - timedelta(hours=1), EndTime=end,
@@ -432,6 +437,8 @@ def _alert_metrics(ctx: Context) -> list[StepStatus]:
         points.sort(key=lambda p: p["Timestamp"])
         last = [{"time": p["Timestamp"].isoformat(), "sum": p["Sum"]} for p in points[-5:]]
         text = ", ".join(f"{p['Timestamp']:%H:%M} {p['Sum']:g}" for p in points[-5:]) or "no datapoints in the last hour"
+        if rule.kind == "anomaly":
+            text += f" (alarm outside the anomaly band of width {rule.band:g})"
         rows.append(StepStatus(f"metric {rule.metric}", "found" if points else "no data", text,
                                extra={"datapoints": last}))
     return rows

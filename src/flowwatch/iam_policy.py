@@ -145,6 +145,12 @@ SCOPES: dict[str, Scope] = {
                    why="the alarms of the config's rules"),
     "dashboard": Scope(("arn:{partition}:cloudwatch::{account}:dashboard/{dashboard}",),
                        why="the stack's dashboard (dashboards are global: their ARN has no region)"),
+    "insight-rule": Scope(("arn:{partition}:cloudwatch:{region}:{account}:insight-rule/flowwatch-{stack}-*",),
+                          why="the stack's Contributor Insights rules (contributors rules), by their name prefix: "
+                              "also the rules of rules the config no longer has, which up deletes"),
+    "insight-rule-new": Scope(("arn:{partition}:cloudwatch:{region}:{account}:insight-rule/flowwatch-{stack}-*",),
+                              NEW_TAGS, "create or update the stack's Contributor Insights rules, only with the "
+                                        "stack's tags (PutInsightRule sends them every time)"),
     "glue": Scope(("arn:{partition}:glue:{region}:{account}:catalog",
                    "arn:{partition}:glue:{region}:{account}:database/{database}",
                    "arn:{partition}:glue:{region}:{account}:table/{database}/*"),
@@ -290,7 +296,7 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("cloudwatch-logs", "DeleteMetricFilter"): Use((UP, DOWN), "log-group"),
     ("cloudwatch-logs", "TestMetricFilter"): Use((PATTERN,), "any"),
     ("cloudwatch", "DescribeAlarms"): Use(DISCOVER, "any"),
-    ("cloudwatch", "ListTagsForResource"): Use(DISCOVER, ("alarm", "dashboard")),
+    ("cloudwatch", "ListTagsForResource"): Use(DISCOVER, ("alarm", "dashboard", "insight-rule")),
     ("cloudwatch", "GetMetricStatistics"): Use((STATUS, SIM), "any"),
     ("cloudwatch", "PutMetricAlarm"): Use((UP,), "alarm"),
     ("cloudwatch", "DeleteAlarms"): Use((UP, DOWN), "alarm"),
@@ -299,6 +305,14 @@ CALLS: dict[tuple[str, str], Use | tuple[Use, ...]] = {
     ("cloudwatch", "PutDashboard"): Use((UP,), "dashboard"),
     ("cloudwatch", "TagResource"): Use((UP,), "dashboard"),          # tags that drifted (PutDashboard tags a new one)
     ("cloudwatch", "DeleteDashboards"): Use((UP, DOWN), "dashboard"),  # up: `dashboard: false`
+    # --- anomaly_detector: detectors have no resource type (SAR): "*" only ---
+    ("cloudwatch", "DescribeAnomalyDetectors"): Use(DISCOVER, "any"),
+    ("cloudwatch", "PutAnomalyDetector"): Use((UP,), "any"),
+    ("cloudwatch", "DeleteAnomalyDetector"): Use((UP, DOWN), "any"),
+    # --- insight_rule ---
+    ("cloudwatch", "DescribeInsightRules"): Use(DISCOVER, "any"),           # no resource type (SAR)
+    ("cloudwatch", "PutInsightRule"): Use((UP,), "insight-rule-new"),
+    ("cloudwatch", "DeleteInsightRules"): Use((UP, DOWN), "insight-rule"),
     # --- athena ---
     ("glue", "GetDatabase"): Use(DISCOVER, "glue-database"),
     ("glue", "GetTable"): Use(DISCOVER, "glue"),
@@ -351,6 +365,7 @@ EXTRA = (
     Extra(("sns:TagResource",), (UP,), "topic", "CreateTopic with Tags"),
     Extra(("cloudwatch:TagResource",), (UP,), "alarm", "PutMetricAlarm with Tags"),
     Extra(("cloudwatch:TagResource",), (UP,), "dashboard", "PutDashboard with Tags"),
+    Extra(("cloudwatch:TagResource",), (UP,), "insight-rule-new", "PutInsightRule with Tags"),
     Extra(("glue:TagResource",), (UP,), "glue-tags", "CreateDatabase with Tags"),
     Extra(("athena:TagResource",), (UP,), "workgroup", "CreateWorkGroup with Tags"),
     Extra(("glue:GetDatabase",), (QUERY,), "glue-database", "Athena reads the database as the caller"),

@@ -2,7 +2,8 @@
 
 The steps find the stack's resources by the config's names and the step tags; this module finds the rest:
 the Resource Groups Tagging API (GetResources filtered by ``flowwatch:stack=<stack>`` and the resource types
-flowwatch creates), plus what that API does not cover: IAM roles (ListRoles, then ListRoleTags on the roles
+flowwatch creates, Contributor Insights rules included: ``...:insight-rule/<name>``), plus what that API does
+not cover (anomaly detectors cannot be tagged: their step finds them by metric): IAM roles (ListRoles, then ListRoleTags on the roles
 VPC Flow Logs may assume) and metric filters (DescribeMetricFilters on the log groups found). Whatever the
 steps did not discover is an extra:
 
@@ -30,6 +31,7 @@ ORPHANED = "orphaned (not in the config)"
 #: the Tagging API's resource types of everything flowwatch tags (IAM roles are not covered by it)
 RESOURCE_TYPES = ("ec2:vpc", "ec2:subnet", "ec2:internet-gateway", "ec2:vpc-flow-log", "ec2:instance",
                   "ec2:security-group", "logs:log-group", "s3", "sns", "cloudwatch:alarm", "cloudwatch:dashboard",
+                  "cloudwatch:insight-rule",
                   "glue:database",
                   "athena:workgroup",
                   "ec2:flow-logs")      # moto's ARN of a flow log (AWS: vpc-flow-log/fl-...)
@@ -120,8 +122,9 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
     content inside it...) raises when ``strict`` (``down``, ``up --prune``); otherwise the extra is listed with
     the refusal in ``refused`` and no changes (``status``, ``up``)."""
     from flowwatch.steps import ALL_STEPS, ATHENA, CLEANUP, DELIVERY_ROLE, IGW, LOG_GROUP, METRIC_FILTER, SNS
-    from flowwatch.steps import BUCKET, ALARM, DASHBOARD
+    from flowwatch.steps import BUCKET, ALARM, DASHBOARD, INSIGHT_RULE
     from flowwatch.steps.alarm import AlarmSeen
+    from flowwatch.steps.insight_rule import InsightSeen
     from flowwatch.steps.cleanup import CleanupSeen
     from flowwatch.steps.igw import IgwSeen, main_route
     from flowwatch.steps.metric_filter import FilterSeen
@@ -162,6 +165,8 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
             named.append(("topic", resource))
         elif service == "cloudwatch" and resource.startswith("dashboard/"):
             named.append(("dashboard", resource.removeprefix("dashboard/")))
+        elif service == "cloudwatch" and resource.startswith("insight-rule/"):
+            named.append(("insight_rule", resource.removeprefix("insight-rule/")))
         elif service == "cloudwatch":
             named.append(("alarm", resource.removeprefix("alarm:")))
         elif service == "glue":
@@ -214,6 +219,10 @@ def find(ctx: Context, seen: Mapping[str, Any], options: DestroyOptions | None =
             continue
         if kind == "alarm":
             extras.append(extra("alarm", "alarm", name, ORPHANED, destroy(ALARM, {name: AlarmSeen(name, {}, "", True)})))
+            continue
+        if kind == "insight_rule":       # tagged for the stack (the Tagging API said so): ours
+            extras.append(extra("insight_rule", "Contributor Insights rule", name, ORPHANED,
+                                destroy(INSIGHT_RULE, {name: InsightSeen(name, {}, "", True)})))
             continue
         other = _with_name(ctx, kind, name)
         if kind == "dashboard":

@@ -153,6 +153,7 @@ class Stack:
     name: str
     account: str | None = None
     vpc_id: str | Pending | None = None
+    vpc_cidr: str | Pending | None = None                      # the VPC's CIDR block (an adopted VPC's too)
     subnet_id: str | Pending | None = None
     route_table_id: str | Pending | None = None
     igw_id: str | Pending | None = None
@@ -163,6 +164,8 @@ class Stack:
     nacl_id: str | Pending | None = None
     topic_arn: str | Pending | None = None
     metric_filters: list[str] | Pending | None = None          # names
+    anomaly_detectors: list[str] | Pending | None = None       # "<namespace>/<metric>" of each detector
+    insight_rules: list[str] | Pending | None = None           # names
     alarms: list[str] | Pending | None = None                  # names
     workgroup: str | Pending | None = None
     dashboard: str | Pending | None = None                     # name (global to the account)

@@ -50,14 +50,14 @@ class Names:
         ``lab`` in us-east-1 and stack ``lab`` in eu-west-1 never share one."""
         return dict(self.overrides).get("dashboard") or f"flowwatch-{self.stack}-{region}"
 
-    def insight_rule(self, rule: str) -> str:
-        """The Contributor Insights rule of a ``kind: contributors`` alert rule."""
-        return f"flowwatch-{self.stack}-{rule}"
-
     def metric_filter(self, rule: str) -> str:
         return f"flowwatch-{self.stack}-{rule}"
 
     def alarm(self, rule: str) -> str:
+        return f"flowwatch-{self.stack}-{rule}"
+
+    def insight_rule(self, rule: str) -> str:
+        """A Contributor Insights rule (1-128 characters; a rule name is at most 40, a stack 24)."""
         return f"flowwatch-{self.stack}-{rule}"
 
 

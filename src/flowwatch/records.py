@@ -49,6 +49,8 @@ from functools import cache
 from types import MappingProxyType
 from typing import IO, Any, Literal
 
+from flowwatch import matching
+
 __all__ = [
     "FIELDS",
     "ACCOUNT_KEY",
@@ -296,10 +298,7 @@ TRINO_RESERVED: frozenset[str] = frozenset(
     """.split()
 )
 
-# CloudWatch Logs filter pattern values: bare when made of these characters, else quoted.
-_BARE_VALUE = re.compile(r"[A-Za-z0-9._*]+")
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-_OPERATORS = ("!=", ">=", "<=", "=", ">", "<")
+MAX_PATTERN = 1024   # PutMetricFilter: filterPattern is at most 1024 characters
 _PLACEHOLDER = re.compile(r"^\$\{([^}]*)\}$")
 
 
@@ -472,13 +471,13 @@ class RecordFormat:
 
     # -- CloudWatch Logs metric filter ------------------------------------------------------
 
-    def filter_pattern(self, match: Mapping[str, str | int]) -> str:
+    def filter_pattern(self, match: Mapping[str, Any], *, vpc_cidr: str | None = None) -> str:
         """A space-delimited CloudWatch Logs filter pattern naming every field of the format.
 
         Each field is named by its column; fields in ``match`` (keys: AWS names or columns)
-        get a condition. A value may start with a comparison operator (``!=``, ``>=``, ``<=``,
-        ``>``, ``<``, ``=``; default ``=``); relational operators need a number. Values not
-        made of ``[A-Za-z0-9._*]`` are double-quoted. For v2 and
+        get a condition (:mod:`flowwatch.matching`: a value, a comparison such as ``!=ACCEPT`` or
+        ``>1000``, a list of values, a CIDR block or ``vpc``, the stack VPC's block ``vpc_cidr``).
+        Values not made of ``[A-Za-z0-9._*]`` are double-quoted. For v2 and
         ``{"protocol": 1, "action": "REJECT"}``::
 
             [version, account_id, interface_id, srcaddr, dstaddr, srcport, dstport, protocol=1,
@@ -490,16 +489,30 @@ class RecordFormat:
         Raises:
             FormatError: a key is not a field of the format, or a value is not usable.
         """
-        conditions: dict[int, str] = {}
+        terms = dict(enumerate(FIELDS[name].column for name in self.fields))
+        for i, cond in self.match_conditions(match, vpc_cidr=vpc_cidr).items():
+            terms[i] = matching.pattern_term(FIELDS[self.fields[i]].column, cond)
+        pattern = "[" + ", ".join(terms[i] for i in range(len(self.fields))) + "]"
+        if len(pattern) > MAX_PATTERN:
+            raise FormatError(f"the alert match makes a filter pattern of {len(pattern)} characters; CloudWatch "
+                              f"allows {MAX_PATTERN} (fewer values or a shorter record format)")
+        return pattern
+
+    def match_conditions(self, match: Mapping[str, Any], *,
+                         vpc_cidr: str | None = None) -> dict[int, "matching.Condition"]:
+        """``match`` as one :class:`flowwatch.matching.Condition` per field position (FormatError when a key
+        is not a field of the format, is named twice, or a value is not usable)."""
+        found: dict[int, matching.Condition] = {}
         for key, value in match.items():
             i = self.index(key)
-            if i in conditions:
+            if i in found:
                 raise FormatError(f"alert match names field '{self.fields[i]}' twice")
-            conditions[i] = _condition(FIELDS[self.fields[i]], value)
-        terms = [
-            FIELDS[name].column + conditions.get(i, "") for i, name in enumerate(self.fields)
-        ]
-        return "[" + ", ".join(terms) + "]"
+            spec = FIELDS[self.fields[i]]
+            try:
+                found[i] = matching.condition(spec.name, value, is_int=spec.is_int, vpc_cidr=vpc_cidr)
+            except matching.MatchError as exc:
+                raise FormatError(f"alert match {exc}") from None
+        return found
 
     # -- parsing and generating -------------------------------------------------------------
 
@@ -607,32 +620,6 @@ class RecordFormat:
 
 def _text(value: Any) -> str:
     return MISSING if value is None or value == "" else str(value)
-
-
-def _condition(spec: FieldSpec, value: str | int) -> str:
-    """``=1``, ``!=REJECT``, ``="10.0.0.0/8"``: one field condition of a space-delimited pattern."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise FormatError(
-            f"alert match value for '{spec.name}' must be a string or an integer, got {value!r}"
-        )
-    if isinstance(value, int):
-        return f"={value}"
-    op, operand = "=", value.strip()
-    for candidate in _OPERATORS:
-        if operand.startswith(candidate):
-            op, operand = candidate, operand[len(candidate):].strip()
-            break
-    numeric = bool(_NUMBER.fullmatch(operand))
-    if op not in ("=", "!=") and not numeric:
-        raise FormatError(f"alert match '{spec.name}{op}{operand}': {op} needs a number")
-    if spec.is_int and not numeric and operand not in ("*", MISSING):
-        raise FormatError(
-            f"alert match value '{operand}' for numeric field '{spec.name}' is not a number"
-        )
-    if '"' in operand or "\n" in operand:
-        raise FormatError(f"alert match value for '{spec.name}' may not contain quotes or newlines")
-    rendered = operand if _BARE_VALUE.fullmatch(operand) else f'"{operand}"'
-    return op + rendered
 
 
 # --- synthetic traffic helpers ----------------------------------------------------------------

@@ -70,3 +70,25 @@ def test_the_lab_story_on_the_local_aws(server, tmp_path, capsys, monkeypatch):
     assert down.code == 0, down.err
     again = run_cli(capsys, monkeypatch, "--local", "down", "--yes")
     assert "Nothing to remove" in again.err
+
+
+def test_the_detections_up_twice_and_down_on_the_local_aws(server, tmp_path, capsys, monkeypatch):
+    """The local AWS stores anomaly detectors (moto has none) and insight rules: a second up changes nothing,
+    down removes them all (the band model and Contributor Insights evaluation are the data plane's, elsewhere)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(server))
+    (tmp_path / "flowwatch.yaml").write_text("stack: local-det\nalerts:\n  detections: [rejected-spike, "
+                                             "top-rejected-sources, ssh-rdp-probe, egress-spike]\n")
+    monkeypatch.chdir(tmp_path)
+    first = run_cli(capsys, monkeypatch, "--local", "--output", "json", "up")
+    assert first.code == 0, first.err
+    made = {(c["step"], c["action"]) for c in json.loads(first.out)["changes"]}
+    assert {("anomaly_detector", "create"), ("insight_rule", "create")} <= made
+    second = run_cli(capsys, monkeypatch, "--local", "--output", "json", "up")
+    assert second.code == 0, second.err
+    assert json.loads(second.out)["counts"]["changes"] == 0
+    down = run_cli(capsys, monkeypatch, "--local", "--output", "json", "down", "--yes")
+    assert down.code == 0, down.err
+    assert {("anomaly_detector", "delete"), ("insight_rule", "delete")} <= {
+        (c["step"], c["action"]) for c in json.loads(down.out)["changes"]}
+    again = run_cli(capsys, monkeypatch, "--local", "--output", "json", "down", "--yes")
+    assert again.code == 0 and json.loads(again.out)["counts"]["changes"] == 0

@@ -27,6 +27,7 @@ CONFIG = """\
 stack: test
 alerts:
   email: ops@example.com
+  detections: [rejected-spike, top-rejected-sources, ssh-rdp-probe, egress-spike]
 """
 
 

@@ -41,8 +41,10 @@ FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", 
 
 
 def config():
-    # An e-mail subscription too, so that Subscribe/Unsubscribe are among the points.
-    return make_config(alerts={"email": "ops@example.com"})
+    # An e-mail subscription too, so that Subscribe/Unsubscribe are among the points; the built-in detections,
+    # so that their anomaly detectors, Contributor Insights rules and metric-math alarms are too.
+    return make_config(alerts={"email": "ops@example.com", "detections": [
+        "rejected-spike", "top-rejected-sources", "ssh-rdp-probe", "egress-spike"]})
 
 
 def recorder(session) -> list[tuple[str, str]]:
@@ -183,7 +185,8 @@ def test_an_interrupted_cli_run_exits_130_and_the_next_one_completes(clean, sess
     from tests.support.cli import run_cli, use_session
 
     up_calls = clean.up_calls
-    (tmp_path / "flowwatch.yaml").write_text("stack: test\nalerts:\n  email: ops@example.com\n")
+    (tmp_path / "flowwatch.yaml").write_text("stack: test\nalerts:\n  email: ops@example.com\n  detections: "
+                                             "[rejected-spike, top-rejected-sources, ssh-rdp-probe, egress-spike]\n")
     monkeypatch.chdir(tmp_path)
     use_session(monkeypatch, session)
     # the CLI's first mutating call is the stack lock's PutParameter, then the engine's calls

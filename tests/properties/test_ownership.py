@@ -94,6 +94,14 @@ def make_lookalikes(session) -> list[str]:
     cw.put_metric_alarm(AlarmName="flowwatch-test-ping-deny-old", MetricName="Ping-Deny",
                         Namespace="Lab-VPC-Flow-Log-Ping", Statistic="Sum", Period=60, EvaluationPeriods=1,
                         Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold", AlarmActions=[topic])
+    # a Contributor Insights rule under the stack's prefix, untagged; an anomaly detector in another namespace
+    cw.put_insight_rule(RuleName="flowwatch-test-top-rejected-sources-old", RuleState="ENABLED",
+                        RuleDefinition=json.dumps({"Schema": {"Name": "CloudWatchLogRule", "Version": 1},
+                                                   "LogGroupNames": ["/aws/lambda/unrelated"], "LogFormat": "CLF",
+                                                   "Fields": {"4": "srcaddr"}, "AggregateOn": "Count",
+                                                   "Contribution": {"Keys": ["srcaddr"], "Filters": []}}))
+    cw.put_anomaly_detector(SingleMetricAnomalyDetector={"Namespace": "Lab-VPC-Flow-Log-Ping",
+                                                         "MetricName": "Rejected-Spike", "Stat": "Sum"})
     glue.create_database(DatabaseInput={"Name": "flowwatch_test_archive"})
     athena.create_work_group(Name="flowwatch-test-athena-old", Configuration={
         "ResultConfiguration": {"OutputLocation": "s3://flowwatch-test-archive/athena/"}})
@@ -106,7 +114,8 @@ def test_lookalikes_are_never_modified_or_deleted(session, sent):
     foreign = make_lookalikes(session)
     before = account_dump(session)
     sent.clear()
-    config = make_config(names=LAB_NAMES, alerts={"email": "ops@example.com"})
+    config = make_config(names=LAB_NAMES, alerts={"email": "ops@example.com", "detections": [
+        "rejected-spike", "top-rejected-sources", "ssh-rdp-probe", "egress-spike"]})
 
     engine.up(make_ctx(session, config))
     inventory = leftovers(session)

@@ -39,3 +39,33 @@ def test_apply_then_discover_agree(ctx):
     assert created["flowwatch-test-ping-deny"].pattern.endswith("protocol=1, packets, bytes, start, end, "
                                                                 "action=REJECT, log_status]")
     assert destroy_step(STEP, ctx, created) == {} == STEP.discover(ctx)
+
+
+def test_only_threshold_and_anomaly_rules_get_filters_and_value_sums_its_column(ctx):
+    from tests.support.context import make_config
+
+    ctx.config = make_config(alerts={"detections": ["rejected-spike", "top-rejected-sources", "ssh-rdp-probe",
+                                                    "egress-spike"]})
+    want = STEP.desired(ctx)
+    assert sorted(want) == ["flowwatch-test-egress-spike", "flowwatch-test-ping-deny", "flowwatch-test-rejected-spike"]
+    egress = want["flowwatch-test-egress-spike"]
+    assert egress.transformation()["metricValue"] == "$bytes" and egress.transformation()["defaultValue"] == 0
+    assert want["flowwatch-test-rejected-spike"].transformation()["metricValue"] == "1"
+    # the configured VPC block (10.0.0.0/24): from the VPC, to anywhere else
+    assert "srcaddr=10.0.0.*" in egress.pattern and "dstaddr!=10.0.0.*" in egress.pattern
+    assert ", bytes," in egress.pattern       # $bytes names a field the pattern names
+
+
+def test_an_adopted_vpc_lends_its_own_block(session):
+    from flowwatch import engine
+
+    from tests.support.context import make_config, make_ctx
+
+    vpc = session.client("ec2").create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    config = make_config(network={"vpc_id": vpc, "subnet_cidr": "10.20.1.0/24"},
+                         alerts={"detections": ["egress-spike"]})
+    ctx = make_ctx(session, config)
+    engine.converge(ctx, "log_group")          # the vpc step (read only) publishes the adopted VPC's block
+    assert ctx.stack.vpc_cidr == "10.20.0.0/16"
+    pattern = STEP.desired(ctx)["flowwatch-test-egress-spike"].pattern
+    assert "srcaddr=10.20.*" in pattern and "10.0.0." not in pattern

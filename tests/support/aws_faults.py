@@ -9,6 +9,8 @@
   happened) or after AWS answered it (it happened, flowwatch never saw the answer).
 - :func:`new_session` gives a moto-backed session that loads service models once per process, and does
   what AWS does with CreateBucket's tags (moto drops them; AWS applies them with the bucket).
+- :func:`moto_fixes` also answers CloudWatch's anomaly-detector operations, which moto 5.2.5 does not
+  implement at all (:class:`AnomalyDetectors`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import io
 import json
 import random
+import re
 from collections.abc import Iterator
 from unittest import mock
 from collections import Counter
@@ -173,11 +176,13 @@ def moto_fixes() -> Iterator[None]:
     conditional bucket-policy statements ignored (as the local server does), and requests answered by
     a fault injector never executed by moto as well. The ``session`` / ``pooled_session`` fixtures
     enter it; a suite that makes its own moto session enters it too."""
+    from moto.cloudwatch.responses import CloudWatchResponse
     from moto.core.botocore_stubber import BotocoreStubber
     from moto.s3.models import FakeBucket
 
     with mock.patch.object(FakeBucket, "get_permission", _unconditional_get_permission), \
             mock.patch.object(BotocoreStubber, "__call__", _guarded(BotocoreStubber.__call__)), \
+            mock.patch.multiple(CloudWatchResponse, create=True, **AnomalyDetectors.responses()), \
             dashboard_tags():
         yield
 
@@ -233,6 +238,154 @@ def dashboard_tags() -> Iterator[None]:
             mock.patch.object(CloudWatchBackend, "delete_dashboards", delete_dashboards), \
             mock.patch.object(CloudWatchBackend, "iter_tagged_resources", iter_tagged_resources):
         yield
+
+
+class AnomalyDetectors:
+    """CloudWatch's PutAnomalyDetector, DescribeAnomalyDetectors and DeleteAnomalyDetector, which moto 5.2.5
+    does not implement (NotImplementedError in-process), answered inside moto from an in-memory store of what
+    was SENT, one per moto CloudWatch backend (account and region; reset with every ``mock_aws``), as AWS
+    answers them (CloudWatch API Reference):
+
+    - a detector is named by its metric: Namespace, MetricName, Dimensions, Stat (SingleMetricAnomalyDetector,
+      or the older top-level parameters; both at once: InvalidParameterCombination); Put on an existing one
+      replaces its Configuration; a new one is PENDING_TRAINING;
+    - missing Namespace, MetricName or Stat: MissingParameter; a Stat that is not a statistic, an
+      ExcludedTimeRanges entry without StartTime and EndTime (or ending before it starts), a MetricTimezone
+      over 50 characters, or AnomalyDetectorTypes other than SINGLE_METRIC/METRIC_MATH: InvalidParameterValue;
+      a MetricMathAnomalyDetector: refused here (flowwatch never sends one);
+    - Describe filters by Namespace, MetricName, Dimensions (exact set) and AnomalyDetectorTypes, and pages by
+      MaxResults (1-100) and NextToken;
+    - Delete of a detector that does not exist: ResourceNotFoundException.
+
+    They are moto response methods, so every session and client sees them (the CLI's own sessions too), and
+    call recorders and fault injectors see the calls as any other."""
+
+    STATS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+
+    @staticmethod
+    def responses() -> dict[str, Any]:
+        return {"put_anomaly_detector": AnomalyDetectors._put, "describe_anomaly_detectors": AnomalyDetectors._describe,
+                "delete_anomaly_detector": AnomalyDetectors._delete}
+
+    @staticmethod
+    def store(response: Any) -> dict[tuple[Any, ...], dict[str, Any]]:
+        backend = response.cloudwatch_backend
+        found: dict[tuple[Any, ...], dict[str, Any]] = backend.__dict__.setdefault("flowwatch_anomaly_detectors", {})
+        return found
+
+    @staticmethod
+    def _error(code: str, message: str) -> Exception:
+        from moto.cloudwatch.exceptions import CloudWatchException
+
+        cls = type(code, (CloudWatchException,), {"code": code})
+        return cls(message)
+
+    @staticmethod
+    def _metric(response: Any) -> dict[str, Any]:
+        """The detector's metric, from SingleMetricAnomalyDetector or the older top-level parameters."""
+        single = response._get_param("SingleMetricAnomalyDetector")
+        legacy = {k: response._get_param(k) for k in ("Namespace", "MetricName", "Dimensions", "Stat")}
+        legacy = {k: v for k, v in legacy.items() if v}
+        if response._get_param("MetricMathAnomalyDetector"):
+            raise AnomalyDetectors._error("InvalidParameterValue", "MetricMathAnomalyDetector is not emulated")
+        if single and legacy:
+            raise AnomalyDetectors._error("InvalidParameterCombination", "When using SingleMetricAnomalyDetector, "
+                                          "you cannot specify Namespace, MetricName, Dimensions or Stat")
+        metric = dict(single or legacy)
+        for key in ("Namespace", "MetricName", "Stat"):
+            if not metric.get(key):
+                raise AnomalyDetectors._error("MissingParameter", f"The parameter {key} is required.")
+        stat = metric["Stat"]
+        if stat not in AnomalyDetectors.STATS and not re.fullmatch(r"(p|tm|wm|tc|ts)\d+(\.\d+)?", stat):
+            raise AnomalyDetectors._error("InvalidParameterValue", f"The value {stat} for parameter Stat is not "
+                                          "a valid statistic.")
+        metric["Dimensions"] = [{"Name": d["Name"], "Value": d["Value"]} for d in metric.get("Dimensions") or ()]
+        return metric
+
+    @staticmethod
+    def _key(metric: dict[str, Any]) -> tuple[Any, ...]:
+        dims = tuple(sorted((d["Name"], d["Value"]) for d in metric["Dimensions"]))
+        return metric["Namespace"], metric["MetricName"], dims, metric["Stat"]
+
+    @staticmethod
+    def _put(response: Any) -> Any:
+        import uuid
+
+        from moto.core.responses import EmptyResult
+
+        metric = AnomalyDetectors._metric(response)
+        config = response._get_param("Configuration") or {}
+        ranges = config.get("ExcludedTimeRanges") or []
+        for r in ranges:
+            if not r.get("StartTime") or not r.get("EndTime") or r["EndTime"] <= r["StartTime"]:
+                raise AnomalyDetectors._error("InvalidParameterValue", "Each ExcludedTimeRanges entry needs a "
+                                              "StartTime before its EndTime.")
+        if len(config.get("MetricTimezone") or "") > 50:
+            raise AnomalyDetectors._error("InvalidParameterValue", "MetricTimezone is at most 50 characters.")
+        store = AnomalyDetectors.store(response)
+        key = AnomalyDetectors._key(metric)
+        detector = store.get(key) or {"AnomalyDetectorId": str(uuid.uuid4()), "StateValue": "PENDING_TRAINING"}
+        detector.update(metric=metric, Configuration={"ExcludedTimeRanges": list(ranges),
+                                                      **({"MetricTimezone": config["MetricTimezone"]}
+                                                         if config.get("MetricTimezone") else {})})
+        characteristics = response._get_param("MetricCharacteristics")
+        if characteristics:
+            detector["MetricCharacteristics"] = dict(characteristics)
+        store[key] = detector
+        return EmptyResult()
+
+    @staticmethod
+    def _describe(response: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        namespace, name = response._get_param("Namespace"), response._get_param("MetricName")
+        dims = response._get_param("Dimensions")
+        types = response._get_param("AnomalyDetectorTypes") or ["SINGLE_METRIC", "METRIC_MATH"]
+        if set(types) - {"SINGLE_METRIC", "METRIC_MATH"}:
+            raise AnomalyDetectors._error("InvalidParameterValue", f"AnomalyDetectorTypes {types} is not valid.")
+        limit = response._get_param("MaxResults") or 100
+        if not 1 <= int(limit) <= 100:
+            raise AnomalyDetectors._error("InvalidParameterValue", "MaxResults must be between 1 and 100.")
+        found = []
+        for key, d in sorted(AnomalyDetectors.store(response).items()):
+            m = d["metric"]
+            if "SINGLE_METRIC" not in types or (namespace and m["Namespace"] != namespace) or \
+                    (name and m["MetricName"] != name) or \
+                    (dims is not None and sorted((x["Name"], x["Value"]) for x in dims) != list(key[2])):
+                continue
+            item = {"AnomalyDetectorId": d["AnomalyDetectorId"], "Namespace": m["Namespace"],
+                    "MetricName": m["MetricName"], "Dimensions": m["Dimensions"], "Stat": m["Stat"],
+                    "Configuration": d["Configuration"], "StateValue": d["StateValue"],
+                    "SingleMetricAnomalyDetector": {"Namespace": m["Namespace"], "MetricName": m["MetricName"],
+                                                    "Dimensions": m["Dimensions"], "Stat": m["Stat"]}}
+            if "MetricCharacteristics" in d:
+                item["MetricCharacteristics"] = d["MetricCharacteristics"]
+            found.append(item)
+        token = response._get_param("NextToken")
+        start = int(token) if token and str(token).isdigit() else 0
+        if token and not str(token).isdigit():
+            raise AnomalyDetectors._error("InvalidNextToken", "The service couldn't process the NextToken.")
+        page = found[start:start + int(limit)]
+        result: dict[str, Any] = {"AnomalyDetectors": page}
+        if start + int(limit) < len(found):
+            result["NextToken"] = str(start + int(limit))
+        return ActionResult(result)
+
+    @staticmethod
+    def _delete(response: Any) -> Any:
+        from moto.core.responses import EmptyResult
+
+        store = AnomalyDetectors.store(response)
+        detector_id = response._get_param("AnomalyDetectorId")
+        if detector_id:
+            key = next((k for k, d in store.items() if d["AnomalyDetectorId"] == detector_id), None)
+        else:
+            key = AnomalyDetectors._key(AnomalyDetectors._metric(response))
+        if key not in store:
+            raise AnomalyDetectors._error("ResourceNotFoundException", "An anomaly detection model with the "
+                                          "specified metric does not exist.")
+        del store[key]
+        return EmptyResult()
 
 
 def _require_guard() -> None:

@@ -26,6 +26,11 @@ def inventory(session: Any, stack: str = "test") -> dict[str, Any]:
         "buckets": [b["Name"] for b in s3.list_buckets().get("Buckets", []) if b["Name"].startswith(f"flowwatch-{stack}-")],
         "topics": [t["TopicArn"] for t in sns.list_topics()["Topics"] if f":flowwatch-{stack}-" in t["TopicArn"]],
         "alarms": [a["AlarmName"] for a in cw.describe_alarms(AlarmNamePrefix=f"flowwatch-{stack}-")["MetricAlarms"]],
+        "insight_rules": [r["Name"] for r in cw.describe_insight_rules()["InsightRules"]
+                          if r["Name"].startswith(f"flowwatch-{stack}-")],
+        # anomaly detectors have no tags: those on the stack's own namespace (the built-in detections' metrics)
+        "anomaly_detectors": [d["SingleMetricAnomalyDetector"]["MetricName"] for d in cw.describe_anomaly_detectors(
+            Namespace=f"flowwatch/{stack}")["AnomalyDetectors"]],
         "databases": [d["Name"] for d in glue.get_databases()["DatabaseList"]
                       if d["Name"] == f"flowwatch_{stack.replace('-', '_')}"],
         "workgroups": [w["Name"] for w in athena.list_work_groups()["WorkGroups"] if w["Name"].startswith(f"flowwatch-{stack}-")],

@@ -132,7 +132,7 @@ def describe_stack(session: Any, stack: str = "test") -> dict[str, Any]:
                      for arn in topics]
     keep = ("AlarmName", "MetricName", "Namespace", "Statistic", "Period", "EvaluationPeriods", "DatapointsToAlarm",
             "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions", "OKActions", "ActionsEnabled",
-            "AlarmDescription")
+            "AlarmDescription", "Metrics", "ThresholdMetricId")
     out["alarms"] = [{**{k: a.get(k) for k in keep},
                       "tags": _tags(cw.list_tags_for_resource(ResourceARN=a["AlarmArn"])["Tags"])}
                      for a in cw.describe_alarms(AlarmNamePrefix=f"flowwatch-{stack}-")["MetricAlarms"]]
@@ -140,6 +140,16 @@ def describe_stack(session: Any, stack: str = "test") -> dict[str, Any]:
                           "body": json.loads(cw.get_dashboard(DashboardName=d["DashboardName"])["DashboardBody"]),
                           "tags": _tags(cw.list_tags_for_resource(ResourceARN=d["DashboardArn"])["Tags"])}
                          for d in cw.list_dashboards(DashboardNamePrefix=f"flowwatch-{stack}-")["DashboardEntries"]]
+    account = _account(session)
+    out["insight_rules"] = [{"name": r["Name"], "state": r["State"], "definition": json.loads(r["Definition"]),
+                             "tags": _tags(cw.list_tags_for_resource(ResourceARN=f"arn:aws:cloudwatch:"
+                                           f"{session.region_name}:{account}:insight-rule/{r['Name']}")["Tags"])}
+                            for r in cw.describe_insight_rules()["InsightRules"]
+                            if r["Name"].startswith(f"flowwatch-{stack}-")]
+    out["anomaly_detectors"] = sorted(
+        (d["SingleMetricAnomalyDetector"]["MetricName"], d["SingleMetricAnomalyDetector"]["Stat"],
+         json.dumps(d.get("Configuration"), sort_keys=True))
+        for d in cw.describe_anomaly_detectors(Namespace=f"flowwatch/{stack}")["AnomalyDetectors"])
     database = f"flowwatch_{stack.replace('-', '_')}"
     db = _try(lambda: glue.get_database(Name=database), "EntityNotFoundException")
     out["glue"] = None if db is None else {
@@ -267,6 +277,12 @@ def untagged(session: Any, stack: str = "test") -> list[str]:
     return bad
 
 
+def json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def account_dump(session: Any) -> dict[str, Any]:
     """Everything the account shows (region-wide), with each resource's full description and tags.
 
@@ -325,6 +341,10 @@ def account_dump(session: Any) -> dict[str, Any]:
             "body": cw.get_dashboard(DashboardName=d["DashboardName"])["DashboardBody"],
             "tags": cw.list_tags_for_resource(ResourceARN=d["DashboardArn"])["Tags"]}
             for d in cw.list_dashboards()["DashboardEntries"]},
+        "insight_rules": {r["Name"]: {"rule": r, "tags": cw.list_tags_for_resource(
+            ResourceARN=f"arn:aws:cloudwatch:{region}:{account}:insight-rule/{r['Name']}")["Tags"]}
+            for r in cw.describe_insight_rules()["InsightRules"]},
+        "anomaly_detectors": sorted((json_text(d) for d in cw.describe_anomaly_detectors()["AnomalyDetectors"])),
         "databases": {d["Name"]: {
             "database": d, "tables": glue.get_tables(DatabaseName=d["Name"])["TableList"],
             "tags": glue.get_tags(ResourceArn=f"arn:aws:glue:{region}:{account}:database/{d['Name']}")["Tags"]}

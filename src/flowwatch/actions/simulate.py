@@ -169,13 +169,15 @@ def ping_action(ctx: Context) -> str:
 
 def rules_seeing(ctx: Context, target: Target, action: str) -> list[Any]:
     """The alert rules whose metric filter matches the pings this run makes (evaluated offline, as CloudWatch
-    would): only their alarms can fire."""
+    would): only their alarms can fire. Rules with a filter pattern only (threshold and anomaly rules);
+    a contributors rule has no metric filter (its Contributor Insights rule counts by source, not pings)."""
     from flowwatch.patterns import compile_pattern
+    from flowwatch.steps.base import metric_rules
     from flowwatch.steps.metric_filter import rule_pattern
 
     _, lines = synth_lines(ctx, target, 1, action=action)
-    return [r for r in ctx.config.alerts.rules if any(compile_pattern(rule_pattern(ctx, r)).matches(line)
-                                                        for line in lines)]
+    return [r for r in metric_rules(ctx) if any(compile_pattern(rule_pattern(ctx, r)).matches(line)
+                                                 for line in lines)]
 
 
 def no_alarm_will_fire(ctx: Context, action: str) -> str:

@@ -58,6 +58,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowwatch.local import metric_filters, metrics
+from flowwatch.local.anomaly_detectors import AnomalyDetectors
 from flowwatch.local.alarm_history import AlarmHistory
 from flowwatch.local.alarm_state import AlarmEvaluator
 from flowwatch.local.athena import NamedQueries
@@ -111,6 +112,7 @@ class DataPlane:
         self.inbox = Inbox(self.clients, self.clock.now)
         self.log_events = LogEvents(self.clients, self.clock.now)
         self.insights = InsightsService(self.log_events, self.clock.now)
+        self.anomaly_detectors = AnomalyDetectors()
         self.api = self._operations()
         self._lock = threading.Lock()          # regions
         self._wake = threading.Event()
@@ -166,6 +168,11 @@ class DataPlane:
         api.serve("logs:GetQueryResults", insights.get_query_results)
         api.serve("logs:StopQuery", insights.stop_query)
         api.serve("logs:DescribeQueries", insights.describe_queries)
+        # anomaly detectors (anomaly_detectors.py): stored only, until the band model is wired in
+        detectors = self.anomaly_detectors
+        api.serve("monitoring:PutAnomalyDetector", detectors.put)
+        api.serve("monitoring:DescribeAnomalyDetectors", detectors.describe)
+        api.serve("monitoring:DeleteAnomalyDetector", detectors.delete)
         return api
 
     def saw_region(self, region: str | None) -> None:

@@ -53,6 +53,21 @@ def one(step: str, items: list[dict[str, Any]], key: str) -> dict[str, Any] | No
     return min(items, key=lambda i: str(i[key])) if items else None
 
 
+def vpc_cidr(ctx: Context) -> str | None:
+    """What ``vpc`` stands for in a rule's match: the stack VPC's CIDR block, as the vpc step discovered it (an
+    adopted VPC's own), else the configured ``network.vpc_cidr`` (the block the vpc step creates). None: an
+    adopted VPC not read yet (a rule matching ``vpc`` then cannot be written)."""
+    if isinstance(ctx.stack.vpc_cidr, str):
+        return ctx.stack.vpc_cidr
+    return None if ctx.config.adopted else ctx.config.network.vpc_cidr
+
+
+def metric_rules(ctx: Context) -> list[Any]:
+    """The alert rules that count with a metric filter: threshold and anomaly rules (contributors rules are
+    counted by their Contributor Insights rule)."""
+    return [r for r in ctx.config.alerts.rules if r.kind in ("threshold", "anomaly")]
+
+
 def missing(exc: BaseException, *codes: str) -> bool:
     return error_code(exc) in codes
 

@@ -1,9 +1,12 @@
-"""metric_filter: one CloudWatch Logs metric filter per alert rule on the stack's log group.
+"""metric_filter: one CloudWatch Logs metric filter per threshold or anomaly rule on the stack's log group
+(contributors rules are counted by their Contributor Insights rule: steps/insight_rule.py).
 
 Named ``flowwatch-<stack>-<rule>``; found by that exact name on our own log group. The default rule is the
 lab's (rejected ICMP -> metric Ping-Deny, value 1, default 0). A rule given as ``match`` gets a
-space-delimited pattern GENERATED from the record format, so a custom format never silently breaks it.
-Filters of ours whose rule was removed from the config are deleted.
+space-delimited pattern GENERATED from the record format, so a custom format never silently breaks it; the
+pattern names every field by its column, so a rule with ``value: bytes`` publishes ``$bytes`` (else 1).
+``vpc`` in a match is the stack VPC's CIDR (the configured one, or the adopted VPC's, published by the vpc
+step). Filters of ours whose rule was removed from the config (or is now a contributors rule) are deleted.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 from flowwatch.errors import error_code
 from flowwatch.model import PENDING, Change, Context, DestroyOptions, Stack, StatusDetail
-from flowwatch.steps.base import pending
+from flowwatch.steps.base import metric_rules, pending, vpc_cidr
 
 
 @dataclass(frozen=True)
@@ -23,9 +26,10 @@ class FilterSpec:
     metric: str
     namespace: str
     log_group: str = ""
+    value: str = "1"                 # metricValue: "1" (count records) or "$<column>" (sum a field)
 
     def transformation(self) -> dict[str, Any]:
-        return {"metricName": self.metric, "metricNamespace": self.namespace, "metricValue": "1",
+        return {"metricName": self.metric, "metricNamespace": self.namespace, "metricValue": self.value,
                 "defaultValue": 0.0}
 
 
@@ -40,7 +44,24 @@ class FilterSeen:
 def rule_pattern(ctx: Context, rule: Any) -> str:
     if rule.pattern is not None:
         return str(rule.pattern)
-    return str(ctx.config.record_format.filter_pattern(rule.match))
+    from flowwatch.errors import ConfigError
+    from flowwatch.records import FormatError
+
+    try:
+        return str(ctx.config.record_format.filter_pattern(rule.match, vpc_cidr=vpc_cidr(ctx)))
+    except FormatError as exc:         # an adopted VPC's block that a pattern cannot say (checked at plan time)
+        raise ConfigError(f"alerts: rule {rule.name}: {exc}") from None
+
+
+def metric_value(ctx: Context, rule: Any) -> str:
+    """The metric filter's metricValue: ``$<column>`` of the rule's ``value`` field (the generated pattern
+    names every field by its column), else 1 per matching record."""
+    if rule.value is None:
+        return "1"
+    from flowwatch.records import FIELDS
+
+    fmt = ctx.config.record_format
+    return "$" + FIELDS[fmt.fields[fmt.index(rule.value)]].column
 
 
 class MetricFilterStep:
@@ -48,8 +69,9 @@ class MetricFilterStep:
 
     def desired(self, ctx: Context) -> dict[str, FilterSpec]:
         return {ctx.names.metric_filter(r.name): FilterSpec(ctx.names.metric_filter(r.name), rule_pattern(ctx, r),
-                                                            r.metric, r.namespace, ctx.log_group)
-                for r in ctx.config.alerts.rules}
+                                                            r.metric, r.namespace, ctx.log_group,
+                                                            metric_value(ctx, r))
+                for r in metric_rules(ctx)}
 
     def discover(self, ctx: Context) -> dict[str, FilterSeen] | None:
         if pending(ctx.stack.log_group_arn):

@@ -84,6 +84,7 @@ class VpcStep:
 
     def publish(self, stack: Stack, have: VpcSeen | None) -> None:
         stack.vpc_id = have.id if have else PENDING
+        stack.vpc_cidr = have.cidr if have else PENDING
 
     def found(self, have: VpcSeen | None) -> str | None:
         if have is None:
