@@ -5,6 +5,7 @@ whitespace is read as RecordParser reads it; ``"$path"`` is the object's URI."""
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from pathlib import Path
 
@@ -180,3 +181,34 @@ def test_many_files_are_checked_in_worker_processes_with_the_same_findings(tmp_p
     sources, err = rejected_sources(root)
     assert sources == ["172.31.9.69", "172.31.9.69"]
     assert f"skipped {bad}: cannot read it: truncated gzip" in err and "skipped 1 of 3 flow-log files" in err
+
+
+def test_worker_processes_after_polars_has_run_here_do_not_hang(tmp_path):
+    """polars' thread pool, once used in a process, does not survive a fork: the workers of a later check
+    in that process must come from a clean start, or the query waits forever. Run in a child process, so
+    that the old behaviour fails in two minutes instead of hanging the suite."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("polars")
+    repo = Path(__file__).resolve().parents[2]
+    script = f"""
+import polars
+polars.DataFrame({{"a": list(range(1000))}}).lazy().group_by("a").len().collect()   # its pool runs
+from pathlib import Path
+from flowwatch.query import local_engine as local
+from tests.query import test_reader as t
+local._PROCESSES_FROM = 0
+sources, _ = t.rejected_sources(t.good_tree(Path({str(tmp_path)!r})))
+print(sources)
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)]),
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    try:
+        done = subprocess.run([sys.executable, "-c", script], cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the check's worker processes hang after polars has run in the parent")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "['172.31.9.69']"

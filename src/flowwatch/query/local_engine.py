@@ -796,9 +796,12 @@ def _check_pool(workers: int, files: list[SourceFile]) -> Any:
     size = 0
     with contextlib.suppress(OSError):
         size = sum(f.path.stat().st_size for f in files)
-    if size >= _PROCESSES_FROM and workers > 1 and _START in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context(_START)
-        if _START == "forkserver":
+    # polars' thread pool does not survive a fork once it has run in this process (a forked worker waits on
+    # its locks forever): then the workers come from a fork server, started clean
+    start = "forkserver" if _START == "fork" and "polars" in sys.modules else _START
+    if size >= _PROCESSES_FROM and workers > 1 and start in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context(start)
+        if start == "forkserver":
             context.set_forkserver_preload(["flowwatch.query.reader"])
         return ProcessPoolExecutor(min(workers, len(files)), mp_context=context)
     return ThreadPoolExecutor(max(1, min(workers, len(files) or 1)))
