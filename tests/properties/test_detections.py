@@ -100,6 +100,10 @@ def test_turning_detections_off_removes_their_resources(session, calls):
     report = engine.up(make_ctx(session, make_config()))
     assert sorted((c.step, c.action) for c in report.changes) == sorted(
         [("metric_filter", "delete")] * 2 + [("anomaly_detector", "delete")] * 2 + [("insight_rule", "delete")] * 2
-        + [("alarm", "delete")] * 4)
+        + [("alarm", "delete")] * 4 + [("dashboard", "update")])     # the dashboard drops their charts
     inv = inventory(session)
     assert inv["insight_rules"] == [] and inv["anomaly_detectors"] == [] and inv["alarms"] == ["flowwatch-test-ping-deny"]
+    cw = session.client("cloudwatch")
+    body = cw.get_dashboard(DashboardName=inv["dashboards"][0])["DashboardBody"]
+    assert "ping-deny" in body.lower() or "Ping-Deny" in body
+    assert not any(name in body for name in ALL4), "the dashboard still shows a detection turned off"
