@@ -104,10 +104,11 @@ class AnomalyDetectors:
 
     # ---- the data ----------------------------------------------------------------------------
     def history(self, region: str, namespace: str, metric: str, dimensions: Iterable[tuple[str, str]], stat: str,
-                period: int, until: int, unit: str | None = None) -> dict[int, float]:
-        """The metric's ``stat`` per aligned period (start -> value) over the training window before ``until``
-        (epoch s, exclusive), periods with no datapoint left out."""
-        since = (until - TRAINING_SECONDS - period) // period * period
+                period: int, until: int, unit: str | None = None, since: int | None = None) -> dict[int, float]:
+        """The metric's ``stat`` per aligned period (start -> value) from ``since`` (default: the training
+        window before ``until``) to ``until`` (epoch s, exclusive), periods with no datapoint left out."""
+        if since is None:
+            since = (until - TRAINING_SECONDS - period) // period * period
         args: dict[str, Any] = {"Namespace": namespace, "MetricName": metric, "Period": BIN,
                                 "StartTime": datetime.fromtimestamp(since, tz=timezone.utc),
                                 "EndTime": datetime.fromtimestamp(until, tz=timezone.utc),

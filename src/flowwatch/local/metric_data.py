@@ -84,7 +84,7 @@ class MetricData:
         if end <= start:
             raise ServiceError("ValidationError", "The parameter StartTime must be less than the parameter EndTime.")
         descending = (request.get("ScanBy") or "TimestampDescending") == "TimestampDescending"
-        others = [q for q in queries if not computed(q)]
+        others = [q for q in queries if not computed(q) and not self._aligned(q)]
         from_moto: dict[str, list[dict[str, Any]]] = {}
         messages: list[Any] = []
         if any(q.get("ReturnData", True) for q in others):
@@ -98,6 +98,9 @@ class MetricData:
         for q in queries:
             if q.get("ReturnData", True) is False:
                 continue
+            if self._aligned(q):
+                results.append(self._metric(region, q, start, end, descending))
+                continue
             if not computed(q):
                 results += from_moto.get(q.get("Id"), [])
                 continue
@@ -109,6 +112,29 @@ class MetricData:
             else:
                 results.append(self._insight(region, q, start, end, descending))
         return {"MetricDataResults": results, "Messages": messages}
+
+    @staticmethod
+    def _aligned(q: Mapping[str, Any]) -> bool:
+        from flowwatch.local.anomaly import BASIC_STATS
+
+        stat = q.get("MetricStat") or {}
+        return bool(stat) and stat.get("Stat") in BASIC_STATS and not q.get("AccountId")
+
+    def _metric(self, region: str, q: Mapping[str, Any], start: float, end: float, descending: bool) -> dict[str, Any]:
+        stat = q["MetricStat"]
+        metric = stat["Metric"]
+        period = int(stat.get("Period") or 60)
+        starts = self._starts(start, end, period)
+        dims = tuple((d["Name"], d["Value"]) for d in metric.get("Dimensions") or ())
+        points: list[tuple[int, float]] = []
+        if starts:
+            history = self.detectors.history(region, metric["Namespace"], metric["MetricName"], dims, stat["Stat"],
+                                             period, starts[-1] + period, stat.get("Unit"), since=starts[0])
+            points = [(s, history[s]) for s in starts if s in history]
+        if descending:
+            points.reverse()
+        return {"Id": q["Id"], "Label": q.get("Label") or metric["MetricName"],
+                "Timestamps": [float(s) for s, _ in points], "Values": [v for _, v in points], "StatusCode": "Complete"}
 
     @staticmethod
     def _starts(start: float, end: float, period: int) -> list[int]:
