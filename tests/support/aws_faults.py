@@ -242,25 +242,18 @@ def dashboard_tags() -> Iterator[None]:
 
 class AnomalyDetectors:
     """CloudWatch's PutAnomalyDetector, DescribeAnomalyDetectors and DeleteAnomalyDetector, which moto 5.2.5
-    does not implement (NotImplementedError in-process), answered inside moto from an in-memory store of what
-    was SENT, one per moto CloudWatch backend (account and region; reset with every ``mock_aws``), as AWS
-    answers them (CloudWatch API Reference):
-
-    - a detector is named by its metric: Namespace, MetricName, Dimensions, Stat (SingleMetricAnomalyDetector,
-      or the older top-level parameters; both at once: InvalidParameterCombination); Put on an existing one
-      replaces its Configuration; a new one is PENDING_TRAINING;
-    - missing Namespace, MetricName or Stat: MissingParameter; a Stat that is not a statistic, an
-      ExcludedTimeRanges entry without StartTime and EndTime (or ending before it starts), a MetricTimezone
-      over 50 characters, or AnomalyDetectorTypes other than SINGLE_METRIC/METRIC_MATH: InvalidParameterValue;
-      a MetricMathAnomalyDetector: refused here (flowwatch never sends one);
-    - Describe filters by Namespace, MetricName, Dimensions (exact set) and AnomalyDetectorTypes, and pages by
-      MaxResults (1-100) and NextToken;
-    - Delete of a detector that does not exist: ResourceNotFoundException.
+    does not implement (NotImplementedError in-process), answered inside moto by the product's own detector
+    store, the one the local AWS serves them with (:class:`flowwatch.local.anomaly.DetectorStore`: validation,
+    errors, response shapes), one per moto CloudWatch backend (account and region; reset with every
+    ``mock_aws``). moto's parameters are handed to it as the JSON request the local AWS gets; its
+    :class:`~flowwatch.local.anomaly.DetectorError` becomes a moto CloudWatch error with the same code.
 
     They are moto response methods, so every session and client sees them (the CLI's own sessions too), and
     call recorders and fault injectors see the calls as any other."""
 
-    STATS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+    PARAMS = ("SingleMetricAnomalyDetector", "MetricMathAnomalyDetector", "Namespace", "MetricName", "Dimensions",
+              "Stat", "Configuration", "MetricCharacteristics", "AnomalyDetectorId", "AnomalyDetectorIds",
+              "AnomalyDetectorTypes", "MaxResults", "NextToken")
 
     @staticmethod
     def responses() -> dict[str, Any]:
@@ -268,124 +261,47 @@ class AnomalyDetectors:
                 "delete_anomaly_detector": AnomalyDetectors._delete}
 
     @staticmethod
-    def store(response: Any) -> dict[tuple[Any, ...], dict[str, Any]]:
+    def store(response: Any) -> Any:
+        from flowwatch.local.anomaly import DetectorStore
+
         backend = response.cloudwatch_backend
-        found: dict[tuple[Any, ...], dict[str, Any]] = backend.__dict__.setdefault("flowwatch_anomaly_detectors", {})
-        return found
+        return backend.__dict__.setdefault("flowwatch_anomaly_detectors", DetectorStore())
 
     @staticmethod
-    def _error(code: str, message: str) -> Exception:
+    def _request(response: Any) -> dict[str, Any]:
+        request = {k: response._get_param(k) for k in AnomalyDetectors.PARAMS}
+        request = {k: v for k, v in request.items() if v is not None}
+        if isinstance(request.get("MaxResults"), str) and request["MaxResults"].isdigit():
+            request["MaxResults"] = int(request["MaxResults"])
+        return request
+
+    @staticmethod
+    def _call(response: Any, operation: str) -> Any:
         from moto.cloudwatch.exceptions import CloudWatchException
+        from moto.core.responses import ActionResult, EmptyResult
 
-        cls = type(code, (CloudWatchException,), {"code": code})
-        return cls(message)
+        from flowwatch.local.anomaly import DetectorError
 
-    @staticmethod
-    def _metric(response: Any) -> dict[str, Any]:
-        """The detector's metric, from SingleMetricAnomalyDetector or the older top-level parameters."""
-        single = response._get_param("SingleMetricAnomalyDetector")
-        legacy = {k: response._get_param(k) for k in ("Namespace", "MetricName", "Dimensions", "Stat")}
-        legacy = {k: v for k, v in legacy.items() if v}
-        if response._get_param("MetricMathAnomalyDetector"):
-            raise AnomalyDetectors._error("InvalidParameterValue", "MetricMathAnomalyDetector is not emulated")
-        if single and legacy:
-            raise AnomalyDetectors._error("InvalidParameterCombination", "When using SingleMetricAnomalyDetector, "
-                                          "you cannot specify Namespace, MetricName, Dimensions or Stat")
-        metric = dict(single or legacy)
-        for key in ("Namespace", "MetricName", "Stat"):
-            if not metric.get(key):
-                raise AnomalyDetectors._error("MissingParameter", f"The parameter {key} is required.")
-        stat = metric["Stat"]
-        if stat not in AnomalyDetectors.STATS and not re.fullmatch(r"(p|tm|wm|tc|ts)\d+(\.\d+)?", stat):
-            raise AnomalyDetectors._error("InvalidParameterValue", f"The value {stat} for parameter Stat is not "
-                                          "a valid statistic.")
-        metric["Dimensions"] = [{"Name": d["Name"], "Value": d["Value"]} for d in metric.get("Dimensions") or ()]
-        return metric
-
-    @staticmethod
-    def _key(metric: dict[str, Any]) -> tuple[Any, ...]:
-        dims = tuple(sorted((d["Name"], d["Value"]) for d in metric["Dimensions"]))
-        return metric["Namespace"], metric["MetricName"], dims, metric["Stat"]
+        try:
+            answer = getattr(AnomalyDetectors.store(response), operation)(AnomalyDetectors._request(response))
+        except DetectorError as exc:
+            error = type(exc.code, (CloudWatchException,), {"code": exc.code})(exc.message)
+            error.code = exc.code
+            error.status = exc.status
+            raise error from None
+        return ActionResult(answer) if operation == "describe" else EmptyResult()
 
     @staticmethod
     def _put(response: Any) -> Any:
-        import uuid
-
-        from moto.core.responses import EmptyResult
-
-        metric = AnomalyDetectors._metric(response)
-        config = response._get_param("Configuration") or {}
-        ranges = config.get("ExcludedTimeRanges") or []
-        for r in ranges:
-            if not r.get("StartTime") or not r.get("EndTime") or r["EndTime"] <= r["StartTime"]:
-                raise AnomalyDetectors._error("InvalidParameterValue", "Each ExcludedTimeRanges entry needs a "
-                                              "StartTime before its EndTime.")
-        if len(config.get("MetricTimezone") or "") > 50:
-            raise AnomalyDetectors._error("InvalidParameterValue", "MetricTimezone is at most 50 characters.")
-        store = AnomalyDetectors.store(response)
-        key = AnomalyDetectors._key(metric)
-        detector = store.get(key) or {"AnomalyDetectorId": str(uuid.uuid4()), "StateValue": "PENDING_TRAINING"}
-        detector.update(metric=metric, Configuration={"ExcludedTimeRanges": list(ranges),
-                                                      **({"MetricTimezone": config["MetricTimezone"]}
-                                                         if config.get("MetricTimezone") else {})})
-        characteristics = response._get_param("MetricCharacteristics")
-        if characteristics:
-            detector["MetricCharacteristics"] = dict(characteristics)
-        store[key] = detector
-        return EmptyResult()
+        return AnomalyDetectors._call(response, "put")
 
     @staticmethod
     def _describe(response: Any) -> Any:
-        from moto.core.responses import ActionResult
-
-        namespace, name = response._get_param("Namespace"), response._get_param("MetricName")
-        dims = response._get_param("Dimensions")
-        types = response._get_param("AnomalyDetectorTypes") or ["SINGLE_METRIC", "METRIC_MATH"]
-        if set(types) - {"SINGLE_METRIC", "METRIC_MATH"}:
-            raise AnomalyDetectors._error("InvalidParameterValue", f"AnomalyDetectorTypes {types} is not valid.")
-        limit = response._get_param("MaxResults") or 100
-        if not 1 <= int(limit) <= 100:
-            raise AnomalyDetectors._error("InvalidParameterValue", "MaxResults must be between 1 and 100.")
-        found = []
-        for key, d in sorted(AnomalyDetectors.store(response).items()):
-            m = d["metric"]
-            if "SINGLE_METRIC" not in types or (namespace and m["Namespace"] != namespace) or \
-                    (name and m["MetricName"] != name) or \
-                    (dims is not None and sorted((x["Name"], x["Value"]) for x in dims) != list(key[2])):
-                continue
-            item = {"AnomalyDetectorId": d["AnomalyDetectorId"], "Namespace": m["Namespace"],
-                    "MetricName": m["MetricName"], "Dimensions": m["Dimensions"], "Stat": m["Stat"],
-                    "Configuration": d["Configuration"], "StateValue": d["StateValue"],
-                    "SingleMetricAnomalyDetector": {"Namespace": m["Namespace"], "MetricName": m["MetricName"],
-                                                    "Dimensions": m["Dimensions"], "Stat": m["Stat"]}}
-            if "MetricCharacteristics" in d:
-                item["MetricCharacteristics"] = d["MetricCharacteristics"]
-            found.append(item)
-        token = response._get_param("NextToken")
-        start = int(token) if token and str(token).isdigit() else 0
-        if token and not str(token).isdigit():
-            raise AnomalyDetectors._error("InvalidNextToken", "The service couldn't process the NextToken.")
-        page = found[start:start + int(limit)]
-        result: dict[str, Any] = {"AnomalyDetectors": page}
-        if start + int(limit) < len(found):
-            result["NextToken"] = str(start + int(limit))
-        return ActionResult(result)
+        return AnomalyDetectors._call(response, "describe")
 
     @staticmethod
     def _delete(response: Any) -> Any:
-        from moto.core.responses import EmptyResult
-
-        store = AnomalyDetectors.store(response)
-        detector_id = response._get_param("AnomalyDetectorId")
-        if detector_id:
-            key = next((k for k, d in store.items() if d["AnomalyDetectorId"] == detector_id), None)
-        else:
-            key = AnomalyDetectors._key(AnomalyDetectors._metric(response))
-        if key not in store:
-            raise AnomalyDetectors._error("ResourceNotFoundException", "An anomaly detection model with the "
-                                          "specified metric does not exist.")
-        del store[key]
-        return EmptyResult()
+        return AnomalyDetectors._call(response, "delete")
 
 
 def _require_guard() -> None:

@@ -12,6 +12,20 @@ aligned period of the evaluation range, at the data plane's clock:
 * a state set from outside with SetAlarmState is published too, and holds until the next period
   boundary, as on AWS.
 
+Metric-math alarms of the two shapes the detections make are evaluated too (others are logged once
+and skipped), with :mod:`flowwatch.local.anomaly`'s rules:
+
+* ``ANOMALY_DETECTION_BAND(m1, w)`` with ``ThresholdMetricId``: the metric's values per period and the
+  band of each period from the metric's own history (``AnomalyDetectors.bands``: one
+  GetMetricStatistics call over the 14-day training window; the detector's ExcludedTimeRanges and
+  MetricTimezone; its StateValue follows); StateReason and StateReasonData as
+  :func:`~flowwatch.local.anomaly.evaluate_anomaly` / ``anomaly_reason_data`` build them;
+* ``INSIGHT_RULE_METRIC('rule', 'Metric')`` with a static threshold: the rule's metric per period
+  (``InsightRules.metric``), :func:`~flowwatch.local.anomaly.evaluate_insight` / ``insight_reason_data``.
+
+Their notifications carry the metric-math ``Trigger`` (``Metrics``, ``ThresholdMetricId`` or
+``Threshold``: :func:`flowwatch.local.alarms.notification`).
+
 It keeps flowwatch's view of each alarm (:class:`Tracked`) and the state changes made
 (:meth:`AlarmEvaluator.history`, newest :data:`HISTORY_LIMIT`), which ``GET /_flowwatch/alarms``
 returns. One evaluation runs at a time.
@@ -25,11 +39,17 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flowwatch.local.alarms as rules
+from flowwatch.local import anomaly
 from flowwatch.local.alarm_history import AlarmHistory
+from flowwatch.local.alarms import Evaluation
 from flowwatch.local.loopback import Clients
+
+if TYPE_CHECKING:
+    from flowwatch.local.anomaly_service import AnomalyDetectors
+    from flowwatch.local.insight_rules import InsightRules
 
 log = logging.getLogger("flowwatch.local")
 
@@ -48,9 +68,12 @@ class Tracked:
 class AlarmEvaluator:
     """Tracked alarm states and their evaluation. ``now``: the data plane's clock."""
 
-    def __init__(self, clients: Clients, now: Callable[[], float], history: AlarmHistory | None = None) -> None:
+    def __init__(self, clients: Clients, now: Callable[[], float], history: AlarmHistory | None = None, *,
+                 detectors: AnomalyDetectors | None = None, insights: InsightRules | None = None) -> None:
         self.clients = clients
         self.now = now
+        self.detectors = detectors      # ANOMALY_DETECTION_BAND alarms (None: skipped)
+        self.insights = insights        # INSIGHT_RULE_METRIC alarms (None: skipped)
         self.alarm_history = history or AlarmHistory(now)
         self._alarms: dict[tuple[str, str], Tracked] = {}
         self._refused: set[tuple[str, str]] = set()
@@ -103,23 +126,51 @@ class AlarmEvaluator:
                 continue
             if now < tracked.hold_until:
                 continue
+            spec: rules.AlarmSpec | None = None
             try:
-                spec = rules.AlarmSpec.from_describe(alarm)
+                if alarm.get("Metrics"):
+                    result, data = self._metric_math(region, alarm, tracked.state, now)
+                else:
+                    spec = rules.AlarmSpec.from_describe(alarm)
+                    starts = spec.period_starts(now)
+                    values = [_datapoint(cw, spec, start) for start in starts]
+                    result = rules.evaluate(spec, values, tracked.state, starts)
+                    data = result.reason_data(spec, now)
             except ValueError as exc:
                 if key not in self._refused:
                     self._refused.add(key)
                     log.warning("alarm %s not evaluated: %s", alarm["AlarmName"], exc)
                 continue
-            starts = spec.period_starts(now)
-            values = [_datapoint(cw, spec, start) for start in starts]
-            result = rules.evaluate(spec, values, tracked.state, starts)
             if result.state != tracked.state:
                 # notify first, so that whoever sees the new state finds the message in the inbox
                 changes.append(self._changed(region, alarm, spec, tracked.state, result.state, result.reason, now))
-                _set_state(cw, spec.name, result.state, result.reason, result.reason_data(spec, now))
+                _set_state(cw, alarm["AlarmName"], result.state, result.reason, data)
                 self._record_actions(changes[-1])   # after the StateUpdate (SetAlarmState's tap), as AWS orders them
                 tracked.state = result.state
         return changes
+
+    def _metric_math(self, region: str, alarm: Mapping[str, Any], current: str,
+                     now: float) -> tuple[Evaluation, dict[str, Any]]:
+        """(evaluation, StateReasonData) of a band or Contributor Insights alarm; ValueError: neither."""
+        if alarm.get("ThresholdMetricId"):
+            band_spec = anomaly.AnomalyAlarmSpec.from_describe(alarm)
+            if self.detectors is None:
+                raise ValueError("anomaly detection alarms are not evaluated here")
+            starts = band_spec.period_starts(now)
+            history, bands = self.detectors.bands(region, band_spec.namespace, band_spec.metric, band_spec.dimensions,
+                                                  band_spec.stat, band_spec.period, starts, band_spec.width,
+                                                  band_spec.unit)
+            values = [history.get(s) for s in starts]
+            result = anomaly.evaluate_anomaly(band_spec, values, bands, current, starts)
+            return result, anomaly.anomaly_reason_data(band_spec, result, bands, starts, now)
+        insight_spec = anomaly.InsightAlarmSpec.from_describe(alarm)
+        if self.insights is None:
+            raise ValueError("INSIGHT_RULE_METRIC alarms are not evaluated here")
+        starts = insight_spec.period_starts(now)
+        values = [self.insights.metric(region, insight_spec.rule, insight_spec.metric, s, insight_spec.period)
+                  for s in starts]
+        result = anomaly.evaluate_insight(insight_spec, values, current, starts)
+        return result, anomaly.insight_reason_data(insight_spec, result, now)
 
     def _changed(self, region: str, alarm: Mapping[str, Any], spec: rules.AlarmSpec | None, old: str, new: str,
                  reason: str, now: float) -> dict[str, Any]:
@@ -128,7 +179,7 @@ class AlarmEvaluator:
                                   "reason": reason, "time": now, "notified": []}
         self._history.append(change)
         del self._history[:-HISTORY_LIMIT]
-        if spec is None:
+        if spec is None and not alarm.get("Metrics"):
             try:
                 spec = rules.AlarmSpec.from_describe(alarm)
             except ValueError:
@@ -141,7 +192,7 @@ class AlarmEvaluator:
                                      account=self.clients.account(region), region=region)
         for arn in alarm.get(actions) or ():
             if not arn.startswith("arn:aws:sns:"):
-                log.info("alarm %s: action %s is not an SNS topic; not run locally", spec.name, arn)
+                log.info("alarm %s: action %s is not an SNS topic; not run locally", alarm["AlarmName"], arn)
                 continue
             try:
                 self.clients.client("sns", arn.split(":")[3]).publish(
@@ -149,7 +200,7 @@ class AlarmEvaluator:
                     MessageStructure="json")
                 change["notified"].append(arn)
             except Exception as exc:  # AWS records a failed action in the history and goes on
-                log.warning("alarm %s: publish to %s failed: %s", spec.name, arn, exc)
+                log.warning("alarm %s: publish to %s failed: %s", alarm["AlarmName"], arn, exc)
                 change.setdefault("failed", []).append((arn, str(exc)[:200]))
         return change
 

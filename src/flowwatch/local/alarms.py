@@ -225,12 +225,13 @@ def _crossed(spec: AlarmSpec, used: Sequence[tuple[int, float]], breaching: int,
 
 # ---- the notification ----------------------------------------------------------------------
 
-def notification(alarm: Mapping[str, Any], spec: AlarmSpec, *, old: str, new: str, reason: str,
+def notification(alarm: Mapping[str, Any], spec: AlarmSpec | None, *, old: str, new: str, reason: str,
                  when: float, account: str, region: str) -> dict[str, Any]:
-    """The alarm JSON CloudWatch publishes to the SNS topics of AlarmActions / OKActions."""
-    dims = [{"value": v, "name": k} for k, v in spec.dimensions]
+    """The alarm JSON CloudWatch publishes to the SNS topics of AlarmActions / OKActions. ``spec`` None: a
+    metric-math alarm (its ``Metrics`` from DescribeAlarms), whose Trigger is :func:`metric_math_trigger`."""
+    name = spec.name if spec is not None else alarm["AlarmName"]
     return {
-        "AlarmName": spec.name,
+        "AlarmName": name,
         "AlarmDescription": alarm.get("AlarmDescription"),
         "AWSAccountId": account,
         "AlarmConfigurationUpdatedTimestamp": _iso(_epoch(alarm.get("AlarmConfigurationUpdatedTimestamp"))),
@@ -238,19 +239,70 @@ def notification(alarm: Mapping[str, Any], spec: AlarmSpec, *, old: str, new: st
         "NewStateReason": reason,
         "StateChangeTime": _iso(when),
         "Region": REGION_NAMES.get(region, region),
-        "AlarmArn": alarm.get("AlarmArn") or f"arn:aws:cloudwatch:{region}:{account}:alarm:{spec.name}",
+        "AlarmArn": alarm.get("AlarmArn") or f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
         "OldStateValue": old,
         "OKActions": list(alarm.get("OKActions") or ()),
         "AlarmActions": list(alarm.get("AlarmActions") or ()),
         "InsufficientDataActions": list(alarm.get("InsufficientDataActions") or ()),
-        "Trigger": {
+        "Trigger": metric_math_trigger(alarm) if spec is None else {
             "MetricName": spec.metric, "Namespace": spec.namespace, "StatisticType": "Statistic",
-            "Statistic": spec.statistic.upper(), "Unit": spec.unit, "Dimensions": dims, "Period": spec.period,
+            "Statistic": spec.statistic.upper(), "Unit": spec.unit,
+            "Dimensions": [{"value": v, "name": k} for k, v in spec.dimensions], "Period": spec.period,
             "EvaluationPeriods": spec.evaluation_periods, "DatapointsToAlarm": spec.datapoints_to_alarm,
             "ComparisonOperator": spec.comparison, "Threshold": spec.threshold,
             "TreatMissingData": spec.treat_missing_data, "EvaluateLowSampleCountPercentile": "",
         },
     }
+
+
+def metric_math_trigger(alarm: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``Trigger`` of a metric-math alarm's notification, in the shape CloudWatch publishes it (an
+    anomaly detection alarm's SNS message: ``Period``, ``EvaluationPeriods``, ``ComparisonOperator``,
+    ``ThresholdMetricId``, ``TreatMissingData``, ``EvaluateLowSampleCountPercentile`` and ``Metrics``: each
+    query with ``Id``, ``MetricStat`` {``Metric`` {``Dimensions`` [{value, name}], ``MetricName``,
+    ``Namespace``}, ``Period``, ``Stat``} or ``Expression``/``Label``, and ``ReturnData``); a static
+    threshold alarm on an expression has ``Threshold`` instead of ``ThresholdMetricId``."""
+    metrics: list[dict[str, Any]] = []
+    periods = []
+    for q in alarm.get("Metrics") or ():
+        item: dict[str, Any] = {"Id": q.get("Id")}
+        stat = q.get("MetricStat")
+        if stat:
+            metric = stat.get("Metric") or {}
+            item["MetricStat"] = {"Metric": {"Dimensions": [{"value": d["Value"], "name": d["Name"]}
+                                                            for d in metric.get("Dimensions") or ()],
+                                             "MetricName": metric.get("MetricName"),
+                                             "Namespace": metric.get("Namespace")},
+                                  "Period": stat.get("Period"), "Stat": stat.get("Stat")}
+            if stat.get("Unit"):
+                item["MetricStat"]["Unit"] = stat["Unit"]
+            periods.append(stat.get("Period"))
+        else:
+            item["Expression"] = q.get("Expression")
+            if q.get("Label"):
+                item["Label"] = q["Label"]
+            if q.get("Period"):
+                item["Period"] = q["Period"]
+                periods.append(q["Period"])
+        item["ReturnData"] = q.get("ReturnData", True) is not False
+        metrics.append(item)
+    n = int(alarm.get("EvaluationPeriods") or 1)
+    trigger: dict[str, Any] = {"Period": int(alarm.get("Period") or next((p for p in periods if p), 60)),
+                               "EvaluationPeriods": n, "DatapointsToAlarm": int(alarm.get("DatapointsToAlarm") or n),
+                               "ComparisonOperator": alarm.get("ComparisonOperator")}
+    if alarm.get("ThresholdMetricId"):
+        trigger["ThresholdMetricId"] = alarm["ThresholdMetricId"]
+    else:
+        trigger["Threshold"] = float(alarm.get("Threshold", 0.0))
+    trigger.update(TreatMissingData=alarm.get("TreatMissingData") or "missing", EvaluateLowSampleCountPercentile="",
+                   Metrics=metrics)
+    return trigger
+
+
+BAND_WORDS = {"LessThanLowerOrGreaterThanUpperThreshold": "outside the band (less than the lower or greater "
+                                                          "than the upper threshold)",
+              "LessThanLowerThreshold": "less than the lower threshold of the band",
+              "GreaterThanUpperThreshold": "greater than the upper threshold of the band"}
 
 
 def subject(message: Mapping[str, Any]) -> str:
@@ -262,8 +314,34 @@ def subject(message: Mapping[str, Any]) -> str:
 def email_text(message: Mapping[str, Any]) -> str:
     """The e-mail body AWS sends to the topic's e-mail subscribers for this state change."""
     t = message["Trigger"]
-    words = COMPARISONS.get(t["ComparisonOperator"], (None, t["ComparisonOperator"]))[1]
-    dims = ", ".join(f"[{d['name']} = {d['value']}]" for d in t["Dimensions"]) or "[]"
+    if "Metrics" in t:
+        threshold = (BAND_WORDS.get(t["ComparisonOperator"], t["ComparisonOperator"]) if "ThresholdMetricId" in t
+                     else f"{COMPARISONS.get(t['ComparisonOperator'], (None, t['ComparisonOperator']))[1]} "
+                          f"{_num(t['Threshold'])}")
+        monitored = ["Monitored Metrics:"]
+        for m in t["Metrics"]:
+            if "MetricStat" in m:
+                ms = m["MetricStat"]
+                dims = ", ".join(f"[{d['name']} = {d['value']}]" for d in ms["Metric"]["Dimensions"]) or "[]"
+                monitored.append(f"- {m['Id']}: {ms['Metric']['Namespace']} {ms['Metric']['MetricName']} {dims}, "
+                                 f"{ms['Stat']} over {ms['Period']} seconds")
+            else:
+                monitored.append(f"- {m['Id']}: {m['Expression']}")
+        monitored.append(f"- TreatMissingData:           {t['TreatMissingData']}")
+    else:
+        threshold = f"{COMPARISONS.get(t['ComparisonOperator'], (None, t['ComparisonOperator']))[1]} " \
+                    f"{_num(t['Threshold'])}"
+        dims = ", ".join(f"[{d['name']} = {d['value']}]" for d in t["Dimensions"]) or "[]"
+        monitored = [
+            "Monitored Metric:",
+            f"- MetricNamespace:            {t['Namespace']}",
+            f"- MetricName:                 {t['MetricName']}",
+            f"- Dimensions:                 {dims}",
+            f"- Period:                     {t['Period']} seconds",
+            f"- Statistic:                  {t['Statistic'].title()}",
+            f"- Unit:                       {t['Unit'] or 'not specified'}",
+            f"- TreatMissingData:           {t['TreatMissingData']}",
+        ]
     return "\n".join([
         f'You are receiving this email because your Amazon CloudWatch Alarm "{message["AlarmName"]}" in the '
         f'{message["Region"]} region has entered the {message["NewStateValue"]} state, because '
@@ -279,17 +357,10 @@ def email_text(message: Mapping[str, Any]) -> str:
         f"- Alarm Arn:                  {message['AlarmArn']}",
         "",
         "Threshold:",
-        f"- The alarm is in the ALARM state when the metric is {words} {_num(t['Threshold'])} for at least "
+        f"- The alarm is in the ALARM state when the metric is {threshold} for at least "
         f"{t['DatapointsToAlarm']} of the last {t['EvaluationPeriods']} period(s) of {t['Period']} seconds.",
         "",
-        "Monitored Metric:",
-        f"- MetricNamespace:            {t['Namespace']}",
-        f"- MetricName:                 {t['MetricName']}",
-        f"- Dimensions:                 {dims}",
-        f"- Period:                     {t['Period']} seconds",
-        f"- Statistic:                  {t['Statistic'].title()}",
-        f"- Unit:                       {t['Unit'] or 'not specified'}",
-        f"- TreatMissingData:           {t['TreatMissingData']}",
+        *monitored,
         "",
         "State Change Actions:",
         f"- OK: {message['OKActions']}",

@@ -14,7 +14,19 @@ what AWS does there -> main class: entry points, and the route or tap of the ser
 * ``alarm_state.py``: CloudWatch alarm evaluation and state (SetAlarmState, alarm actions -> SNS)
   -> :class:`~flowwatch.local.alarm_state.AlarmEvaluator`: ``evaluate`` (``POST /_flowwatch/evaluate``
   and the thread below), ``states``/``history`` (``GET /_flowwatch/alarms``).
+  Metric-math alarms on ``ANOMALY_DETECTION_BAND`` and ``INSIGHT_RULE_METRIC`` too (the bands and the
+  rule metrics from the two parts below).
 * ``alarms.py``: the pure CloudWatch alarm rules, the notification JSON and e-mail text.
+* ``anomaly_service.py``: anomaly detectors (PutAnomalyDetector, DescribeAnomalyDetectors,
+  DeleteAnomalyDetector) and the band of a metric per period from its history
+  -> :class:`~flowwatch.local.anomaly_service.AnomalyDetectors`: served, ``bands``; the model and
+  the detector store are ``anomaly.py``'s (pure).
+* ``insight_rules.py``: Contributor Insights: moto's insight rules evaluated on every PutLogEvents
+  -> :class:`~flowwatch.local.insight_rules.InsightRules`: ``tap_put_log_events``, GetInsightRuleReport
+  (served), ``metric`` (INSIGHT_RULE_METRIC), the PutInsightRule/Delete/Disable/EnableInsightRules taps;
+  the rule engine is ``contributors.py``'s (pure).
+* ``metric_data.py``: GetMetricData (served): ``ANOMALY_DETECTION_BAND`` and ``INSIGHT_RULE_METRIC``
+  computed, every other query answered by moto -> :class:`~flowwatch.local.metric_data.MetricData`.
 * ``alarm_history.py``: DescribeAlarmHistory (state changes, actions, configuration updates)
   -> :class:`~flowwatch.local.alarm_history.AlarmHistory`: the SetAlarmState/PutMetricAlarm/DeleteAlarms taps.
 * ``athena.py``: named queries as AWS deletes them -> :class:`~flowwatch.local.athena.NamedQueries`
@@ -58,7 +70,6 @@ from collections.abc import Callable
 from typing import Any
 
 from flowwatch.local import metric_filters, metrics
-from flowwatch.local.anomaly_detectors import AnomalyDetectors
 from flowwatch.local.alarm_history import AlarmHistory
 from flowwatch.local.alarm_state import AlarmEvaluator
 from flowwatch.local.athena import NamedQueries
@@ -66,7 +77,10 @@ from flowwatch.local.dashboards import DashboardTags
 from flowwatch.local.flow_log_options import complete_describe_flow_logs
 from flowwatch.local.api import Api, json_request
 from flowwatch.local.flow_logs import FlowLogService
+from flowwatch.local.anomaly_service import AnomalyDetectors
+from flowwatch.local.insight_rules import InsightRules
 from flowwatch.local.insights_service import InsightsService
+from flowwatch.local.metric_data import MetricData
 from flowwatch.local.log_events import LogEvents
 from flowwatch.local.loopback import LoopbackClients
 from flowwatch.local.metric_filters import MetricFilters
@@ -106,13 +120,16 @@ class DataPlane:
         self.flow_logs = FlowLogService(self.clients, self.clock.now)
         self.metric_filters = MetricFilters(self.clients, on_data=self.wake)
         self.alarm_history = AlarmHistory(self.clock.now)
-        self.alarms = AlarmEvaluator(self.clients, self.clock.now, self.alarm_history)
+        self.anomaly_detectors = AnomalyDetectors(self.clients, self.clock.now)
+        self.insight_rules = InsightRules(self.moto_clients, self.clock.now, on_data=self.wake)
+        self.metric_data = MetricData(self.moto_clients, self.anomaly_detectors, self.insight_rules)
+        self.alarms = AlarmEvaluator(self.clients, self.clock.now, self.alarm_history,
+                                     detectors=self.anomaly_detectors, insights=self.insight_rules)
         self.named_queries = NamedQueries(self.moto_clients)
         self.dashboard_tags = DashboardTags(self.clients, self.moto_clients)
         self.inbox = Inbox(self.clients, self.clock.now)
         self.log_events = LogEvents(self.clients, self.clock.now)
         self.insights = InsightsService(self.log_events, self.clock.now)
-        self.anomaly_detectors = AnomalyDetectors()
         self.api = self._operations()
         self._lock = threading.Lock()          # regions
         self._wake = threading.Event()
@@ -168,11 +185,20 @@ class DataPlane:
         api.serve("logs:GetQueryResults", insights.get_query_results)
         api.serve("logs:StopQuery", insights.stop_query)
         api.serve("logs:DescribeQueries", insights.describe_queries)
-        # anomaly detectors (anomaly_detectors.py): stored only, until the band model is wired in
+        # anomaly detectors (anomaly_service.py: anomaly.DetectorStore per region, StateValue from training)
         detectors = self.anomaly_detectors
         api.serve("monitoring:PutAnomalyDetector", detectors.put)
         api.serve("monitoring:DescribeAnomalyDetectors", detectors.describe)
         api.serve("monitoring:DeleteAnomalyDetector", detectors.delete)
+        # Contributor Insights (insight_rules.py): moto's rules, evaluated on the events as they arrive
+        insight_rules = self.insight_rules
+        api.after("logs:PutLogEvents", lambda region, request, body: insight_rules.tap_put_log_events(
+            region, request, json_request(body)))
+        for op in ("PutInsightRule", "DeleteInsightRules", "DisableInsightRules", "EnableInsightRules"):
+            api.after(f"monitoring:{op}", insight_rules.mark_stale)
+        api.serve("monitoring:GetInsightRuleReport", insight_rules.get_insight_rule_report)
+        # GetMetricData (metric_data.py): bands and INSIGHT_RULE_METRIC computed, any other request to moto
+        api.serve("monitoring:GetMetricData", self.metric_data.get_metric_data)
         return api
 
     def saw_region(self, region: str | None) -> None:
