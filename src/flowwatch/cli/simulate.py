@@ -55,3 +55,21 @@ def simulate_scenario(app: App, scenario: str, mode: str | None, wait: bool, tim
     ctx = app.context(lock=lock_request(app, lock_timeout))
     sys.exit(scenarios.run(ctx, scenario, mode=mode, wait=wait, timeout=timeout, count=count,
                            output=app.settings.output))
+
+
+@click.command("watch")
+@click.pass_obj
+def watch(app: App) -> None:
+    """A live view of the stack until Ctrl-C: flows per minute, reject rate and its band, alarms, top contributors.
+
+    Refreshed every 5 s on the local AWS, every 30 s on AWS; piped, one frame in plain text.
+    """
+    from flowwatch.actions import watch as view
+
+    ctx = app.context()
+    now = None
+    if ctx.local_api is not None:
+        from flowwatch.actions.scenarios import local_now
+
+        now = lambda: local_now(ctx)   # noqa: E731 - the local AWS's clock (moved by `advance`)
+    sys.exit(view.watch(ctx, now=now))
