@@ -69,17 +69,21 @@ def _all_steps() -> list[Step[Any, Any]]:
 
 
 @functools.lru_cache(maxsize=16)
-def _preset_queries(fmt: "RecordFormat", database: str, table: str) -> Mapping[str, tuple[str, str]]:
-    """The presets' SQL is built with sqlglot (~50 ms): once per (format, database, table)."""
+def _preset_queries(fmt: "RecordFormat", database: str, table: str,
+                    vpc_cidr: str | None = None) -> Mapping[str, tuple[str, str]]:
+    """The presets' SQL is built with sqlglot (~50 ms): once per (format, database, table, VPC block)."""
     from flowwatch.query.presets import named_queries
 
-    return named_queries(fmt, database, table)
+    return named_queries(fmt, database, table, vpc_cidr)
 
 
 def _supply(ctx: Context) -> Context:
-    """What steps get from the engine rather than import: the query presets (query/ is above steps/)."""
+    """What steps get from the engine rather than import: the query presets (query/ is above steps/), with the
+    stack VPC's block as the vpc step found it (egress-by-destination), read when the athena step asks."""
     if ctx.named_queries is None:
-        ctx.named_queries = _preset_queries
+        from flowwatch.steps.base import vpc_cidr
+
+        ctx.named_queries = lambda fmt, database, table: _preset_queries(fmt, database, table, vpc_cidr(ctx))
     return ctx
 
 

@@ -36,7 +36,8 @@ def test_demo_runs_the_whole_story(tmp_path, monkeypatch, capsys):
     assert result.code == 0, result.err
     err, out = result.err, result.out
     for stage in ("1. Start an embedded local AWS", "2. flowwatch up", "3. flowwatch simulate-reject",
-                  "4. The notification", "5. flowwatch query rejects", "6. flowwatch down"):
+                  "4. The notification", "5. flowwatch simulate port-scan", "6. flowwatch query rejects",
+                  "7. flowwatch down"):
         assert stage in err
     assert "ALARM after" in err and "demo finished in" in err
     assert re.search(r"local AWS on http://127\.0\.0\.1:\d+ \(pid \d+\)\n", err)   # its own, fresh server

@@ -212,6 +212,7 @@ def test_the_demo_without_keep_suggests_no_command_of_its_removed_server(demo_ct
 
     asked: list[bool] = []
     monkeypatch.setattr(simulate, "simulate", lambda ctx, **kw: asked.append(kw["suggest"]) or 0)
+    monkeypatch.setattr(demo, "detection", lambda ctx, **kw: None)   # stage 5: its own tests
     assert demo.story(demo_ctx, keep=False, began=0.0) == 0
     err = " ".join(demo_ctx.out.err.file.getvalue().split())
     assert asked == [False]                                      # simulate names no `local inbox` afterwards
@@ -224,6 +225,7 @@ def test_the_demo_with_keep_suggests_commands_on_the_server_it_left(demo_ctx, mo
 
     asked: list[bool] = []
     monkeypatch.setattr(simulate, "simulate", lambda ctx, **kw: asked.append(kw["suggest"]) or 0)
+    monkeypatch.setattr(demo, "detection", lambda ctx, **kw: None)   # stage 5: its own tests
     assert demo.story(demo_ctx, keep=True, began=0.0) == 0
     err = " ".join(demo_ctx.out.err.file.getvalue().split())
     assert asked == [True]
@@ -235,6 +237,8 @@ def test_a_failed_demo_names_the_server_log(demo_ctx, monkeypatch, tmp_path):
     from flowwatch.errors import FlowwatchError
 
     monkeypatch.setattr(simulate, "simulate", lambda ctx, **kw: 1)
+
+    monkeypatch.setattr(demo, "detection", lambda ctx, **kw: None)   # stage 5: its own tests
     with pytest.raises(FlowwatchError, match="the alarm did not fire") as err:
         demo.story(demo_ctx, keep=False, began=0.0, server_log=tmp_path / "server.log")
     assert err.value.hint is not None and str(tmp_path / "server.log") in err.value.hint
@@ -251,6 +255,7 @@ def test_a_failed_demo_keeps_the_log_it_names_and_stops_its_server(tmp_path, cap
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(simulate, "simulate", lambda ctx, **kw: 1)
+    monkeypatch.setattr(demo, "detection", lambda ctx, **kw: None)   # stage 5: its own tests
     result = run_cli(capsys, monkeypatch, "demo")
     assert result.code == 1, result.err
     (hint,) = [line for line in result.err.splitlines() if line.startswith("hint: ")]

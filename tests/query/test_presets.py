@@ -32,7 +32,7 @@ def test_every_preset_is_athena_sql_that_keeps_nodata_out(preset):
     tree = sqlglot.parse_one(preset.sql, read="athena")          # raises on a syntax error
     assert isinstance(tree, exp.Select)
     assert [t.name for t in tree.find_all(exp.Table)] == [presets.TEMPLATE_TABLE]
-    built = presets.build(preset, table="flow_logs", params={"ip": "10.0.0.5"}, columns=V5)
+    built = presets.build(preset, table="flow_logs", params={"ip": "10.0.0.5", "vpc_cidr": "10.0.0.0/24"}, columns=V5)
     again = sqlglot.parse_one(built, read="athena")
     assert again.sql(dialect="athena") == sqlglot.parse_one(again.sql(dialect="athena"), read="athena").sql("athena")
     assert "log_status = 'OK'" in _conditions(built)
@@ -43,7 +43,7 @@ def test_every_preset_is_athena_sql_that_keeps_nodata_out(preset):
 def test_presets_use_the_glue_column_names(preset):
     read = {c.name for c in sqlglot.parse_one(preset.sql, read="athena").find_all(exp.Column)}
     assert read <= set(V5) | {"dt"}, read - set(V5)
-    built = presets.build(preset, table="flow_logs", params={"ip": "10.0.0.5"})
+    built = presets.build(preset, table="flow_logs", params={"ip": "10.0.0.5", "vpc_cidr": "10.0.0.0/24"})
     if "end" in read:
         assert '"end"' in built                                  # reserved in Trino: quoted
 
@@ -168,10 +168,10 @@ def test_bad_windows(kwargs, message):
 
 
 def test_named_queries_for_the_athena_console():
-    queries = presets.named_queries(RecordFormat.parse("v5"), "flowwatch_test", "flow_logs")
+    queries = presets.named_queries(RecordFormat.parse("v5"), "flowwatch_test", "flow_logs", "10.0.0.0/24")
     assert list(queries) == [f"flowwatch-{p.name}" for p in presets.PRESETS]
     # on a v2 table the presets reading v3+ fields are left out, as AWS's integration leaves them out
-    v2 = presets.named_queries(RecordFormat.parse("v2"), "flowwatch_test", "flow_logs")
+    v2 = presets.named_queries(RecordFormat.parse("v2"), "flowwatch_test", "flow_logs", "10.0.0.0/24")
     needing = {"top-talkers-packet-level", "top-instances", "top-subnets", "bytes-by-pair-packet-level"}
     assert list(v2) == [f"flowwatch-{p.name}" for p in presets.PRESETS if p.name not in needing]
     for name, (description, sql) in queries.items():

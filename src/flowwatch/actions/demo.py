@@ -6,8 +6,11 @@
 3. ``simulate-reject`` (inject): a host of the subnet pings 8.8.8.8, the NACL denies ICMP
    egress, the local flow-log service delivers the REJECT records to CloudWatch Logs and S3;
 4. wait for the alarm (the same wait loop as on AWS) and show the e-mail AWS would have sent;
-5. ``query rejects`` (the real preset, local engine) over the delivered S3 files;
-6. ``down``, stop the server, remove the temporary files.
+5. ``simulate port-scan``: one outside source rejected on 25 ports in one period, the detection
+   ``top-rejected-sources`` (a Contributor Insights rule and its alarm) fires, then a short ``watch``
+   of the stack (a few frames: flows, alarms, the top contributor);
+6. ``query rejects`` (the real preset, local engine) over the delivered S3 files;
+7. ``down``, stop the server, remove the temporary files.
 
 Stage 1 (the server: start, stop, its temporary state dir) is ``flowwatch.cli.demo``'s; the
 story (:func:`story`, stages 2-6) runs on a Context whose ``local_api`` is that server's client,
@@ -31,11 +34,18 @@ STACK = "demo"
 EMAIL = "you@example.com"
 
 
+#: the detection the demo shows besides the lab's alarm, and the scenario that makes its traffic
+DETECTION, SCENARIO = "top-rejected-sources", "port-scan"
+SCENARIO_TIMEOUT = 30.0       # the local data plane evaluates within seconds
+WATCH_FRAMES, WATCH_INTERVAL = 3, 1.0
+
+
 def config() -> Any:
-    """The demo's stack: the defaults, with e-mail alerts to EMAIL."""
+    """The demo's stack: the defaults, with e-mail alerts to EMAIL and one detection (DETECTION)."""
     from flowwatch.config import parse_config
 
-    return parse_config({"stack": STACK, "alerts": {"email": EMAIL}}, source="demo config")
+    return parse_config({"stack": STACK, "alerts": {"email": EMAIL, "detections": [DETECTION]}},
+                        source="demo config")
 
 
 def story(ctx: Context, *, keep: bool, began: float, output: str = "table",
@@ -70,7 +80,11 @@ def story(ctx: Context, *, keep: bool, began: float, output: str = "table",
     else:
         out.warn("no ALARM notification in the local inbox")
 
-    stage(out, 5, "flowwatch query rejects: the rejected traffic, read back from the flow-log files in S3")
+    stage(out, 5, f"flowwatch simulate {SCENARIO}: one outside address tries 25 ports of a host; the detection "
+                   f"{DETECTION} (Contributor Insights, top rejected sources) fires; then `flowwatch watch`")
+    detection(ctx, suggest=keep)
+
+    stage(out, 6, "flowwatch query rejects: the rejected traffic, read back from the flow-log files in S3")
     query_rejects(ctx, output)
 
     if keep:
@@ -80,7 +94,7 @@ def story(ctx: Context, *, keep: bool, began: float, output: str = "table",
                  f"`flowwatch --local --stack {STACK} query rejects`, `flowwatch --local local inbox`; "
                  f"then `flowwatch --local --stack {STACK} down --yes` and `flowwatch local stop`.")
     else:
-        stage(out, 6, "flowwatch down: remove everything the stack owns, then stop the local AWS")
+        stage(out, 7, "flowwatch down: remove everything the stack owns, then stop the local AWS")
         engine.down(ctx)
     out.info("")
     out.info(f"[green]✓[/green] demo finished in {clock() - began:.1f} s; the alarm was in ALARM {latency:.1f} s "
@@ -90,6 +104,17 @@ def story(ctx: Context, *, keep: bool, began: float, output: str = "table",
         out.info("The demo's stack and its temporary local AWS are removed; to explore them afterwards (status, "
                  "query, the inbox), run `flowwatch demo --keep`.")
     return 0
+
+
+def detection(ctx: Context, *, suggest: bool = False) -> None:
+    """Stage 5: the scenario of DETECTION, then a short watch. A detection that does not fire is a warning, not
+    a failed demo (the lab's alarm, the demo's subject, fired already)."""
+    from flowwatch.actions import scenarios, watch
+
+    code = scenarios.run(ctx, SCENARIO, wait=True, timeout=SCENARIO_TIMEOUT, suggest=suggest)
+    if code != 0:
+        ctx.out.warn(f"the {DETECTION} alarm did not fire within {SCENARIO_TIMEOUT:.0f} s on this local AWS")
+    watch.watch(ctx, frames=WATCH_FRAMES, interval=WATCH_INTERVAL, now=lambda: scenarios.local_now(ctx))
 
 
 def stage(out: Any, number: int, text: str) -> None:

@@ -291,7 +291,10 @@ def inject(ctx: Context, target: Target, count: int, action: str = "REJECT") -> 
 
 # ---- instance --------------------------------------------------------------------------------
 
-def launch_instance(ctx: Context, target: Target) -> str:
+def launch_instance(ctx: Context, target: Target, *, user_data: str = USER_DATA,
+                    doing: str = f"pings {PING_TARGET} for {PING_SECONDS // 60} min") -> str:
+    """The traffic instance (one at a time): launched with ``user_data`` (``doing`` says what it does, for the
+    output), or the one still pending/running, reused."""
     from flowwatch import engine
     from flowwatch.steps.cleanup import find_instances
 
@@ -308,7 +311,7 @@ def launch_instance(ctx: Context, target: Target) -> str:
     try:
         resp = ec2.run_instances(
             ImageId=ami, InstanceType=INSTANCE_TYPE, MinCount=1, MaxCount=1, SubnetId=target.subnet_id,
-            SecurityGroupIds=[group_id], UserData=USER_DATA, InstanceInitiatedShutdownBehavior="terminate",
+            SecurityGroupIds=[group_id], UserData=user_data, InstanceInitiatedShutdownBehavior="terminate",
             MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
             TagSpecifications=tag_spec("instance", ctx.stack.name, "instance", name),
             ClientToken=ctx.client_token("RunInstances", target.subnet_id))
@@ -316,8 +319,8 @@ def launch_instance(ctx: Context, target: Target) -> str:
         raise AwsError.from_client_error(exc, step="simulate-reject", operation="RunInstances") from None
     instance_id = resp["Instances"][0]["InstanceId"]
     ctx.out.info(f"  [green]+[/green] instance {instance_id} ({INSTANCE_TYPE}, {ami}, IMDSv2, no key pair, "
-                 f"security group {group_id} without inbound rules) pings {PING_TARGET} for "
-                 f"{PING_SECONDS // 60} min, then terminates itself; `flowwatch down` removes what is left")
+                 f"security group {group_id} without inbound rules) {doing}, then terminates itself; "
+                 "`flowwatch down` removes what is left")
     return instance_id
 
 

@@ -57,7 +57,8 @@ def cli(ctx: click.Context) -> None:
     ctx.obj = make_app(settings_from(ctx))
 
 
-for _command in (stack.up, stack.status, stack.down, simulate.simulate_reject, logs.logs, pattern.pattern,
+for _command in (stack.up, stack.status, stack.down, simulate.simulate_reject, simulate.simulate_scenario, simulate.watch,
+                 logs.logs, pattern.pattern,
                  local.local, demo.demo, query.query, cache.cache, unlock.unlock):
     cli.add_command(_command)
 with_global_options(cli)

@@ -115,6 +115,10 @@ def list_presets(app: App) -> None:
 
 
 def _usage(param: Any) -> str:
+    if param.kind == "number":
+        return f"{param.option} N (default {param.default})"
+    if param.kind == "cidr":
+        return f"{param.option} CIDR (default: the stack's VPC)"
     return "IP (argument or --ip)" if param.required else "--ip IP (optional)"
 
 
@@ -147,12 +151,20 @@ def _preset_command(preset: Any) -> click.Command:
     """`flowwatch query <preset>`: the common options, plus the address for presets that take one."""
     ip_param = next((p for p in preset.params if p.name == "ip"), None)
 
+    others = [p for p in preset.params if p.name != "ip"]
+
     @click.pass_obj
     def command(app: App, ip: str | None = None, ip_arg: str | None = None, **options: Any) -> None:
         address = _address(preset.name, ip, ip_arg, required=bool(ip_param and ip_param.required))
-        _run(app, preset=preset.name, ip=address, **options)
+        values = {p.name: options.pop(p.name, None) for p in others}
+        given = tuple((name, str(v)) for name, v in values.items() if v is not None)
+        _run(app, preset=preset.name, ip=address, params=given, **options)
 
     command = _options(command)
+    for other in others:
+        command = click.option(other.option, other.name, metavar="CIDR" if other.kind == "cidr" else "N",
+                               type=click.IntRange(min=1) if other.kind == "number" else str,
+                               help=other.help)(command)
     if ip_param is not None:
         command = click.option("--ip", metavar="IP", help=ip_param.help)(command)
         if ip_param.required:

@@ -51,6 +51,7 @@ class QueryRequest:
     parquet_cache: bool = True         # accepted (--parquet-cache); the local engine's columnar cache is always on
     show_sql: bool = False
     times: str | None = None           # "iso" | "epoch"; None: iso in tables, epoch in JSON/CSV
+    params: tuple[tuple[str, str], ...] = ()   # the preset's other parameters: (("min_ports", "20"),)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Target:
     database: str
     table: str
     dt_layout: "S3Layout"              # only its dt format is used (bucket and account are placeholders)
+    vpc_cidr: str | None = None        # the stack VPC's block (egress-by-destination's default)
 
     @classmethod
     def of(cls, config: "Config") -> "Target":
@@ -69,7 +71,8 @@ class Target:
         names = Names.from_config(config)
         fl = config.flow_logs
         return cls(config.record_format, names.of("database"), names.of("table"),
-                   _dt_layout(config.region, hive=fl.hive_partitions, per_hour=fl.per_hour_partitions))
+                   _dt_layout(config.region, hive=fl.hive_partitions, per_hour=fl.per_hour_partitions),
+                   None if config.adopted else config.network.vpc_cidr)
 
     @classmethod
     def defaults(cls, stack: str, region: str) -> "Target":
@@ -157,7 +160,8 @@ def _analysis_key(target: Target, request: QueryRequest, window: "TimeWindow | N
         return None
     layout = target.dt_layout
     return analysis_cache.key({
-        "preset": request.preset, "sql": request.sql, "ip": request.ip, "limit": request.limit,
+        "preset": request.preset, "sql": request.sql, "ip": request.ip, "params": list(request.params),
+        "vpc_cidr": target.vpc_cidr, "limit": request.limit,
         "window": [window.start.isoformat(), window.end.isoformat()] if window is not None else None,
         "partitions": list(partitions) if partitions else None,
         "table": target.table, "database": target.database, "fields": list(target.record_format.fields),
@@ -177,7 +181,8 @@ def compose(target: Target, request: QueryRequest, window: "TimeWindow | None",
         return presets.scope_user_sql(sql, table=target.table, database=target.database,
                                       window=window, partitions=partitions, limit=request.limit)
     return presets.build(presets.BY_NAME[request.preset], table=target.table, window=window, partitions=partitions,
-                         params={"ip": ip}, limit=request.limit, columns=target.record_format.columns)
+                         params={"vpc_cidr": target.vpc_cidr, **dict(request.params), "ip": ip}, limit=request.limit,
+                         columns=target.record_format.columns)
 
 
 def execute(ctx: "Context | None", target: Target, request: QueryRequest, prepared: Prepared,

@@ -60,12 +60,37 @@ _TOTALS = "sum(bytes) AS bytes, sum(packets) AS packets, count(*) AS flows"
 
 @dataclass(frozen=True)
 class Param:
-    """An address parameter: bound into ``condition`` (Athena SQL with ``:ip``) when given."""
+    """A parameter, bound into ``condition`` (Athena SQL with ``:<name>``) when given. ``kind``: ``ip`` (an
+    address, bound as a string), ``number`` (a whole number >= 1, ``default`` when not given), ``cidr`` (an IPv4
+    block, bound as its first and last address as numbers, ``:lo`` and ``:hi``). ``clause``: the condition goes
+    to WHERE, or to HAVING (a condition on the groups)."""
 
     name: str
     condition: str
     required: bool
     help: str
+    kind: str = "ip"
+    default: str | None = None
+    clause: str = "where"
+
+    @property
+    def option(self) -> str:
+        """The command-line option: ``--ip``, ``--min-ports``, ``--vpc-cidr``."""
+        return "--" + self.name.replace("_", "-")
+
+
+def _ipv4_number(column: str) -> str:
+    """An IPv4 address column as a number (NULL for '-' or an IPv6 address), in SQL both engines run."""
+    parts = [f"try_cast(split_part({column}, '.', {i + 1}) AS bigint) * {256 ** (3 - i)}" for i in range(4)]
+    return "(" + " + ".join(parts) + ")"
+
+
+def _in_block(column: str) -> str:
+    return f"{_ipv4_number(column)} BETWEEN :lo AND :hi"
+
+
+#: the ports of ssh-rdp-brute-force (those of the ssh-rdp-probe detection)
+SSH_RDP_PORTS = (22, 3389)
 
 
 @dataclass(frozen=True)
@@ -267,7 +292,89 @@ PRESETS: tuple[Preset, ...] = (
     ),
 )
 
+#: The presets of the built-in detections (DESIGN.md "Detections"): the same traffic, over S3.
+DETECTION_PRESETS: tuple[Preset, ...] = (
+    Preset(
+        name="port-scan",
+        summary="Sources REJECTed on many distinct destination ports (detection top-rejected-sources).",
+        description="Sources whose TCP/UDP flows were REJECTed on at least --min-ports distinct destination ports "
+                    "(default 10): the port scans of the top-rejected-sources detection, with their flows, "
+                    "targets and first/last record.",
+        sql="""SELECT srcaddr, count(DISTINCT dstport) AS ports, count(*) AS flows, count(DISTINCT dstaddr) AS targets,
+                      min(start) AS first_start, max("end") AS last_end
+               FROM flow_logs
+               WHERE action = 'REJECT' AND protocol IN (6, 17) AND log_status = 'OK'
+               GROUP BY srcaddr
+               ORDER BY count(DISTINCT dstport) DESC, count(*) DESC, srcaddr""",
+        params=(Param("min_ports", "count(DISTINCT dstport) >= :min_ports", required=False, kind="number",
+                      default="10", clause="having",
+                      help="Only sources rejected on at least N distinct destination ports (default 10)."),),
+    ),
+    Preset(
+        name="ssh-rdp-brute-force",
+        summary="Sources with many TCP flows to SSH (22) or RDP (3389) (detection ssh-rdp-probe).",
+        description="Sources with at least --min-flows TCP flows to port 22 or 3389 (default 10), accepted or "
+                    "rejected: the SSH/RDP brute force of the ssh-rdp-probe detection, with the addresses tried.",
+        sql=f"""SELECT srcaddr, count(*) AS flows, count(DISTINCT dstaddr) AS targets,
+                       sum(CASE WHEN action = 'ACCEPT' THEN 1 ELSE 0 END) AS accepted,
+                       sum(CASE WHEN action = 'REJECT' THEN 1 ELSE 0 END) AS rejected,
+                       min(start) AS first_start, max("end") AS last_end
+                FROM flow_logs
+                WHERE protocol = 6 AND dstport IN ({", ".join(map(str, SSH_RDP_PORTS))}) AND log_status = 'OK'
+                GROUP BY srcaddr
+                ORDER BY count(*) DESC, srcaddr""",
+        params=(Param("min_flows", "count(*) >= :min_flows", required=False, kind="number", default="10",
+                      clause="having", help="Only sources with at least N flows to 22/3389 (default 10)."),),
+    ),
+    Preset(
+        name="egress-by-destination",
+        summary="Bytes from the VPC to addresses outside it, by destination (detection egress-spike).",
+        description="Bytes, packets and flows from the VPC's addresses to addresses outside it, by destination "
+                    "(the VPC block: --vpc-cidr, default the stack's), with the VPC sources that sent them "
+                    "(default: the top 10): where the egress of the egress-spike detection goes.",
+        sql=f"""SELECT dstaddr, {_TOTALS}, count(DISTINCT srcaddr) AS sources
+                FROM flow_logs
+                WHERE log_status = 'OK'
+                GROUP BY dstaddr
+                ORDER BY sum(bytes) DESC, dstaddr""",
+        params=(Param("vpc_cidr", f"{_in_block('srcaddr')} AND NOT coalesce({_in_block('dstaddr')}, false)",
+                      required=True, kind="cidr", help="The VPC's IPv4 block (default: the stack's)."),),
+        limit=10,
+    ),
+)
+PRESETS = PRESETS + DETECTION_PRESETS
+
 BY_NAME: dict[str, Preset] = {p.name: p for p in PRESETS}
+
+
+def validate_cidr(text: str) -> "ipaddress.IPv4Network":
+    try:
+        return ipaddress.IPv4Network(text.strip(), strict=False)
+    except ValueError:
+        raise UsageError(f"{text!r} is not an IPv4 CIDR block (such as 10.0.0.0/24)") from None
+
+
+def validate_number(name: str, text: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def _bind(param: Param, value: str, placeholders: bool = False) -> dict[str, "exp.Expr"]:
+    """The placeholders of ``param``'s condition, for ``value``."""
+    from sqlglot import exp
+
+    if param.kind == "number":
+        return {param.name: exp.Literal.number(validate_number(param.name, value))}
+    if param.kind == "cidr":
+        block = validate_cidr(value)
+        return {"lo": exp.Literal.number(int(block.network_address)),
+                "hi": exp.Literal.number(int(block.broadcast_address))}
+    return {param.name: exp.Literal.string(validate_ip(value))}
 
 
 def validate_ip(text: str) -> str:
@@ -340,19 +447,26 @@ def build(preset: Preset, *, table: str, window: "TimeWindow | None" = None,
     if columns is not None:
         _check_columns(preset, tree, columns)
     conditions = list(_where(tree))
+    having = [tree.args["having"].this] if tree.args.get("having") else []
     for param in preset.params:
         value = (params or {}).get(param.name)
+        if value is None:
+            value = param.default
         if value is not None:
-            bound: exp.Expr = exp.Literal.string(validate_ip(value))
-        elif param.required and placeholders:
-            bound = exp.Placeholder()
+            bound: dict[str, exp.Expr] = _bind(param, value)
+        elif param.required and placeholders and param.kind != "cidr":
+            bound = {param.name: exp.Placeholder()}
         elif param.required:
-            raise UsageError(f"preset {preset.name} needs an address ({param.name})")
+            what = {"cidr": "the VPC's CIDR block", "number": "a number"}.get(param.kind, "an address")
+            raise UsageError(f"preset {preset.name} needs {what} ({param.option})")
         else:
             continue
-        conditions.append(exp.replace_placeholders(parse_condition(param.condition), **{param.name: bound}))
+        condition = exp.replace_placeholders(parse_condition(param.condition), **bound)
+        (having if param.clause == "having" else conditions).append(condition)
     conditions += window_conditions(window, partitions)
     tree.set("where", exp.Where(this=exp.and_(*conditions)))
+    if having:
+        tree.set("having", exp.Having(this=exp.and_(*having)))
     _rename_table(tree, table, database)
     final_limit = limit if limit is not None else preset.limit
     if final_limit is not None:
@@ -361,17 +475,20 @@ def build(preset: Preset, *, table: str, window: "TimeWindow | None" = None,
     return tree.sql(dialect="athena", pretty=True)
 
 
-def named_queries(fmt: "RecordFormat", database: str, table: str) -> dict[str, tuple[str, str]]:
+def named_queries(fmt: "RecordFormat", database: str, table: str,
+                  vpc_cidr: str | None = None) -> dict[str, tuple[str, str]]:
     """One Athena named query per preset, for the console: name -> (description, SQL).
 
     The table is qualified with the database; a required address is an execution parameter
-    (``?``, asked for when the query runs), an optional one is left out; presets reading a
-    column the record format lacks are skipped.
+    (``?``, asked for when the query runs), an optional one is left out (a number takes its default); the
+    VPC block is ``vpc_cidr`` (the preset is left out without it); presets reading a column the record
+    format lacks are skipped.
     """
     queries: dict[str, tuple[str, str]] = {}
     for preset in PRESETS:
         try:
-            sql = build(preset, table=table, database=database, columns=fmt.columns, placeholders=True)
+            sql = build(preset, table=table, database=database, columns=fmt.columns, placeholders=True,
+                        params={"vpc_cidr": vpc_cidr})
         except UsageError:
             continue
         queries[f"flowwatch-{preset.name}"] = (preset.description, sql)
