@@ -251,7 +251,7 @@ def test_a_failed_demo_keeps_the_log_it_names_and_stops_its_server(tmp_path, cap
     import tempfile
     from pathlib import Path
 
-    from flowwatch.actions import simulate
+    from flowwatch.actions import demo, simulate
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(simulate, "simulate", lambda ctx, **kw: 1)

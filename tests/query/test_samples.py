@@ -133,6 +133,8 @@ def _version(address: Any) -> int | None:
 
 
 LISTED = ("date", "interface_id", "srcaddr", "dstaddr")
+MIN_PORTS, MIN_FLOWS = 1, 2    # the samples are small: lower the presets' thresholds (default 10)
+VPC_BLOCK = "172.31.0.0/16"     # the block of the samples' own addresses (AWS's examples and Elastic's)
 
 
 def expected(preset: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -187,7 +189,54 @@ def expected(preset: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]
     if preset in ("top-instances", "top-subnets"):
         column = "instance_id" if preset == "top-instances" else "subnet_id"
         return _totals([r for r in records if r.get(column) not in (None, "-")], (column,))
+    if preset == "port-scan":
+        return _per_source([r for r in records if r["action"] == "REJECT" and r["protocol"] in (6, 17)],
+                           lambda rows: len({r["dstport"] for r in rows if r["dstport"] is not None}) >= MIN_PORTS,
+                           lambda g: (-g["ports"], -g["flows"], g["srcaddr"]),
+                           ("srcaddr", "ports", "flows", "targets", "first_start", "last_end"))
+    if preset == "ssh-rdp-brute-force":
+        return _per_source([r for r in records if r["protocol"] == 6 and r["dstport"] in (22, 3389)],
+                           lambda rows: len(rows) >= MIN_FLOWS, lambda g: (-g["flows"], g["srcaddr"]),
+                           ("srcaddr", "flows", "targets", "accepted", "rejected", "first_start", "last_end"))
+    if preset == "egress-by-destination":
+        block = ipaddress.ip_network(VPC_BLOCK)
+        out = [r for r in records if _inside(r["srcaddr"], block) is True and _inside(r["dstaddr"], block) is not True]
+        rows = _totals(out, ("dstaddr",))
+        for row in rows:
+            row["sources"] = len({r["srcaddr"] for r in out if r["dstaddr"] == row["dstaddr"]
+                                  and r["log_status"] == "OK"})
+        return rows
     raise AssertionError(f"no reference for preset {preset}")
+
+
+def _inside(address: Any, block: Any) -> bool | None:
+    """SQL's answer: NULL (None) for what is no IPv4 address."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    return parsed in block if parsed.version == 4 else None
+
+
+def _per_source(records: list[dict[str, Any]], having: Any, order: Any,
+                columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """port-scan / ssh-rdp-brute-force: per source, the counts the presets give, sources kept by ``having``."""
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if r["log_status"] == "OK":
+            groups[r["srcaddr"]].append(r)
+    rows = []
+    for source, rows_of in groups.items():
+        if not having(rows_of):
+            continue
+        row = {"srcaddr": source, "ports": len({r["dstport"] for r in rows_of if r["dstport"] is not None}),
+               "flows": len(rows_of), "targets": len({r["dstaddr"] for r in rows_of if r["dstaddr"] is not None}),
+               "accepted": sum(r["action"] == "ACCEPT" for r in rows_of),
+               "rejected": sum(r["action"] == "REJECT" for r in rows_of),
+               "first_start": min((r["start"] for r in rows_of if r["start"] is not None), default=None),
+               "last_end": max((r["end"] for r in rows_of if r["end"] is not None), default=None)}
+        rows.append(row)
+    return [{c: row[c] for c in columns} for row in sorted(rows, key=order)]
 
 
 # ---- the tests ------------------------------------------------------------------------------------------
@@ -210,7 +259,9 @@ def test_every_preset_over_the_samples_gives_the_reference_answer(preset, capsys
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     if columns_read(BY_NAME[preset]) - set(RecordFormat.parse("v2").columns):   # ... unless it needs v3+ fields
         (tmp_path / "flowwatch.yaml").write_text("stack: samples\nflow_logs:\n  format: v5\n")
-    args = {"traffic-from": [FROM_IP], "traffic-to": [TO_IP], "tcp-from": [TCP_IP]}.get(preset, [])
+    args = {"traffic-from": [FROM_IP], "traffic-to": [TO_IP], "tcp-from": [TCP_IP],
+            "egress-by-destination": ["--vpc-cidr", VPC_BLOCK], "port-scan": ["--min-ports", str(MIN_PORTS)],
+            "ssh-rdp-brute-force": ["--min-flows", str(MIN_FLOWS)]}.get(preset, [])
     result = run_cli(capsys, monkeypatch, "query", preset, *args, "--source", str(SAMPLES), "--output", "json")
     assert result.code == 0, result.err
     want = expected(preset, reference_records())
