@@ -1,7 +1,6 @@
 """Latency from injection to ALARM of each `flowwatch simulate` scenario on the local AWS (wall seconds,
 median of N runs), all four detections on. Each run gets a fresh stack on one local server (a stack per run, so
-an alarm already in ALARM never hides a state change). Needs the local data plane's anomaly-band and Contributor
-Insights evaluation (fw-local).
+an alarm already in ALARM never hides a state change).
 
     PYTHONPATH=src python benchmarks/bench_scenarios.py [--runs 3]
 """
