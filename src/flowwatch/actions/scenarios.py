@@ -92,8 +92,6 @@ SCAN_PORTS = (21, 23, 25, 53, 80, 110, 111, 135, 139, 143, 443, 445, 993, 995, 1
 NOISE_PORTS = (23, 445, 1433, 8080, 5900, 3306)   # background rejects (none is SSH or RDP)
 #: addresses outside any VPC block flowwatch makes: documentation ranges (RFC 5737), then more
 OUTSIDE = ("198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24", "100.64.0.0/16")
-AWS_TIMEOUT = 900
-LOCAL_TIMEOUT = 120
 SSH_SECONDS = 180
 
 
@@ -170,12 +168,8 @@ def run(ctx: Context, scenario: str, *, mode: str | None = None, wait: bool = Tr
         if output == "json":
             out.json(done)
         return 0
-    limit = timeout or (LOCAL_TIMEOUT if ctx.local else AWS_TIMEOUT)
-    if not ctx.local:
-        out.info(f"[dim]waiting up to {limit // 60:.0f} min: on AWS, flow logs and Contributor Insights take "
-                 "minutes to see the traffic[/dim]")
-    result = simulate.wait_for_alarm(ctx, timeout=limit, clock=clock, sleep=sleep,
-                                     interval=0.5 if ctx.local else 10.0, rules=[rule])
+    result = simulate.await_alarm(ctx, [rule], timeout=timeout, clock=clock, sleep=sleep,
+                                  aws_delay="flow logs and Contributor Insights take minutes to see the traffic")
     done.update(state=result.state, elapsed_s=round(result.elapsed, 1))
     if output == "json":
         out.json(done)

@@ -114,12 +114,9 @@ def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeou
         if output == "json":
             out.json(done)
         return 0
-    limit = timeout or (LOCAL_TIMEOUT if ctx.local else AWS_TIMEOUT)
-    if not ctx.local:
-        out.info(f"[dim]waiting up to {limit // 60:.0f} min: on AWS, flow logs deliver records 5-10 minutes after "
-                 "the traffic (aggregation interval + delivery), then the metric filter and alarm react[/dim]")
-    result = wait_for_alarm(ctx, timeout=limit, clock=clock, sleep=sleep, interval=0.5 if ctx.local else 10.0,
-                            rules=rules)
+    result = await_alarm(ctx, rules, timeout=timeout, clock=clock, sleep=sleep,
+                         aws_delay="flow logs deliver records 5-10 minutes after the traffic (aggregation interval "
+                                   "+ delivery), then the metric filter and alarm react")
     if output == "json":
         out.json({**done, "alarm": result.alarm, "state": result.state, "elapsed_s": round(result.elapsed, 1),
                   "datapoints": result.datapoints})
@@ -137,6 +134,18 @@ def simulate(ctx: Context, *, mode: str | None = None, wait: bool = True, timeou
     message, hint = timed_out(ctx, result)
     out.error(message, hint)
     return 1
+
+
+def await_alarm(ctx: Context, rules: list[Any], *, timeout: float | None, aws_delay: str,
+                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+                ) -> WaitResult:
+    """The live wait until the rules' alarm is in ALARM (``timeout``: seconds, default by where it runs); on
+    AWS it first says how long and why (``aws_delay``: what makes AWS slow to see the traffic)."""
+    limit = timeout or (LOCAL_TIMEOUT if ctx.local else AWS_TIMEOUT)
+    if not ctx.local:
+        ctx.out.info(f"[dim]waiting up to {limit // 60:.0f} min: on AWS, {aws_delay}[/dim]")
+    return wait_for_alarm(ctx, timeout=limit, clock=clock, sleep=sleep, interval=0.5 if ctx.local else 10.0,
+                          rules=rules)
 
 
 def timed_out(ctx: Context, result: WaitResult) -> tuple[str, str]:
